@@ -1,0 +1,113 @@
+"""File connectors (csv, parquet, json/ndjson, delta) on DuckDB's own readers.
+
+DuckDB sniffs, parses, decompresses (`.gz`) and streams; we only build the reader call. CSV rows that
+cannot be parsed (ragged rows, values that do not fit an inferred type) land in DuckDB's reject tables,
+from which ingestion quarantines them with their line and reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.specs.source import CsvExtract, DeltaExtract, JsonExtract, ParquetExtract
+from foundation.sql import quote_ident, quote_literal
+
+FileExtract = CsvExtract | ParquetExtract | JsonExtract
+RAW_RELATION = "raw_source"
+SOURCE_FILE_COLUMN = "_source_file"
+
+
+class NoFilesMatchedError(FileNotFoundError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def fingerprint(self) -> list[int]:
+        return [self.size, self.mtime_ns]
+
+
+def resolve_files(workspace_root: Path, extract: FileExtract) -> list[SourceFile]:
+    """Every file the extract's paths/globs match, sorted; raises when a pattern matches nothing."""
+    files: dict[str, SourceFile] = {}
+    for pattern in extract.paths:
+        absolute = pattern if os.path.isabs(pattern) else str(workspace_root / pattern)
+        matched = sorted(p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p))
+        if not matched:
+            raise NoFilesMatchedError(
+                f"extract.path {pattern!r} matched no file (looked for {absolute}); "
+                "check the path, or land the files first"
+            )
+        for path in matched:
+            stat = os.stat(path)
+            files[path] = SourceFile(path, stat.st_size, stat.st_mtime_ns)
+    return [files[p] for p in sorted(files)]
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join(quote_literal(v) for v in values) + "]"
+
+
+def reader_sql(extract: FileExtract, files: list[str], varchar_columns: list[str]) -> str:
+    """The DuckDB table function reading `files`; `varchar_columns` are read as text and typed later."""
+    paths = _sql_list(files)
+    if isinstance(extract, CsvExtract):
+        options = [
+            f"header={str(extract.header).lower()}",
+            f"delim={quote_literal(extract.delimiter)}",
+            f"quote={quote_literal(extract.quote)}",
+            f"escape={quote_literal(extract.escape)}",
+            f"skip={extract.skip_rows}",
+            f"nullstr={_sql_list(extract.null_values)}",
+            f"encoding={quote_literal(extract.encoding)}",
+            f"filename={quote_literal(SOURCE_FILE_COLUMN)}",
+            "store_rejects=true",
+        ]
+        if extract.column_names:
+            options.append(f"names={_sql_list(extract.column_names)}")
+        if varchar_columns:
+            types = ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in varchar_columns)
+            options.append(f"types={{{types}}}")
+        return f"read_csv({paths}, {', '.join(options)})"
+    if isinstance(extract, ParquetExtract):
+        return f"read_parquet({paths}, filename={quote_literal(SOURCE_FILE_COLUMN)}, union_by_name=true)"
+    if isinstance(extract, JsonExtract):
+        fmt = "newline_delimited" if extract.type == "ndjson" else "auto"
+        return (
+            f"read_json({paths}, format={quote_literal(fmt)}, filename={quote_literal(SOURCE_FILE_COLUMN)}, "
+            "union_by_name=true)"
+        )
+    raise TypeError(f"not a file extract: {extract!r}")
+
+
+def delta_reader_sql(con: duckdb.DuckDBPyConnection, uri: str, extract: DeltaExtract) -> str:
+    """Read a Delta table snapshot with DuckDB's Parquet reader (DuckDB extensions cannot be downloaded here)."""
+    relation = delta_relation_sql(con, uri, version=extract.version)
+    return f"(SELECT *, {quote_literal(uri)} AS {quote_ident(SOURCE_FILE_COLUMN)} FROM {relation})"
+
+
+def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """Rows DuckDB's CSV reader rejected, with file, line, raw text and reason."""
+    try:
+        rows = con.execute(
+            """
+            SELECT s.file_path, e.line, e.error_type, e.csv_line, e.error_message, e.column_name
+            FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)
+            ORDER BY s.file_path, e.line
+            """
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    keys = ("file", "line", "error_type", "raw_line", "message", "column")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,1 @@
+"""Ingestion: read a source, type and validate its rows, land them in bronze, quarantine the rest."""

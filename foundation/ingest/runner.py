@@ -1,0 +1,318 @@
+"""Run one load of one source: files -> DuckDB (typed, flagged) -> bronze Delta + quarantine, atomically.
+
+Order of writes: the bronze commit (data + load state together), then the quarantine table. If the
+quarantine write fails, the bronze table is restored to its previous version, so a failed run leaves
+everything as it was and a re-run lands the same rows once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from foundation.connectors.files import (
+    SOURCE_FILE_COLUMN,
+    SourceFile,
+    csv_rejects,
+    delta_reader_sql,
+    reader_sql,
+    resolve_files,
+)
+from foundation.ingest.plan import (
+    INTERNAL_COLUMNS,
+    LoadContext,
+    compile_landing_sql,
+    declared_raw_text_columns,
+    plan_columns,
+)
+from foundation.ingest.report import LoadReport
+from foundation.lakehouse.bronze import BronzeTable, LoadState
+from foundation.specs.source import CsvExtract, DeltaExtract
+from foundation.workspace import SourceRef, Workspace
+
+ProgressCallback = Callable[[int], None]  # called with the rows read so far
+
+
+class InvalidRowsError(ValueError):
+    """A load refused because of invalid rows (on_invalid_rows: fail, or above max_invalid_percent)."""
+
+
+def new_load_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons without their values: `temp: cannot read 'ERR' as double` -> `temp: cannot read as double`."""
+    parts = []
+    for part in reason.split("; "):
+        if "cannot read" in part:
+            column, expected = part.split(":", 1)[0], part.rsplit("'", 1)[-1]
+            parts.append(f"{column}: cannot read{expected}")
+        else:
+            parts.append(part)
+    return "; ".join(parts)
+
+
+def _connect(workspace: Workspace) -> duckdb.DuckDBPyConnection:
+    settings = workspace.settings.duckdb
+    config: dict[str, str | int | bool] = {"preserve_insertion_order": False, "memory_limit": settings.memory_limit}
+    if settings.threads:
+        config["threads"] = settings.threads
+    con = duckdb.connect(config=config)
+    spill = workspace.state_dir / "tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = '{spill}'")
+    return con
+
+
+class SourceLoader:
+    """One load of one source. `run()` returns the report or raises, leaving the lakehouse unchanged."""
+
+    def __init__(self, workspace: Workspace, source: SourceRef, progress: ProgressCallback | None = None) -> None:
+        self.workspace = workspace
+        self.source = source
+        self.spec = source.spec
+        self.progress = progress
+        options = workspace.settings.lakehouse.storage_options
+        self.bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name), options)
+        self.quarantine = BronzeTable(workspace.quarantine_uri(source.usecase, source.name), options)
+
+    def run(self) -> LoadReport:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        report = LoadReport(source=self.source.key, load_id=new_load_id(now), mode=self.spec.load.mode)
+        state = self.bronze.state()
+        files, relation_files = self._files_to_load(state, report)
+        if not relation_files and not isinstance(self.spec.extract, DeltaExtract):
+            report.status = "nothing_new"
+            report.delta_version = self.bronze.version()
+            report.seconds = time.perf_counter() - started
+            return report
+        con = _connect(self.workspace)
+        try:
+            self._load(con, files, relation_files, state, report, now)
+        finally:
+            con.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _files_to_load(self, state: LoadState, report: LoadReport) -> tuple[list[SourceFile], list[str]]:
+        if isinstance(self.spec.extract, DeltaExtract):
+            uri = self.workspace.resolve(self.spec.extract.path)
+            report.files_total = report.files_loaded = 1
+            return [], [uri]
+        files = resolve_files(self.workspace.root, self.spec.extract)
+        report.files_total = len(files)
+        skip_known = self.spec.load.mode == "append" or (
+            self.spec.load.incremental is not None and self.spec.load.incremental.new_files_only
+        )
+        if skip_known:
+            files = [f for f in files if state.files.get(f.path) != f.fingerprint]
+        report.files_loaded = len(files)
+        return files, [f.path for f in files]
+
+    def _relation(self, con: duckdb.DuckDBPyConnection, paths: list[str], text_columns: list[str]) -> str:
+        extract = self.spec.extract
+        if isinstance(extract, DeltaExtract):
+            return delta_reader_sql(con, paths[0], extract)
+        return reader_sql(extract, paths, text_columns)
+
+    def _load(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        files: list[SourceFile],
+        paths: list[str],
+        state: LoadState,
+        report: LoadReport,
+        now: datetime,
+    ) -> None:
+        text_columns = declared_raw_text_columns(self.spec) if isinstance(self.spec.extract, CsvExtract) else []
+        relation = self._relation(con, paths, text_columns)
+        raw_schema = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+        plans = plan_columns(self.spec, raw_schema)
+        context = LoadContext(
+            load_id=report.load_id,
+            loaded_at=now,
+            last_cursor=state.cursor,
+            pii_salt=self.workspace.settings.ingest.pii_salt,
+        )
+        sql = compile_landing_sql(self.spec, plans, relation, context)
+        stream = con.sql(sql).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
+        landed_schema = pa.schema([f for f in stream.schema if f.name not in INTERNAL_COLUMNS])
+        report.schema = [(f.name, str(f.type)) for f in landed_schema]
+        invalid_batches: list[pa.RecordBatch] = []
+        reasons: Counter[str] = Counter()
+        cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
+        cursor_max: list[object] = []
+        rejects: list[dict[str, object]] = []
+
+        def valid_batches() -> Iterator[pa.RecordBatch]:
+            for batch in stream:
+                status = batch.column("_status")
+                report.rows_read += batch.num_rows
+                superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
+                report.rows_superseded += superseded
+                report.rows_read += superseded  # removed by the SQL, but read from the files
+                invalid = batch.filter(pc.equal(status, "invalid"))
+                if invalid.num_rows:
+                    self._on_invalid(invalid, report)
+                    reasons.update(_reason_kind(r) for r in invalid.column("_invalid_reason").to_pylist())
+                    invalid_batches.append(invalid)
+                report.rows_stale += int(pc.sum(pc.equal(status, "stale")).as_py() or 0)
+                ok = batch.filter(pc.equal(status, "ok")).select(landed_schema.names)
+                if cursor and ok.num_rows:
+                    cursor_max.append(pc.max(ok.column(cursor)).as_py())
+                report.rows_landed += ok.num_rows
+                if self.progress:
+                    self.progress(report.rows_read)
+                yield ok
+            # The scan is complete: DuckDB's CSV rejects are known now, before anything is committed.
+            rejects.extend(csv_rejects(con))
+            report.rows_read += len(rejects)
+            for reject in rejects:
+                reasons[f"{reject['error_type']}"] += 1
+            invalid_rows = sum(b.num_rows for b in invalid_batches) + len(rejects)
+            if invalid_rows and self.spec.on_invalid_rows == "fail":
+                raise InvalidRowsError(self._invalid_summary(invalid_rows, reasons))
+            if report.rows_read and 100.0 * invalid_rows / report.rows_read > self.spec.max_invalid_percent:
+                raise InvalidRowsError(
+                    f"{invalid_rows} of {report.rows_read} rows are invalid, above max_invalid_percent "
+                    f"{self.spec.max_invalid_percent}: nothing was landed. "
+                    + self._invalid_summary(invalid_rows, reasons)
+                )
+
+        new_state = LoadState(files=dict(state.files), cursor=state.cursor)
+        for f in files:
+            new_state.files[f.path] = f.fingerprint
+        previous_version = self.bronze.version()
+        data = pa.RecordBatchReader.from_batches(landed_schema, valid_batches())
+        # The cursor state must be final inside the commit: compute it lazily once the stream ends.
+        new_state = _StateWithCursor(new_state, cursor_max)
+        try:
+            result = self.bronze.write(
+                data,
+                self.spec.load.mode,
+                new_state,
+                primary_key=self.spec.load.primary_key,
+                metadata={"foundation.load_id": report.load_id},
+            )
+        finally:
+            # Release DuckDB's stream now: left to the garbage collector it may outlive its connection.
+            data.close()
+            stream.close()
+        report.delta_version = result.version
+        report.rows_inserted, report.rows_updated = result.rows_inserted, result.rows_updated
+        report.invalid_reasons = dict(reasons)
+        invalid_count = sum(b.num_rows for b in invalid_batches) + len(rejects)
+        if self.spec.on_invalid_rows == "drop-with-count":
+            report.rows_dropped = invalid_count
+        elif invalid_count:
+            try:
+                quarantine = _quarantine_table(invalid_batches, rejects, report.load_id, now)
+                report.quarantine_version = self.quarantine.append_rows(
+                    quarantine, {"foundation.load_id": report.load_id}
+                )
+                report.rows_quarantined = invalid_count
+            except Exception:
+                if previous_version is None:
+                    self.bronze.reset_empty(landed_schema)
+                else:
+                    self.bronze.restore(previous_version)
+                raise
+
+    def _on_invalid(self, invalid: pa.RecordBatch, report: LoadReport) -> None:
+        if self.spec.on_invalid_rows == "fail":
+            first = invalid.column("_invalid_reason")[0].as_py()
+            raise InvalidRowsError(
+                f"{self.source.key}: invalid row in {invalid.column(SOURCE_FILE_COLUMN)[0].as_py()}: {first}. "
+                "on_invalid_rows is 'fail', so nothing was landed (use 'quarantine' to land the valid rows)."
+            )
+
+    def _invalid_summary(self, count: int, reasons: Counter[str]) -> str:
+        top = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(5))
+        return f"{self.source.key}: {count} invalid rows: {top}"
+
+
+class _StateWithCursor(LoadState):
+    """A load state whose cursor is the max of the landed rows, read only when the commit is written."""
+
+    def __init__(self, base: LoadState, cursor_max: list[object]) -> None:
+        super().__init__(files=base.files, cursor=base.cursor)
+        self._cursor_max = cursor_max
+
+    def to_json(self) -> str:
+        values = [v for v in self._cursor_max if v is not None]
+        if values:
+            newest = max(values)
+            text = newest.isoformat() if isinstance(newest, datetime) else str(newest)
+            if self.cursor is None or newest > _parse_like(self.cursor, newest):
+                self.cursor = text
+        return super().to_json()
+
+
+def _parse_like(text: str, like: object) -> object:
+    if isinstance(like, datetime):
+        return datetime.fromisoformat(text)
+    if isinstance(like, int | float):
+        return type(like)(text)
+    return text
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("_load_id", pa.string()),
+        ("_loaded_at", pa.timestamp("us", tz="UTC")),
+        (SOURCE_FILE_COLUMN, pa.string()),
+        ("_source_line", pa.int64()),
+        ("_rule", pa.string()),
+        ("_invalid_reason", pa.string()),
+        ("_raw_record", pa.string()),
+    ]
+)
+
+
+def _quarantine_table(
+    invalid: list[pa.RecordBatch], rejects: list[dict[str, object]], load_id: str, now: datetime
+) -> pa.Table:
+    rows: list[dict[str, object]] = []
+    for batch in invalid:
+        for file, reason, raw in zip(
+            batch.column(SOURCE_FILE_COLUMN).to_pylist(),
+            batch.column("_invalid_reason").to_pylist(),
+            batch.column("_raw_record").to_pylist(),
+            strict=True,
+        ):
+            rows.append(
+                {
+                    SOURCE_FILE_COLUMN: file,
+                    "_source_line": None,
+                    "_rule": "type",
+                    "_invalid_reason": reason,
+                    "_raw_record": raw,
+                }
+            )
+    for reject in rejects:
+        rows.append(
+            {
+                SOURCE_FILE_COLUMN: reject["file"],
+                "_source_line": reject["line"],
+                "_rule": "parse",
+                "_invalid_reason": f"{reject['error_type']}: {reject['message']}",
+                "_raw_record": reject["raw_line"],
+            }
+        )
+    for row in rows:
+        row["_load_id"] = load_id
+        row["_loaded_at"] = now
+    return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+
+
+def ingest_source(workspace: Workspace, source: SourceRef, progress: ProgressCallback | None = None) -> LoadReport:
+    return SourceLoader(workspace, source, progress).run()

@@ -1,0 +1,153 @@
+"""Bronze Delta tables: atomic writes in three modes, with the load state committed in the same transaction.
+
+The incremental state (files already landed, last cursor value) lives in the custom metadata of the Delta
+commit that landed the data (like dlt keeps state next to the data): the two cannot disagree, and a failed
+write leaves both at the previous version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from foundation.sql import quote_ident
+
+STATE_KEY = "foundation.state"
+WriteMode = Literal["append", "replace", "merge"]
+
+
+@dataclass
+class LoadState:
+    """What earlier loads of a source landed: file fingerprints and the highest cursor value."""
+
+    files: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns]
+    cursor: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"files": self.files, "cursor": self.cursor}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadState:
+        data = json.loads(text)
+        return cls(files=dict(data.get("files", {})), cursor=data.get("cursor"))
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    version: int
+    rows_inserted: int
+    rows_updated: int
+
+
+class BronzeTable:
+    """One Delta table of the lakehouse."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = storage_options or None
+
+    def table(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    def version(self) -> int | None:
+        table = self.table()
+        return table.version() if table is not None else None
+
+    def state(self) -> LoadState:
+        """The load state recorded by the newest commit that has one."""
+        table = self.table()
+        if table is None:
+            return LoadState()
+        for commit in table.history(limit=50):
+            if STATE_KEY in commit:
+                return LoadState.from_json(commit[STATE_KEY])
+        return LoadState()
+
+    def write(
+        self,
+        data: pa.RecordBatchReader,
+        mode: WriteMode,
+        state: LoadState,
+        primary_key: list[str] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> WriteResult:
+        """Land `data` in one Delta commit (nothing is visible unless the whole stream was written)."""
+        custom = {STATE_KEY: state.to_json(), **(metadata or {})}
+        props = CommitProperties(custom_metadata=custom)
+        existing = self.table()
+        if mode == "merge" and existing is not None:
+            predicate = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in primary_key or [])
+            metrics = (
+                existing.merge(
+                    source=data,
+                    predicate=predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=True,
+                    commit_properties=props,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return WriteResult(
+                version=self._latest_version(),
+                rows_inserted=int(metrics.get("num_target_rows_inserted", 0)),
+                rows_updated=int(metrics.get("num_target_rows_updated", 0)),
+            )
+        delta_mode = "overwrite" if mode == "replace" else "append"
+        write_deltalake(
+            self.uri,
+            data,
+            mode=delta_mode,
+            schema_mode="overwrite" if mode == "replace" else "merge",
+            storage_options=self.storage_options,
+            commit_properties=props,
+        )
+        table = self.table()
+        assert table is not None
+        added = next(iter(table.history(limit=1)), {}).get("operationMetrics", {}).get("num_added_rows", 0)
+        return WriteResult(version=table.version(), rows_inserted=int(added), rows_updated=0)
+
+    def restore(self, version: int) -> None:
+        """Undo later commits (used when a load's second step fails after its first committed)."""
+        table = self.table()
+        if table is not None and table.version() != version:
+            table.restore(version)
+
+    def reset_empty(self, schema: pa.Schema) -> None:
+        """Undo a first load: an empty table with no load state, so the next run starts over."""
+        write_deltalake(
+            self.uri,
+            schema.empty_table(),
+            mode="overwrite",
+            schema_mode="overwrite",
+            storage_options=self.storage_options,
+            commit_properties=CommitProperties(custom_metadata={STATE_KEY: LoadState().to_json()}),
+        )
+
+    def _latest_version(self) -> int:
+        table = self.table()
+        assert table is not None
+        return table.version()
+
+    def append_rows(self, rows: pa.Table, metadata: dict[str, Any] | None = None) -> int:
+        """Plain append (used for quarantine tables); returns the new version."""
+        props = CommitProperties(custom_metadata={k: str(v) for k, v in (metadata or {}).items()})
+        write_deltalake(
+            self.uri,
+            rows,
+            mode="append",
+            schema_mode="merge",
+            storage_options=self.storage_options,
+            commit_properties=props,
+        )
+        return self._latest_version()

@@ -1,0 +1,142 @@
+"""Turn pydantic validation errors into `file:line: field: message (hint)` errors.
+
+Pure functions over a parsed YAML document: no workspace I/O here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from foundation.specs.errors import SpecError
+from foundation.specs.yaml_source import YamlDocument
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model class reachable in a type annotation (through list, Optional, Union, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    origin = typing.get_origin(annotation)
+    if origin is not None or isinstance(annotation, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found.extend(_models_in(arg))
+    return found
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _tag_of(model: type[BaseModel]) -> tuple[str, ...]:
+    field = model.model_fields.get("type")
+    return typing.get_args(field.annotation) if field is not None else ()
+
+
+def allowed_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Keys valid in the mapping at `loc` (an error location whose last part is the offending key)."""
+    candidates = [root]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in candidates if part in _tag_of(m)]
+        if tagged:  # a discriminated-union tag inside the location
+            candidates = tagged
+            continue
+        next_candidates: list[type[BaseModel]] = []
+        for model in candidates:
+            for name, field in model.model_fields.items():
+                if part in (name, field.alias):
+                    next_candidates.extend(_models_in(field.annotation))
+        if not next_candidates:
+            return []
+        candidates = next_candidates
+    keys: list[str] = []
+    for model in candidates:
+        keys.extend(k for k in _keys(model) if k not in keys)
+    return keys
+
+
+def _field_path(loc: tuple[str | int, ...], tags: set[str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in tags:
+            continue  # pydantic puts the union tag in the location; it is not a YAML key
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _all_tags(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    tags = set(_tag_of(model)) if len(_tag_of(model)) else set()
+    for field in model.model_fields.values():
+        for sub in _models_in(field.annotation):
+            tags |= _all_tags(sub, seen)
+    return tags
+
+
+def _strip_tags(loc: tuple[str | int, ...], tags: set[str]) -> tuple[str | int, ...]:
+    return tuple(p for p in loc if not (isinstance(p, str) and p in tags))
+
+
+def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[BaseModel]) -> list[SpecError]:
+    tags = _all_tags(model)
+    errors: list[SpecError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        yaml_loc = _strip_tags(loc, tags)
+        field = _field_path(loc, tags) or "(top level)"
+        line = doc.line_of(yaml_loc)
+        kind = err["type"]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        hint = ""
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            valid = allowed_keys(model, loc)
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            message = f"unknown key {key!r}"
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(valid)}"
+        elif kind == "missing":
+            message = "required field is missing"
+            hint = f"add `{loc[-1]}:` (see docs/sources.md)"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            expected = err.get("ctx", {}).get("expected_tags", "")
+            tag = err.get("ctx", {}).get("tag", "")
+            names = [t.strip(" '") for t in str(expected).split(",")]
+            close = difflib.get_close_matches(str(tag), names, n=1, cutoff=0.5)
+            field = field + ".type" if kind == "union_tag_invalid" else field
+            message = f"unknown type {tag!r}" if tag else "`type:` is missing"
+            hint = f"did you mean {close[0]!r}?" if close else f"one of: {expected}"
+        elif kind == "literal_error":
+            value = err.get("input")
+            choices = [
+                c.strip(" '") for c in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")
+            ]
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+            message = f"{value!r} is not allowed: {message[0].lower()}{message[1:]}"
+            hint = f"did you mean {close[0]!r}?" if close else ""
+        errors.append(SpecError(doc.path, line, field, message, hint))
+    return errors
+
+
+def validate_document(doc: YamlDocument, model: type[M]) -> tuple[M | None, list[SpecError]]:
+    """Validate a parsed YAML document against a spec model."""
+    if not isinstance(doc.data, dict):
+        found = "an empty file" if doc.data is None else type(doc.data).__name__
+        return None, [SpecError(doc.path, 1, "", f"expected a mapping of keys, found {found}")]
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        return None, errors_from_validation(doc, exc, model)
