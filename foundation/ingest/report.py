@@ -27,6 +27,8 @@ class LoadReport:
     quarantine_version: int | None = None
     schema: list[tuple[str, str]] = field(default_factory=list)
     invalid_reasons: dict[str, int] = field(default_factory=dict)  # reason (without values) -> rows
+    rows_total: int | None = None  # rows in the table after the load
+    preview: list[dict[str, Any]] = field(default_factory=list)  # first landed rows
     error: str | None = None
 
     @property

@@ -93,6 +93,7 @@ class SourceLoader:
         if not relation_files and not isinstance(self.spec.extract, DeltaExtract):
             report.status = "nothing_new"
             report.delta_version = self.bronze.version()
+            report.rows_total = self.bronze.row_count()
             report.seconds = time.perf_counter() - started
             return report
         con = _connect(self.workspace)
@@ -170,6 +171,11 @@ class SourceLoader:
                 if cursor and ok.num_rows:
                     cursor_max.append(pc.max(ok.column(cursor)).as_py())
                 report.rows_landed += ok.num_rows
+                if not report.preview and ok.num_rows:
+                    report.preview = [
+                        {k: (v if isinstance(v, int | float | str | None) else str(v)) for k, v in row.items()}
+                        for row in ok.slice(0, 5).to_pylist()
+                    ]
                 if self.progress:
                     self.progress(report.rows_read)
                 yield ok
@@ -208,6 +214,7 @@ class SourceLoader:
             data.close()
             stream.close()
         report.delta_version = result.version
+        report.rows_total = self.bronze.row_count()
         report.rows_inserted, report.rows_updated = result.rows_inserted, result.rows_updated
         report.invalid_reasons = dict(reasons)
         invalid_count = sum(b.num_rows for b in invalid_batches) + len(rejects)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -60,6 +61,16 @@ class BronzeTable:
     def version(self) -> int | None:
         table = self.table()
         return table.version() if table is not None else None
+
+    def row_count(self) -> int | None:
+        """Rows in the current version, from the Delta log's file statistics (no data read)."""
+        table = self.table()
+        if table is None:
+            return None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return 0
+        return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
     def state(self) -> LoadState:
         """The load state recorded by the newest commit that has one."""

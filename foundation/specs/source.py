@@ -144,6 +144,15 @@ class ColumnSpec(Spec):
     description: str | None = None
     checks: Annotated[list[dict[str, Any]], _rule_list(COLUMN_RULES)] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _pii_declared(self) -> ColumnSpec:
+        # Checked here, not on the source, so that the error points at the column's own line.
+        if self.pii is None and PII_NAME_RE.search(self.name):
+            raise ValueError(
+                f"column {self.name!r} looks like personal data: declare pii: true (hashed at ingestion) or pii: false"
+            )
+        return self
+
     @property
     def raw_name(self) -> str:
         return self.from_ or self.name
@@ -252,12 +261,6 @@ class SourceSpec(Spec):
             missing = [k for k in keys if k not in declared]
             if missing:
                 raise ValueError(f"load refers to undeclared columns: {', '.join(missing)}; declare them in columns")
-        for column in self.columns:
-            if column.pii is None and PII_NAME_RE.search(column.name):
-                raise ValueError(
-                    f"column {column.name!r} looks like personal data: declare pii: true (hashed at ingestion) "
-                    "or pii: false"
-                )
         return self
 
     def column(self, name: str) -> ColumnSpec | None:

@@ -10,6 +10,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from foundation.specs.errors import SpecError
@@ -91,13 +92,67 @@ def _strip_tags(loc: tuple[str | int, ...], tags: set[str]) -> tuple[str | int, 
     return tuple(p for p in loc if not (isinstance(p, str) and p in tags))
 
 
+def _strip_union_labels(doc: YamlDocument, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], int | None]:
+    """Drop pydantic's union member labels (`str`, `list[...]`, `function-after[...]`): they are not YAML keys.
+
+    A label is a text part met where the YAML holds a scalar or a list, not a mapping. Returns the location
+    without labels and the length of the prefix naming the union field (None when there was no label).
+    """
+    node: yaml.Node | None = doc.root
+    kept: list[str | int] = []
+    union_at: int | None = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        elif isinstance(part, str) and node is not None:
+            union_at = len(kept) if union_at is None else union_at
+            continue
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept), union_at
+
+
+_TYPE_NAMES = {"string": "a string", "list": "a list", "dict": "a mapping", "int": "an integer", "float": "a number"}
+
+
+def _union_errors(doc: YamlDocument, errors: list[Any], tags: set[str]) -> list[tuple[Any, tuple[str | int, ...]]]:
+    """Each error with its YAML location; the per-member errors of one union field become one error.
+
+    When a member accepted the value's type and then refused the value, only that member's errors are kept;
+    when no member accepted the type, one "expected A or B" error replaces them.
+    """
+    located = [(err, *_strip_union_labels(doc, _strip_tags(tuple(err["loc"]), tags))) for err in errors]
+    out: list[tuple[Any, tuple[str | int, ...]]] = []
+    done: set[tuple[str | int, ...]] = set()
+    for err, loc, union_at in located:
+        if union_at is None:
+            out.append((err, loc))
+            continue
+        field_loc = loc[:union_at]
+        if field_loc in done:
+            continue
+        done.add(field_loc)
+        members = [(e, lc) for e, lc, at in located if at is not None and lc[:at] == field_loc]
+        refused = [(e, lc) for e, lc in members if not str(e["type"]).endswith("_type")]
+        if refused:
+            out.extend(refused)
+            continue
+        expected = [_TYPE_NAMES.get(str(e["type"]).removesuffix("_type"), str(e["type"])) for e, _ in members]
+        found = type(members[0][0].get("input")).__name__
+        merged = {**err, "type": "union_type", "msg": f"expected {' or '.join(dict.fromkeys(expected))}, found {found}"}
+        out.append((merged, field_loc))
+    return out
+
+
 def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[BaseModel]) -> list[SpecError]:
     tags = _all_tags(model)
     errors: list[SpecError] = []
-    for err in exc.errors(include_url=False):
+    for err, yaml_loc in _union_errors(doc, exc.errors(include_url=False), tags):
         loc = tuple(err["loc"])
-        yaml_loc = _strip_tags(loc, tags)
-        field = _field_path(loc, tags) or "(top level)"
+        field = _field_path(yaml_loc, tags) or "(top level)"
         line = doc.line_of(yaml_loc)
         kind = err["type"]
         message = str(err["msg"]).removeprefix("Value error, ")

@@ -1,0 +1,1 @@
+"""The `foundation` command line."""

@@ -1,0 +1,129 @@
+"""`foundation ingest`: materialise ingestion assets in process, with a progress bar and a closing table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from foundation.cli.output import console, print_table
+from foundation.ingest import events
+from foundation.ingest.report import LoadReport
+from foundation.workspace import SourceRef, Workspace
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class ProgressListener:
+    """Shows one line per source: rows read so far, then the outcome."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+        self.reports: dict[str, LoadReport] = {}
+        self.errors: dict[str, BaseException] = {}
+
+    def on_start(self, source: str) -> None:
+        if self.progress is not None:
+            self.tasks[source] = self.progress.add_task(source, total=None, rows=0)
+
+    def on_rows(self, source: str, rows_read: int) -> None:
+        if self.progress is not None and source in self.tasks:
+            self.progress.update(self.tasks[source], rows=rows_read)
+
+    def on_done(self, report: LoadReport) -> None:
+        self.reports[report.source] = report
+        if self.progress is not None and report.source in self.tasks:
+            self.progress.update(self.tasks[report.source], rows=report.rows_read, total=1, completed=1)
+
+    def on_error(self, source: str, error: BaseException) -> None:
+        self.errors[source] = error
+        if self.progress is not None and source in self.tasks:
+            self.progress.update(self.tasks[source], description=f"[red]{source} failed", total=1, completed=1)
+
+
+def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kept lazy: dagster is slow to import)
+    """The workspace's persistent Dagster instance, so CLI runs show up in `foundation ui`."""
+    import dagster as dg
+
+    home = workspace.state_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ.setdefault("DAGSTER_HOME", str(home))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bool) -> ProgressListener:
+    """Materialise the bronze assets of `sources` through Dagster; returns what each load reported."""
+    import dagster as dg
+
+    from foundation.dagster_defs.definitions import bronze_asset_key, build_definitions
+
+    defs = build_definitions(workspace.root)
+    selection = [bronze_asset_key(s) for s in sources]
+    progress = (
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[rows]:>12,} rows"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        if show_progress
+        else None
+    )
+    listener = ProgressListener(progress)
+    with events.listening(listener):
+        if progress is not None:
+            progress.start()
+        try:
+            dg.materialize(
+                list(defs.assets or []),
+                selection=selection,
+                instance=dagster_instance(workspace),
+                resources=defs.resources,
+                run_config=QUIET_RUN_CONFIG,
+                raise_on_error=False,
+                tags={"foundation/command": "ingest"},
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+    return listener
+
+
+def print_reports(workspace: Workspace, listener: ProgressListener, sources: list[SourceRef]) -> None:
+    rows = []
+    for source in sources:
+        report = listener.reports.get(source.key)
+        if report is None:
+            error = listener.errors.get(source.key)
+            rows.append([source.key, "[red]failed", "", "", "", "", "", str(error)[:80] if error else "not run"])
+            continue
+        rows.append(
+            [
+                source.key,
+                report.status,
+                f"{report.rows_read:,}",
+                f"{report.rows_landed:,}",
+                f"{report.rows_quarantined + report.rows_dropped:,}",
+                f"{report.rows_total:,}" if report.rows_total is not None else "",
+                f"{report.seconds:.2f}",
+                "" if report.reconciles else "[red]counts do not reconcile",
+            ]
+        )
+    print_table(
+        "Ingestion",
+        ["source", "status", "read", "landed", "quarantined", "table rows", "seconds", "note"],
+        rows,
+        right=["read", "landed", "quarantined", "table rows", "seconds"],
+    )
+    for source_key, error in listener.errors.items():
+        console.print(f"[red]error[/red] {source_key}: {error}")
+    lake = Path(workspace.lakehouse_root)
+    console.print(f'Lakehouse: {lake}  (query it: foundation sql "select * from bronze.<usecase>__<source>")')

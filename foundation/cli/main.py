@@ -1,0 +1,241 @@
+"""`foundation`: the command line of a Data Foundation workspace.
+
+Every command acts on the workspace of the current folder (the nearest one upwards holding
+foundation.yaml), or on `--workspace DIR`. Listing and report commands take `--json`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.specs.errors import SpecError, SpecValidationError
+from foundation.workspace import WORKSPACE_ENV, Workspace
+
+app = typer.Typer(
+    help="Data Foundation: declare sources in YAML, land them in a Delta lakehouse through Dagster assets.\n\n"
+    "Start with `foundation demo`, then `foundation check`, `foundation sources list`, `foundation ingest`.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="Inspect the declared sources.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+
+
+@app.callback()
+def _main(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace", "-w", help="Workspace folder (default: the one holding foundation.yaml).", file_okay=False
+        ),
+    ] = None,
+) -> None:
+    if workspace is not None:
+        os.environ[WORKSPACE_ENV] = str(workspace.resolve())
+
+
+def _open() -> Workspace:
+    return Workspace.open()
+
+
+def _print_spec_errors(errors: list[SpecError], root: Path) -> None:
+    for error in errors:
+        colour = "red" if error.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{error.severity}[/{colour}] {error.format(relative_to=root)}", highlight=False)
+
+
+def _fail_on_spec_errors(exc: SpecValidationError, root: Path) -> None:
+    _print_spec_errors(exc.errors, root)
+    err_console.print(f"[red]{len(exc.errors)} error(s) in the workspace YAML; fix them (see `foundation check`).")
+    raise typer.Exit(1)
+
+
+@app.command()
+def check(json_output: JsonFlag = False) -> None:
+    """Validate every YAML of the workspace; report all errors at once as file:line: field: message."""
+    from foundation.checks import check_workspace
+
+    workspace = _open()
+    errors = check_workspace(workspace)
+    n_errors = sum(1 for e in errors if e.severity == "error")
+    if json_output:
+        print_json({"ok": n_errors == 0, "errors": [e.to_dict() for e in errors]})
+    else:
+        _print_spec_errors(errors, workspace.root)
+        n_sources = len(workspace.scan.sources)
+        if n_errors:
+            err_console.print(f"[red]{n_errors} error(s)[/red], {len(errors) - n_errors} warning(s)")
+        else:
+            console.print(
+                f"[green]ok[/green]: {n_sources} source(s) in {len(workspace.scan.usecases)} use case(s), "
+                f"{len(errors)} warning(s)"
+            )
+    raise typer.Exit(1 if n_errors else 0)
+
+
+@sources_app.command("list")
+def sources_list(json_output: JsonFlag = False) -> None:
+    """List every source: use case, extract type, load mode, schedule, owner, and its bronze table."""
+    from foundation.lakehouse.bronze import BronzeTable
+
+    workspace = _open()
+    try:
+        sources = workspace.sources()
+    except SpecValidationError as exc:
+        _fail_on_spec_errors(exc, workspace.root)
+    items = []
+    for source in sources:
+        table = BronzeTable(workspace.bronze_uri(source.usecase, source.name))
+        items.append(
+            {
+                "usecase": source.usecase,
+                "source": source.name,
+                "extract": source.spec.extract.type,
+                "mode": source.spec.load.mode,
+                "schedule": source.spec.schedule,
+                "owner": source.spec.owner,
+                "columns": len(source.spec.columns) or "inferred",
+                "delta_version": table.version(),
+                "rows": table.row_count(),
+                "yaml": str(source.path.relative_to(workspace.root)),
+            }
+        )
+    if json_output:
+        print_json(items)
+        return
+    print_table(
+        "Sources",
+        ["use case", "source", "extract", "mode", "schedule", "owner", "rows", "version"],
+        [
+            [
+                i["usecase"],
+                i["source"],
+                i["extract"],
+                i["mode"],
+                i["schedule"],
+                i["owner"],
+                "-" if i["rows"] is None else f"{i['rows']:,}",
+                "-" if i["delta_version"] is None else i["delta_version"],
+            ]
+            for i in items
+        ],
+        right=["rows", "version"],
+    )
+
+
+@app.command()
+def ingest(
+    selectors: Annotated[
+        list[str] | None,
+        typer.Argument(help="Use cases or sources (`usecase`, `source` or `usecase/source`); all by default."),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Land sources in the bronze lakehouse (Dagster assets, run in process). Exit 1 if any load failed."""
+    from foundation.cli.ingest_command import print_reports, run_ingest
+
+    workspace = _open()
+    try:
+        sources = workspace.select_sources(selectors)
+    except SpecValidationError as exc:
+        _fail_on_spec_errors(exc, workspace.root)
+    except LookupError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    listener = run_ingest(workspace, sources, show_progress=not json_output and sys.stderr.isatty())
+    if json_output:
+        print_json(
+            {
+                "reports": [listener.reports[s.key].to_dict() for s in sources if s.key in listener.reports],
+                "errors": {k: str(v) for k, v in listener.errors.items()},
+            }
+        )
+    else:
+        print_reports(workspace, listener, sources)
+    failed = listener.errors or [s for s in sources if s.key not in listener.reports]
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str, typer.Argument(help='SQL over the lakehouse, e.g. "select count(*) from bronze.<uc>__<source>"')
+    ],
+    json_output: JsonFlag = False,
+    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+) -> None:
+    """Query the lakehouse with DuckDB: every bronze table is a view `bronze.<usecase>__<source>`."""
+    import duckdb
+
+    from foundation.lakehouse.catalog import register_bronze
+
+    workspace = _open()
+    con = duckdb.connect()
+    register_bronze(con, workspace.lakehouse_root)
+    try:
+        cursor = con.execute(query)
+    except duckdb.Error as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+    columns = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchmany(limit)
+    if json_output:
+        print_json([dict(zip(columns, r, strict=True)) for r in rows])
+    else:
+        print_table("", columns, rows)
+
+
+@app.command()
+def demo(
+    trucks: Annotated[int, typer.Option(help="Trucks in the generated fleet.")] = 40,
+    days: Annotated[int, typer.Option(help="Days of hourly telemetry.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic generator.")] = 7,
+    json_output: JsonFlag = False,
+) -> None:
+    """Run the shipped demo end to end on embedded defaults: generate the fleet's landing files, check, ingest."""
+    from foundation.demo.run import run_demo
+
+    workspace = _open()
+    ok = run_demo(workspace, trucks=trucks, days=days, seed=seed, json_output=json_output)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Open the Dagster UI (`dagster dev`) on this workspace: the asset graph, runs, schedules."""
+    from foundation.cli.ingest_command import dagster_instance
+
+    workspace = _open()
+    dagster_instance(workspace)  # creates the instance folder and its dagster.yaml
+    env = {**os.environ, "DAGSTER_HOME": str(workspace.state_dir / "dagster"), WORKSPACE_ENV: str(workspace.root)}
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "foundation.dagster_defs.workspace_defs",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    console.print(f"Dagster UI on http://{host}:{port} (Ctrl+C to stop)")
+    raise typer.Exit(subprocess.call(command, env=env, cwd=workspace.root))
+
+
+if __name__ == "__main__":
+    app()
