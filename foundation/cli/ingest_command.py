@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -52,7 +51,6 @@ def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kep
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    os.environ.setdefault("DAGSTER_HOME", str(home))
     return dg.DagsterInstance.from_config(str(home))
 
 

@@ -98,12 +98,20 @@ def delta_reader_sql(con: duckdb.DuckDBPyConnection, uri: str, extract: DeltaExt
 
 
 def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
-    """Rows DuckDB's CSV reader rejected, with file, line, raw text and reason."""
+    """Rows DuckDB's CSV reader rejected, with file, line, raw text and reason: one per line, with all its errors.
+
+    DuckDB records one reject per error, and a line may have several (two missing columns, two bad values).
+    """
     try:
         rows = con.execute(
             """
-            SELECT s.file_path, e.line, e.error_type, e.csv_line, e.error_message, e.column_name
+            SELECT s.file_path, e.line,
+                   string_agg(DISTINCT CAST(e.error_type AS VARCHAR), ', ' ORDER BY CAST(e.error_type AS VARCHAR)),
+                   any_value(e.csv_line),
+                   string_agg(e.error_message, '; ' ORDER BY e.column_idx, e.error_message),
+                   string_agg(DISTINCT e.column_name, ', ')
             FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)
+            GROUP BY s.file_path, e.line
             ORDER BY s.file_path, e.line
             """
         ).fetchall()

@@ -72,12 +72,14 @@ class BronzeTable:
             return 0
         return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
-    def state(self) -> LoadState:
-        """The load state recorded by the newest commit that has one."""
+    def state(self, as_of: int | None = None) -> LoadState:
+        """The load state recorded by the newest commit that has one (at or before version `as_of`)."""
         table = self.table()
         if table is None:
             return LoadState()
         for commit in table.history(limit=50):
+            if as_of is not None and commit.get("version", -1) > as_of:
+                continue
             if STATE_KEY in commit:
                 return LoadState.from_json(commit[STATE_KEY])
         return LoadState()
@@ -132,7 +134,10 @@ class BronzeTable:
         """Undo later commits (used when a load's second step fails after its first committed)."""
         table = self.table()
         if table is not None and table.version() != version:
-            table.restore(version)
+            # The restore commit carries the state of `version`: else the undone commit's state (files and
+            # cursor of the failed load) would stay the newest one, and the next run would skip its rows.
+            state = self.state(as_of=version)
+            table.restore(version, commit_properties=CommitProperties(custom_metadata={STATE_KEY: state.to_json()}))
 
     def reset_empty(self, schema: pa.Schema) -> None:
         """Undo a first load: an empty table with no load state, so the next run starts over."""

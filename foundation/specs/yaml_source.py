@@ -69,6 +69,9 @@ def load_yaml(path: Path) -> tuple[YamlDocument | None, list[SpecError]]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            # e.g. an unclosed quote or bracket: say where it was opened, not only where the parser gave up
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
         hint = "check the indentation and that values with ':' or '#' are quoted"
         return None, [SpecError(path, line, "", f"YAML syntax error: {problem}", hint)]
     except yaml.YAMLError as exc:

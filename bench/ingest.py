@@ -1,0 +1,421 @@
+"""Benchmark: `foundation ingest` of one telemetry CSV against a bare DuckDB -> Arrow -> Delta anchor, in one run.
+
+Run from the repository root::
+
+    .venv/bin/python bench/ingest.py                                # 5M rows
+    .venv/bin/python bench/ingest.py --rows-list 1000000,10000000   # memory flatness: RSS(10M) / RSS(1M)
+
+For each row count N it generates the CSV once (cached under --workdir with a sidecar holding the row count), then
+times three things, each child process measured from outside (wall time; peak RSS from `/usr/bin/time -v`, and a
+psutil sample of the whole process tree every 50 ms):
+
+(a) anchor: a child Python doing `read_csv` in DuckDB, streamed as Arrow batches into `deltalake.write_deltalake`;
+(b) `foundation --workspace WS ingest --json` on a throwaway workspace declaring the same CSV (append, typed columns,
+    renames, checks): the whole path, Dagster start-up included;
+(c) the load alone, excluding Dagster start-up: the `seconds` of the load's report (from `SourceLoader.run`).
+
+A benchmark reports, it does not fail: the exit code is 0 whatever the numbers; each target line says met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+FOUNDATION = str(Path(PYTHON).with_name("foundation"))
+GNU_TIME = "/usr/bin/time"
+BATCH_ROWS = 122_880  # same as foundation's default `ingest.batch_rows`
+POLL_SECONDS = 0.05
+MIB = 1024 * 1024
+
+TIME_RATIO_TARGET = 1.3
+RSS_TARGET_MIB = 1024  # at 10M rows
+RSS_TARGET_ROWS = 10_000_000
+RSS_GROWTH_TARGET = 1.3  # RSS(largest N) / RSS(smallest N)
+
+SOURCE_YAML = """\
+name: telemetry
+description: Benchmark telemetry, one CSV written by foundation.demo.fleet_data.write_telemetry_csv.
+owner: bench@example.com
+schedule: manual
+extract:
+  type: csv
+  path: {path}
+load: {{mode: append}}
+columns:
+  - {{name: truck_id, type: varchar, required: true}}
+  - {{name: ts, type: timestamp, required: true}}
+  - {{name: engine_temp_c, from: "Engine Temp [C]", type: double, checks: [{{between: [-40, 200]}}]}}
+  - {{name: oil_pressure_kpa, from: "Oil Pressure [kPa]", type: double, checks: [{{between: [0, 1000]}}]}}
+  - {{name: vibration_mm_s, from: "Vibration [mm/s]", type: double, checks: [{{min: 0}}]}}
+  - {{name: rpm, from: RPM, type: integer, checks: [{{between: [0, 4000]}}]}}
+  - {{name: coolant_temp_c, from: "Coolant Temp [C]", type: double}}
+  - {{name: mileage_km, from: "Mileage [km]", type: double, checks: [{{min: 0}}]}}
+on_invalid_rows: quarantine
+max_invalid_percent: 5
+"""
+USECASE_YAML = """\
+title: Ingestion benchmark
+description: Throwaway workspace of bench/ingest.py.
+owner: bench@example.com
+type: analytics_prediction
+phase: development
+refresh: manual
+"""
+
+
+# --------------------------------------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_bytes: int  # the larger of /usr/bin/time's maxrss and the sampled process-tree sum
+    time_maxrss_bytes: int | None  # kernel high-water mark of the largest process (from /usr/bin/time -v)
+    sampled_tree_rss_bytes: int  # psutil: RSS summed over the process tree, sampled every 50 ms
+    processes_seen: int
+    returncode: int
+    stdout: str = field(repr=False, default="")
+    stderr: str = field(repr=False, default="")
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.peak_rss_bytes / MIB
+
+
+def _tree_rss(root, skip_pid: int) -> tuple[int, int]:  # root: psutil.Process
+    """RSS summed over `root` and its descendants, but `skip_pid` (the /usr/bin/time wrapper), and how many."""
+    import psutil
+
+    total, count = 0, 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0
+    for proc in processes:
+        if proc.pid == skip_pid:
+            continue
+        try:
+            total += proc.memory_info().rss
+            count += 1
+        except psutil.Error:
+            pass
+    return total, count
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measurement:
+    """Run `cmd` as a child; wall time, peak RSS (kernel maxrss via /usr/bin/time -v, and sampled tree sum)."""
+    import psutil
+
+    use_time = os.access(GNU_TIME, os.X_OK)
+    with tempfile.TemporaryDirectory() as tmp:
+        time_out = Path(tmp) / "time.txt"
+        full = [GNU_TIME, "-v", "-o", str(time_out), *cmd] if use_time else cmd
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        peak, seen = 0, 0
+        with out_path.open("w") as out, err_path.open("w") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen(full, stdout=out, stderr=err, env=env, cwd=cwd)
+            root = psutil.Process(proc.pid)
+            skip_pid = proc.pid if use_time else -1
+            stop = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak, seen
+                while not stop.is_set():
+                    rss, count = _tree_rss(root, skip_pid)
+                    peak, seen = max(peak, rss), max(seen, count)
+                    stop.wait(POLL_SECONDS)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            returncode = proc.wait()
+            seconds = time.perf_counter() - started
+            stop.set()
+            sampler.join()
+        maxrss = None
+        if use_time and time_out.exists():
+            for line in time_out.read_text().splitlines():
+                if "Maximum resident set size" in line:
+                    maxrss = int(line.rsplit(":", 1)[1]) * 1024
+        return Measurement(
+            seconds=seconds,
+            peak_rss_bytes=max(peak, maxrss or 0),
+            time_maxrss_bytes=maxrss,
+            sampled_tree_rss_bytes=peak,
+            processes_seen=seen,
+            returncode=returncode,
+            stdout=out_path.read_text(),
+            stderr=err_path.read_text(),
+        )
+
+
+# --------------------------------------------------------------------------------------------------- the input
+
+
+def telemetry_csv(workdir: Path, rows: int) -> Path:
+    """The N-row CSV, generated once: reused when its sidecar records the same rows and the file's size."""
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / f"telemetry_{rows}.csv"
+    sidecar = path.with_suffix(".csv.rows.json")
+    if path.exists() and sidecar.exists():
+        meta = json.loads(sidecar.read_text())
+        if meta.get("rows") == rows and meta.get("bytes") == path.stat().st_size:
+            return path
+    from foundation.demo.fleet_data import write_telemetry_csv
+
+    print(f"generating {path} ({rows:,} rows)...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    written = write_telemetry_csv(path, rows)
+    assert written == rows, (written, rows)
+    sidecar.write_text(json.dumps({"rows": rows, "bytes": path.stat().st_size}))
+    print(f"  done in {time.perf_counter() - started:.0f} s, {path.stat().st_size / MIB:,.0f} MiB", file=sys.stderr)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- (a) anchor
+
+
+def anchor_child(csv_path: str, dest: str, batch_rows: int) -> None:
+    """The anchor, run in a child interpreter: DuckDB read_csv -> Arrow batches -> write_deltalake."""
+    import duckdb
+    from deltalake import write_deltalake
+
+    con = duckdb.connect()
+    literal = "'" + csv_path.replace("'", "''") + "'"
+    reader = con.sql(f"SELECT * FROM read_csv({literal})").to_arrow_reader(batch_rows)
+    write_deltalake(dest, reader, mode="overwrite")
+    reader.close()
+    con.close()
+
+
+def delta_row_count(path: Path) -> int:
+    """Rows of a Delta table from its log's statistics (never to_pyarrow_*: that aborts the interpreter at exit)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0) if actions.num_rows else 0
+
+
+def run_anchor(csv_path: Path, out: Path) -> Measurement:
+    dest = out / "anchor_delta"
+    shutil.rmtree(dest, ignore_errors=True)
+    cmd = [PYTHON, str(Path(__file__).resolve()), "--anchor-child", str(csv_path), str(dest)]
+    result = measure(cmd)
+    if result.returncode != 0:
+        raise RuntimeError(f"anchor failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    result.stdout = json.dumps({"rows": delta_row_count(dest)})
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- (b) foundation
+
+
+def make_workspace(csv_path: Path, out: Path) -> Path:
+    ws = out / "workspace"
+    sources = ws / "usecases" / "bench" / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    (ws / "foundation.yaml").write_text("state_dir: .foundation\n", encoding="utf-8")
+    (ws / "usecases" / "bench" / "usecase.yaml").write_text(USECASE_YAML, encoding="utf-8")
+    (sources / "telemetry.yaml").write_text(SOURCE_YAML.format(path=json.dumps(str(csv_path))), encoding="utf-8")
+    return ws
+
+
+def run_foundation(ws: Path) -> tuple[Measurement, dict]:
+    shutil.rmtree(ws / ".foundation", ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOUNDATION_", "DAGSTER_"))}
+    result = measure([FOUNDATION, "--workspace", str(ws), "ingest", "--json"], env=env, cwd=ws)
+    try:
+        payload = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"foundation ingest printed no JSON (exit {result.returncode}):\n{result.stdout[-2000:]}\n"
+            f"{result.stderr[-3000:]}"
+        ) from exc
+    if result.returncode != 0 or payload.get("errors") or len(payload.get("reports", [])) != 1:
+        raise RuntimeError(f"foundation ingest failed (exit {result.returncode}): {json.dumps(payload)[:3000]}")
+    return result, payload["reports"][0]
+
+
+# --------------------------------------------------------------------------------------------------- report
+
+
+@dataclass
+class RowResult:
+    rows: int
+    csv_mib: float
+    anchor_seconds: float
+    foundation_seconds: float
+    load_seconds: float
+    anchor_rss_mib: float
+    foundation_rss_mib: float
+    anchor_rows: int
+    foundation_rows: int
+    runs: list[dict] = field(default_factory=list)
+
+    @property
+    def time_ratio(self) -> float:
+        return self.foundation_seconds / self.anchor_seconds
+
+    @property
+    def load_ratio(self) -> float:
+        return self.load_seconds / self.anchor_seconds
+
+
+def verdict(ok: bool) -> str:
+    return "target met" if ok else "target missed"
+
+
+def bench_rows(rows: int, repeat: int, workdir: Path) -> RowResult:
+    csv_path = telemetry_csv(workdir, rows)
+    out = workdir / "runs" / str(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    ws = make_workspace(csv_path, out)
+    runs: list[dict] = []
+    for i in range(repeat):
+        anchor = run_anchor(csv_path, out)
+        anchor_rows = json.loads(anchor.stdout)["rows"]
+        found, report = run_foundation(ws)
+        run = {
+            "repeat": i + 1,
+            "anchor": {**asdict(anchor), "stdout": "", "stderr": "", "rows": anchor_rows},
+            "foundation": {**asdict(found), "stdout": "", "stderr": ""},
+            "report": {k: v for k, v in report.items() if k not in ("preview", "schema")},
+        }
+        runs.append(run)
+        print(
+            f"  {rows:,} rows, run {i + 1}/{repeat}: anchor {anchor.seconds:.2f} s {anchor.peak_rss_mib:,.0f} MiB "
+            f"(maxrss {(anchor.time_maxrss_bytes or 0) / MIB:,.0f}, tree {anchor.sampled_tree_rss_bytes / MIB:,.0f}); "
+            f"foundation {found.seconds:.2f} s (load {report['seconds']:.2f} s) {found.peak_rss_mib:,.0f} MiB "
+            f"(maxrss {(found.time_maxrss_bytes or 0) / MIB:,.0f}, tree {found.sampled_tree_rss_bytes / MIB:,.0f}, "
+            f"{found.processes_seen} process(es))",
+            file=sys.stderr,
+            flush=True,
+        )
+    return RowResult(
+        rows=rows,
+        csv_mib=csv_path.stat().st_size / MIB,
+        anchor_seconds=statistics.median(r["anchor"]["seconds"] for r in runs),
+        foundation_seconds=statistics.median(r["foundation"]["seconds"] for r in runs),
+        load_seconds=statistics.median(r["report"]["seconds"] for r in runs),
+        anchor_rss_mib=max(r["anchor"]["peak_rss_bytes"] for r in runs) / MIB,
+        foundation_rss_mib=max(r["foundation"]["peak_rss_bytes"] for r in runs) / MIB,
+        anchor_rows=min(r["anchor"]["rows"] for r in runs),
+        foundation_rows=min(r["report"]["rows_landed"] for r in runs),
+        runs=runs,
+    )
+
+
+def render(results: list[RowResult], repeat: int) -> str:
+    lines = [
+        f"Ingestion benchmark: {os.cpu_count()} cores, median of {repeat} run(s) per row count, "
+        "peak RSS = max over runs.",
+        "",
+        "| rows | anchor s | foundation s | time ratio (foundation/anchor) | anchor peak RSS MiB "
+        "| foundation peak RSS MiB | rows verified |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        verified = "yes" if r.anchor_rows == r.rows == r.foundation_rows else f"NO ({r.anchor_rows}/{r.foundation_rows})"
+        lines.append(
+            f"| {r.rows:,} | {r.anchor_seconds:.2f} | {r.foundation_seconds:.2f} | {r.time_ratio:.2f} "
+            f"| {r.anchor_rss_mib:,.0f} | {r.foundation_rss_mib:,.0f} | {verified} |"
+        )
+    lines += ["", "Where the time goes (seconds; ratio to the anchor):", ""]
+    lines += ["| rows | measurement | seconds | vs anchor |", "|---:|---|---:|---:|"]
+    for r in results:
+        lines += [
+            f"| {r.rows:,} | (a) anchor: DuckDB read_csv -> Arrow batches -> write_deltalake | "
+            f"{r.anchor_seconds:.2f} | 1.00 |",
+            f"| {r.rows:,} | (b) `foundation ingest --json`, whole CLI incl. Dagster start-up | "
+            f"{r.foundation_seconds:.2f} | {r.time_ratio:.2f} |",
+            f"| {r.rows:,} | (c) foundation, excluding Dagster start-up (the load's report `seconds`) | "
+            f"{r.load_seconds:.2f} | {r.load_ratio:.2f} |",
+            f"| {r.rows:,} | (b) - (c): CLI, Dagster import, instance, run bookkeeping | "
+            f"{r.foundation_seconds - r.load_seconds:.2f} | |",
+        ]
+    lines += ["", "Targets:", ""]
+    for r in results:
+        lines.append(
+            f"- {r.rows:,} rows: time ratio {r.time_ratio:.2f} (target <= {TIME_RATIO_TARGET}): "
+            f"{verdict(r.time_ratio <= TIME_RATIO_TARGET)}; excluding Dagster start-up {r.load_ratio:.2f}: "
+            f"{verdict(r.load_ratio <= TIME_RATIO_TARGET)}"
+        )
+    for r in results:
+        scope = "" if r.rows == RSS_TARGET_ROWS else f" (the target is stated at {RSS_TARGET_ROWS:,} rows)"
+        lines.append(
+            f"- {r.rows:,} rows: foundation peak RSS {r.foundation_rss_mib:,.0f} MiB "
+            f"(target <= {RSS_TARGET_MIB:,} MiB){scope}: {verdict(r.foundation_rss_mib <= RSS_TARGET_MIB)}"
+        )
+    if len(results) > 1:
+        small, large = min(results, key=lambda r: r.rows), max(results, key=lambda r: r.rows)
+        growth = large.foundation_rss_mib / small.foundation_rss_mib
+        anchor_growth = large.anchor_rss_mib / small.anchor_rss_mib
+        lines.append(
+            f"- foundation RSS({large.rows:,}) / RSS({small.rows:,}) = {growth:.2f} "
+            f"(target <= {RSS_GROWTH_TARGET}; anchor: {anchor_growth:.2f}): {verdict(growth <= RSS_GROWTH_TARGET)}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows of the CSV (default 5,000,000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row count; the table shows the median")
+    parser.add_argument(
+        "--rows-list",
+        type=lambda s: [int(x.replace("_", "")) for x in s.split(",") if x.strip()],
+        help="several row counts, e.g. 1000000,10000000 (memory flatness); overrides --rows",
+    )
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".out", help="git-ignored work folder")
+    parser.add_argument("--keep", action="store_true", help="keep the Delta tables and workspaces written")
+    parser.add_argument("--anchor-child", nargs=2, metavar=("CSV", "DEST"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.anchor_child:
+        anchor_child(*args.anchor_child, batch_rows=BATCH_ROWS)
+        return 0
+    sizes = args.rows_list or [args.rows]
+    workdir = args.workdir.resolve()
+    results: list[RowResult] = []
+    try:
+        for rows in sizes:
+            results.append(bench_rows(rows, max(1, args.repeat), workdir))
+    except Exception as exc:  # a benchmark reports; it does not fail the caller
+        print(f"benchmark could not complete: {exc}", file=sys.stderr)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir / "runs", ignore_errors=True)
+    if results:
+        text = render(results, max(1, args.repeat))
+        print(text)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        record = workdir / f"results-{stamp}.json"
+        record.write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+        print(f"\n(raw measurements: {record})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
