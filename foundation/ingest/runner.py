@@ -198,7 +198,16 @@ class SourceLoader:
         for f in files:
             new_state.files[f.path] = f.fingerprint
         previous_version = self.bronze.version()
-        data = pa.RecordBatchReader.from_batches(landed_schema, valid_batches())
+        stream_errors: list[Exception] = []
+
+        def recorded(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            try:
+                yield from batches
+            except Exception as exc:
+                stream_errors.append(exc)
+                raise
+
+        data = pa.RecordBatchReader.from_batches(landed_schema, recorded(valid_batches()))
         # The cursor state must be final inside the commit: compute it lazily once the stream ends.
         new_state = _StateWithCursor(new_state, cursor_max)
         try:
@@ -209,6 +218,11 @@ class SourceLoader:
                 primary_key=self.spec.load.primary_key,
                 metadata={"foundation.load_id": report.load_id},
             )
+        except Exception:
+            # deltalake wraps an error raised while it reads the stream (InvalidRowsError...) in a DeltaError
+            if stream_errors:
+                raise stream_errors[0] from None
+            raise
         finally:
             # Release DuckDB's stream now: left to the garbage collector it may outlive its connection.
             data.close()
