@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 
+from foundation.secrets import references
 from foundation.specs.errors import SpecError
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
@@ -16,6 +17,18 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
     for source in workspace.scan.sources:
         extract = source.spec.extract
         doc, _ = load_yaml(source.path)
+        for variable in sorted(references(doc.data if doc else None)):
+            if variable not in os.environ:
+                errors.append(
+                    SpecError(
+                        source.path,
+                        None,
+                        "",
+                        f"environment variable {variable} is not set",
+                        f"export {variable} before ingesting this source",
+                        severity="warning",
+                    )
+                )
         line = doc.line_of(("extract", "path")) if doc else None
         if isinstance(extract, DeltaExtract):
             continue

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from foundation.secrets import literal_secrets
 from foundation.settings import SETTINGS_FILE, FoundationSettings, load_settings
 from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.specs.source import IDENTIFIER_RE, SourceSpec
 from foundation.specs.usecase import UsecaseSpec
 from foundation.specs.validation import validate_document
-from foundation.specs.yaml_source import load_yaml
+from foundation.specs.yaml_source import YamlDocument, load_yaml
 
 USECASES_DIR = "usecases"
 WORKSPACE_ENV = "FOUNDATION_WORKSPACE"
@@ -59,6 +60,19 @@ def find_workspace(start: Path | None = None) -> Path:
         if (folder / SETTINGS_FILE).exists():
             return folder
     return here
+
+
+def _literal_secret_errors(doc: YamlDocument) -> list[SpecError]:
+    return [
+        SpecError(
+            doc.path,
+            doc.line_of(loc),
+            ".".join(str(p) for p in loc),
+            "a secret written in the YAML (its value is not shown)",
+            f"move it to an environment variable and write {loc[-1]}: ${{MY_VAR}}",
+        )
+        for loc in literal_secrets(doc.data)
+    ]
 
 
 def scan_usecases(root: Path) -> ScanResult:
@@ -106,6 +120,7 @@ def scan_usecases(root: Path) -> ScanResult:
             result.errors.extend(errors)
             if doc is None:
                 continue
+            result.errors.extend(_literal_secret_errors(doc))
             spec, errors = validate_document(doc, SourceSpec)
             result.errors.extend(errors)
             if spec is None:

@@ -13,7 +13,6 @@ from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-ENV_REF_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SCHEDULE_MACROS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "manual"}
 
@@ -265,14 +264,3 @@ class SourceSpec(Spec):
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)
-
-
-def env_references(value: Any) -> set[str]:
-    """Names of every `${VAR}` referenced anywhere in a parsed YAML value."""
-    if isinstance(value, str):
-        return set(ENV_REF_RE.findall(value))
-    if isinstance(value, dict):
-        return set().union(*(env_references(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(env_references(v) for v in value)) if value else set()
-    return set()
