@@ -83,13 +83,13 @@ def scan_usecases(root: Path) -> ScanResult:
         return result
     for uc_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         usecase = uc_dir.name
-        if not IDENTIFIER_RE.match(usecase):
+        if not IDENTIFIER_RE.match(usecase) or "__" in usecase:
             result.errors.append(
                 SpecError(
                     uc_dir,
                     None,
                     "",
-                    f"use-case folder name {usecase!r} is not lower_snake_case",
+                    f"use-case folder name {usecase!r} is not lower_snake_case (single underscores)",
                     "rename the folder (it becomes a Dagster group and a table prefix)",
                 )
             )

@@ -73,9 +73,11 @@ class WorkspaceKit:
         assert scan.ok, "\n".join(e.format() for e in scan.errors)
         return next(s for s in scan.sources if s.usecase == (usecase or self.usecase) and s.name == name)
 
-    def ingest(self, name: str, usecase: str | None = None) -> LoadReport:
+    def ingest(
+        self, name: str, usecase: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> LoadReport:
         workspace = self.open()
-        return ingest_source(workspace, self.source(name, usecase))
+        return ingest_source(workspace, self.source(name, usecase), progress)
 
     # -- reading -------------------------------------------------------------------------------------------
     def bronze_uri(self, name: str, usecase: str | None = None) -> str:

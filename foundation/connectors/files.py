@@ -111,6 +111,8 @@ def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
                    string_agg(e.error_message, '; ' ORDER BY e.column_idx, e.error_message),
                    string_agg(DISTINCT e.column_name, ', ')
             FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)
+            -- only the last scan: a load may scan the files twice (e.g. for the cursor), rejects accumulate
+            WHERE e.scan_id = (SELECT max(scan_id) FROM reject_scans)
             GROUP BY s.file_path, e.line
             ORDER BY s.file_path, e.line
             """

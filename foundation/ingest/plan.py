@@ -63,11 +63,14 @@ def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[Co
             f"declared column(s) {names} not found in the data; the files have: {', '.join(raw_types)}. "
             "Fix the `from:` names in the YAML or the files."
         )
+    # A row without a key value can never be matched by a merge: it would be inserted again by every re-run.
+    keys = set(spec.load.primary_key)
     plans: list[ColumnPlan] = []
     for raw, raw_type in raw_types.items():
         column = declared_by_raw.get(raw)
         if column is None:
-            plans.append(ColumnPlan(name=snake_case(raw), raw=raw, raw_type=raw_type, target_type=None))
+            name = snake_case(raw)
+            plans.append(ColumnPlan(name=name, raw=raw, raw_type=raw_type, target_type=None, required=name in keys))
             continue
         if column.pii and column.pii_handling == "drop":
             continue
@@ -77,7 +80,7 @@ def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[Co
                 raw=raw,
                 raw_type=raw_type,
                 target_type=duckdb_type(column.type) if column.type else None,
-                required=column.required,
+                required=column.required or column.name in keys,
                 fmt=column.format,
                 pii=column.pii_handling if column.pii else None,
             )
@@ -91,6 +94,13 @@ def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[Co
                 "declare one of them in columns: with another name (name: ..., from: ...)"
             )
         seen[plan.name] = plan.raw
+    cursor = spec.load.incremental.cursor if spec.load.incremental else None
+    unknown = [k for k in [*spec.load.primary_key, *([cursor] if cursor else [])] if k not in seen]
+    if unknown:
+        raise SchemaMismatchError(
+            f"load refers to column(s) {', '.join(map(repr, unknown))} that the data does not have; "
+            f"the columns are: {', '.join(seen)}"
+        )
     return plans
 
 
@@ -104,11 +114,19 @@ def _typed_expr(plan: ColumnPlan) -> str:
     return f"TRY_CAST({raw} AS {plan.target_type})"
 
 
+def _hashed(expr: str, salt: str) -> str:
+    return f"CASE WHEN {expr} IS NULL THEN NULL ELSE sha256({quote_literal(salt)} || CAST({expr} AS VARCHAR)) END"
+
+
 def _landed_expr(plan: ColumnPlan, salt: str) -> str:
     typed = _typed_expr(plan)
-    if plan.pii == "hash":
-        return f"CASE WHEN {typed} IS NULL THEN NULL ELSE sha256({quote_literal(salt)} || CAST({typed} AS VARCHAR)) END"
-    return typed
+    return _hashed(typed, salt) if plan.pii == "hash" else typed
+
+
+def _raw_record_value(plan: ColumnPlan, salt: str) -> str:
+    """A raw value as kept in the quarantine: hashed PII must not leak through the quarantine either."""
+    raw = quote_ident(plan.raw)
+    return _hashed(raw, salt) if plan.pii == "hash" else raw
 
 
 def _reason_expr(plan: ColumnPlan) -> str | None:
@@ -133,7 +151,9 @@ def compile_landing_sql(spec: SourceSpec, plans: list[ColumnPlan], relation: str
     reasons = [r for r in (_reason_expr(p) for p in plans) if r is not None]
     reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "CAST(NULL AS VARCHAR)"
     raw_record = (
-        "to_json(struct_pack(" + ", ".join(f"{quote_ident(p.raw)} := {quote_ident(p.raw)}" for p in plans) + "))"
+        "to_json(struct_pack("
+        + ", ".join(f"{quote_ident(p.raw)} := {_raw_record_value(p, context.pii_salt)}" for p in plans)
+        + "))"
     )
     by_name = {p.name: p for p in plans}
     stale = "FALSE"

@@ -35,6 +35,7 @@ from foundation.ingest.plan import (
 from foundation.ingest.report import LoadReport
 from foundation.lakehouse.bronze import BronzeTable, LoadState
 from foundation.specs.source import CsvExtract, DeltaExtract
+from foundation.sql import quote_ident
 from foundation.workspace import SourceRef, Workspace
 
 ProgressCallback = Callable[[int], None]  # called with the rows read so far
@@ -145,13 +146,20 @@ class SourceLoader:
             pii_salt=self.workspace.settings.ingest.pii_salt,
         )
         sql = compile_landing_sql(self.spec, plans, relation, context)
+        cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
+        new_cursor = state.cursor
+        if cursor:
+            # The state goes into the commit, whose metadata is fixed before the stream is read: find the newest
+            # cursor value to land first. Rows at or below the last cursor are stale, so the cursor only grows.
+            newest_sql = f"SELECT max({quote_ident(cursor)}) FROM ({sql}) WHERE _status = 'ok'"
+            newest = con.execute(newest_sql).fetchall()[0][0]
+            if newest is not None:
+                new_cursor = newest.isoformat() if isinstance(newest, datetime) else str(newest)
         stream = con.sql(sql).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
         landed_schema = pa.schema([f for f in stream.schema if f.name not in INTERNAL_COLUMNS])
         report.schema = [(f.name, str(f.type)) for f in landed_schema]
         invalid_batches: list[pa.RecordBatch] = []
         reasons: Counter[str] = Counter()
-        cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
-        cursor_max: list[object] = []
         rejects: list[dict[str, object]] = []
 
         def valid_batches() -> Iterator[pa.RecordBatch]:
@@ -168,8 +176,6 @@ class SourceLoader:
                     invalid_batches.append(invalid)
                 report.rows_stale += int(pc.sum(pc.equal(status, "stale")).as_py() or 0)
                 ok = batch.filter(pc.equal(status, "ok")).select(landed_schema.names)
-                if cursor and ok.num_rows:
-                    cursor_max.append(pc.max(ok.column(cursor)).as_py())
                 report.rows_landed += ok.num_rows
                 if not report.preview and ok.num_rows:
                     report.preview = [
@@ -194,7 +200,7 @@ class SourceLoader:
                     + self._invalid_summary(invalid_rows, reasons)
                 )
 
-        new_state = LoadState(files=dict(state.files), cursor=state.cursor)
+        new_state = LoadState(files=dict(state.files), cursor=new_cursor)
         for f in files:
             new_state.files[f.path] = f.fingerprint
         previous_version = self.bronze.version()
@@ -208,8 +214,6 @@ class SourceLoader:
                 raise
 
         data = pa.RecordBatchReader.from_batches(landed_schema, recorded(valid_batches()))
-        # The cursor state must be final inside the commit: compute it lazily once the stream ends.
-        new_state = _StateWithCursor(new_state, cursor_max)
         try:
             result = self.bronze.write(
                 data,
@@ -259,31 +263,6 @@ class SourceLoader:
     def _invalid_summary(self, count: int, reasons: Counter[str]) -> str:
         top = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(5))
         return f"{self.source.key}: {count} invalid rows: {top}"
-
-
-class _StateWithCursor(LoadState):
-    """A load state whose cursor is the max of the landed rows, read only when the commit is written."""
-
-    def __init__(self, base: LoadState, cursor_max: list[object]) -> None:
-        super().__init__(files=base.files, cursor=base.cursor)
-        self._cursor_max = cursor_max
-
-    def to_json(self) -> str:
-        values = [v for v in self._cursor_max if v is not None]
-        if values:
-            newest = max(values)
-            text = newest.isoformat() if isinstance(newest, datetime) else str(newest)
-            if self.cursor is None or newest > _parse_like(self.cursor, newest):
-                self.cursor = text
-        return super().to_json()
-
-
-def _parse_like(text: str, like: object) -> object:
-    if isinstance(like, datetime):
-        return datetime.fromisoformat(text)
-    if isinstance(like, int | float):
-        return type(like)(text)
-    return text
 
 
 QUARANTINE_SCHEMA = pa.schema(

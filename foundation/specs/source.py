@@ -63,6 +63,16 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _table_name(value: str) -> str:
+    _identifier(value)
+    if "__" in value:
+        raise ValueError(
+            f"{value!r} contains '__', which the lakehouse reserves to join names (<usecase>__<source>, "
+            "<source>__quarantine); use a single underscore"
+        )
+    return value
+
+
 def _email(value: str) -> str:
     if not EMAIL_RE.match(value):
         raise ValueError(f"{value!r} is not an e-mail address: the owner is a person or team mailbox")
@@ -97,6 +107,7 @@ def _relative_or_absolute_path(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+TableName = Annotated[str, AfterValidator(_table_name)]
 Email = Annotated[str, AfterValidator(_email)]
 Schedule = Annotated[str, AfterValidator(_schedule)]
 ColumnType = Annotated[str, AfterValidator(_column_type)]
@@ -234,7 +245,7 @@ class LoadSpec(Spec):
 class SourceSpec(Spec):
     """One source of a use case: where to extract, how to load, which columns and rules."""
 
-    name: Identifier = Field(description="Source name; the bronze table is <usecase>/bronze/<name>.")
+    name: TableName = Field(description="Source name; the bronze table is <usecase>/bronze/<name>.")
     description: str = Field(min_length=10, description="What the data is, for people browsing the catalogue.")
     owner: Email = Field(description="Who answers for this source (mandatory metadata).")
     schedule: Schedule = Field(description="Refresh plan: a cron expression, @daily/@hourly..., or 'manual'.")

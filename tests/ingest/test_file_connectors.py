@@ -134,6 +134,13 @@ def test_latin1_encoding_keeps_accented_values(make_workspace, spec):
     assert [r["name"] for r in kit.rows("cities", order_by="id")] == ["Besançon", "Málaga", "Düsseldorf"]
 
 
+def test_utf16_encoding(make_workspace, spec):
+    kit = make_workspace(sources=[spec("wide", {"type": "csv", "path": "landing/wide.csv", "encoding": "utf-16"})])
+    kit.land("landing/wide.csv", "id,name\n1,Zoë\n2,Łódź\n".encode("utf-16"))
+    kit.ingest("wide")
+    assert [(r["id"], r["name"]) for r in kit.rows("wide", order_by="id")] == [(1, "Zoë"), (2, "Łódź")]
+
+
 def test_gzipped_csv(make_workspace, spec):
     kit = make_workspace(
         sources=[spec("zipped", {"type": "csv", "path": "landing/*.csv.gz"})],
@@ -163,9 +170,7 @@ def test_parquet_files(make_workspace, spec):
     )
     (kit.root / "landing").mkdir()
     ts = [datetime(2024, 1, 1, 10), datetime(2024, 1, 1, 11)]
-    pq.write_table(
-        pa.table({"Sensor ID": ["s1", "s2"], "reading": [1, 2], "ts": ts}), kit.root / "landing/a.parquet"
-    )
+    pq.write_table(pa.table({"Sensor ID": ["s1", "s2"], "reading": [1, 2], "ts": ts}), kit.root / "landing/a.parquet")
     pq.write_table(
         pa.table({"Sensor ID": ["s3"], "reading": [3], "ts": [datetime(2024, 1, 2)]}), kit.root / "landing/b.parquet"
     )
@@ -256,9 +261,7 @@ def test_from_renames_raw_names_with_spaces_and_brackets(make_workspace, spec):
                 ],
             )
         ],
-        files={
-            "landing/engines.csv": 'Truck ID,Engine Temp [C],"Weird ""quoted"" (name)"\nT-1,88.5,7\nT-2,91.0,8\n'
-        },
+        files={"landing/engines.csv": 'Truck ID,Engine Temp [C],"Weird ""quoted"" (name)"\nT-1,88.5,7\nT-2,91.0,8\n'},
     )
     report = kit.ingest("engines")
     assert (report.rows_landed, report.rows_quarantined) == (2, 0)

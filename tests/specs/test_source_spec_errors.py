@@ -185,7 +185,7 @@ def test_valid_schedules_are_accepted(make_workspace, schedule):
     assert errors == []
 
 
-@pytest.mark.parametrize("name", ["../etc", "a;drop table", "Name With Space", "sensors\"", "1st", "x" * 64])
+@pytest.mark.parametrize("name", ["../etc", "a;drop table", "Name With Space", 'sensors"', "1st", "x" * 64])
 def test_source_name_that_could_escape_an_identifier_or_path_is_rejected(make_workspace, name):
     text = BASE.replace("name: sensors", f"name: '{name}'")
     error = only_error(make_workspace, text)
@@ -342,3 +342,18 @@ def test_all_errors_of_a_file_are_reported_at_once(make_workspace):
     text = BASE.replace("owner: data-team@example.com\n", "") + "ownr: x@example.com\non_invalid_rows: nope\n"
     _, errors = scan_errors(make_workspace, text)
     assert sorted((e.line, e.field) for e in errors) == [(1, "owner"), (7, "ownr"), (8, "on_invalid_rows")]
+
+
+def test_double_underscore_in_a_source_name_is_reserved(tmp_path: Path) -> None:
+    from foundation.specs.source import SourceSpec
+
+    with pytest.raises(ValueError, match="reserves"):
+        SourceSpec.model_validate(
+            {
+                "name": "orders__quarantine",
+                "description": "clashes with the quarantine of orders",
+                "owner": "a@b.co",
+                "schedule": "manual",
+                "extract": {"type": "csv", "path": "x.csv"},
+            }
+        )

@@ -1,0 +1,187 @@
+"""A load that fails half-way leaves bronze exactly as it was, and the next normal run lands everything once."""
+
+from __future__ import annotations
+
+import pytest
+
+import foundation.ingest.runner as runner
+from foundation.lakehouse.bronze import BronzeTable
+
+SMALL_BATCHES = {"ingest": {"batch_rows": 2}}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_on_batch(number: int):
+    """A progress callback (called once per batch read) that fails on batch `number`, after the earlier ones."""
+    seen: list[int] = []
+
+    def progress(rows_read: int) -> None:
+        seen.append(rows_read)
+        if len(seen) == number:
+            raise Crash(f"crashed after {rows_read} rows")
+
+    progress.seen = seen
+    return progress
+
+
+def csv_rows(first: int, last: int, tag: str = "v") -> str:
+    return "id,label\n" + "".join(f"{i},{tag}{i}\n" for i in range(first, last + 1))
+
+
+def snapshot(kit, name: str) -> list[dict]:
+    return kit.rows(name, order_by="id")
+
+
+@pytest.fixture
+def kit_for(make_workspace, spec):
+    def make(load: dict):
+        return make_workspace(
+            sources=[
+                spec(
+                    "items",
+                    {"type": "csv", "path": "landing/*.csv"},
+                    load=load,
+                    columns=[{"name": "id", "type": "integer"}, {"name": "label", "type": "varchar"}],
+                )
+            ],
+            files={"landing/a.csv": csv_rows(1, 3)},
+            settings=SMALL_BATCHES,
+        )
+
+    return make
+
+
+LOADS = [
+    {"mode": "append"},
+    {"mode": "replace"},
+    {"mode": "merge", "primary_key": ["id"]},
+]
+
+
+@pytest.mark.parametrize("load", LOADS, ids=lambda load: load["mode"])
+def test_crash_mid_stream_keeps_the_previous_version(kit_for, load):
+    kit = kit_for(load)
+    kit.ingest("items")
+    before = snapshot(kit, "items")
+    history_before = len(BronzeTable(kit.bronze_uri("items")).table().history())
+
+    kit.land("landing/b.csv", csv_rows(2, 9, tag="new"))  # updates 2-3 (merge), adds 4-9
+    progress = crash_on_batch(2)
+    with pytest.raises(Crash, match="crashed after"):
+        kit.ingest("items", progress=progress)
+    assert len(progress.seen) == 2  # the first batch went to the writer before the crash
+
+    assert kit.version("items") == 0
+    assert len(BronzeTable(kit.bronze_uri("items")).table().history()) == history_before
+    assert snapshot(kit, "items") == before
+
+    report = kit.ingest("items")
+    assert report.reconciles
+    landed = [(r["id"], r["label"]) for r in kit.rows("items", order_by="id, label")]
+    old, new = [(i, f"v{i}") for i in (1, 2, 3)], [(i, f"new{i}") for i in range(2, 10)]
+    expected = {
+        "append": sorted(old + new),  # the new file only, once
+        "replace": sorted(old + new),  # both files, once
+        "merge": [(1, "v1"), *new],  # the newer file wins on ids 2 and 3
+    }[load["mode"]]
+    assert landed == expected
+
+
+def test_crash_on_the_first_load_leaves_no_table(kit_for):
+    kit = kit_for({"mode": "append"})
+    kit.land("landing/b.csv", csv_rows(4, 9))
+    with pytest.raises(Crash):
+        kit.ingest("items", progress=crash_on_batch(2))
+    assert kit.version("items") is None
+    assert kit.query("SELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'uc__items'") == [{"n": 0}]
+    report = kit.ingest("items")
+    assert (report.rows_landed, report.delta_version) == (9, 0)
+    assert [r["id"] for r in snapshot(kit, "items")] == list(range(1, 10))
+
+
+def test_failure_at_the_end_of_the_stream_commits_nothing(kit_for, monkeypatch):
+    """The last step of the stream (collecting CSV rejects) fails after every batch was handed to the writer."""
+    kit = kit_for({"mode": "append"})
+    kit.ingest("items")
+    before = snapshot(kit, "items")
+    kit.land("landing/b.csv", csv_rows(4, 9))
+
+    def broken_rejects(con):
+        raise Crash("reject tables unreadable")
+
+    monkeypatch.setattr(runner, "csv_rejects", broken_rejects)
+    with pytest.raises(Crash, match="reject tables unreadable"):
+        kit.ingest("items")
+    assert kit.version("items") == 0
+    assert snapshot(kit, "items") == before
+
+    monkeypatch.undo()
+    report = kit.ingest("items")
+    assert (report.files_loaded, report.rows_landed) == (1, 6)
+    assert [r["id"] for r in snapshot(kit, "items")] == list(range(1, 10))
+
+
+def test_quarantine_write_failure_rolls_bronze_back_and_the_rerun_lands_once(kit_for, monkeypatch):
+    kit = kit_for({"mode": "append"})
+    kit.ingest("items")
+    before = snapshot(kit, "items")
+    kit.land("landing/b.csv", "id,label\n4,ok4\nnot-a-number,bad\n5,ok5\n")
+
+    def quarantine_down(self, rows, metadata=None):
+        raise Crash("quarantine storage down")
+
+    monkeypatch.setattr(BronzeTable, "append_rows", quarantine_down)
+    with pytest.raises(Crash, match="quarantine storage down"):
+        kit.ingest("items")
+    assert snapshot(kit, "items") == before  # bronze restored (as a new version with the old content)
+    assert BronzeTable(kit.bronze_uri("items")).state().files.keys() == {str(kit.root / "landing/a.csv")}
+
+    monkeypatch.undo()
+    report = kit.ingest("items")
+    assert (report.files_loaded, report.rows_landed, report.rows_quarantined) == (1, 2, 1)
+    assert [r["id"] for r in snapshot(kit, "items")] == [1, 2, 3, 4, 5]
+    assert [q["_raw_record"] for q in kit.quarantine("items")] == ['{"id":"not-a-number","label":"bad"}']
+    assert kit.ingest("items").status == "nothing_new"
+
+
+def test_quarantine_write_failure_on_the_first_load_leaves_an_empty_table(kit_for, monkeypatch):
+    kit = kit_for({"mode": "append"})
+    kit.land("landing/a.csv", "id,label\n1,a\nx,b\n")
+
+    def quarantine_down(self, rows, metadata=None):
+        raise Crash("quarantine storage down")
+
+    monkeypatch.setattr(BronzeTable, "append_rows", quarantine_down)
+    with pytest.raises(Crash):
+        kit.ingest("items")
+    assert kit.count("items") == 0
+    monkeypatch.undo()
+    report = kit.ingest("items")
+    assert (report.rows_landed, report.rows_quarantined) == (1, 1)
+    assert [r["id"] for r in snapshot(kit, "items")] == [1]
+
+
+def test_incremental_cursor_is_not_advanced_by_a_failed_load(make_workspace, spec):
+    kit = make_workspace(
+        sources=[
+            spec(
+                "ticks",
+                {"type": "csv", "path": "landing/*.csv"},
+                load={"mode": "append", "incremental": {"cursor": "seq"}},
+                columns=[{"name": "seq", "type": "integer"}],
+            )
+        ],
+        files={"landing/a.csv": "seq\n1\n2\n"},
+        settings=SMALL_BATCHES,
+    )
+    kit.ingest("ticks")
+    kit.land("landing/b.csv", "seq\n3\n4\n5\n")
+    with pytest.raises(Crash):
+        kit.ingest("ticks", progress=crash_on_batch(2))
+    assert BronzeTable(kit.bronze_uri("ticks")).state().cursor == "2"
+    report = kit.ingest("ticks")
+    assert (report.rows_landed, report.rows_stale) == (3, 0)
+    assert [r["seq"] for r in kit.rows("ticks", order_by="seq")] == [1, 2, 3, 4, 5]
