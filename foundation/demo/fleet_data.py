@@ -120,6 +120,7 @@ class FleetLanding:
     files: dict[str, list[Path]]  # keys: "telemetry", "trucks", "maintenance", "failures"
     rows: dict[str, int]  # data rows written per key (bad rows included)
     bad_rows: dict[str, int]  # deliberately bad rows per key (ragged rows / unparsable values)
+    glitch_rows: dict[str, int] = field(default_factory=dict)  # parse fine, break a quality rule (999.9 °C)
 
 
 @dataclass(frozen=True)
@@ -368,10 +369,29 @@ def _bad_row_plan(total_rows: int, seed: int) -> dict[int, str]:
     return {p: ("unparsable" if i < unparsable else "ragged") for i, p in enumerate(positions)}
 
 
-def _write_telemetry(directory: Path, size: FleetSize, sims: list[_TelemetrySim]) -> tuple[list[Path], int, int]:
+GLITCH_ROW_EVERY = 10000  # sensor glitches: a valid number far outside the physical range
+GLITCH_ENGINE_TEMP = "999.9"
+
+
+def _glitch_plan(total_rows: int, seed: int, taken: set[int]) -> set[int]:
+    """Telemetry rows (global index) whose engine temperature is a sensor glitch, apart from the bad rows."""
+    count = max(round(total_rows / GLITCH_ROW_EVERY), 1 if total_rows > 2000 else 0)
+    rng = random.Random(f"fleet:{seed}:glitches")
+    free = [i for i in range(total_rows) if i not in taken] if total_rows < 50_000 else None
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        position = rng.choice(free) if free is not None else rng.randrange(total_rows)
+        if position not in taken:
+            chosen.add(position)
+    return chosen
+
+
+def _write_telemetry(directory: Path, size: FleetSize, sims: list[_TelemetrySim]) -> tuple[list[Path], int, int, int]:
     step_s = 86400 // size.readings_per_day
     step_h = step_s / 3600.0
-    plan = _bad_row_plan(size.trucks * size.days * size.readings_per_day, size.seed)
+    total = size.trucks * size.days * size.readings_per_day
+    plan = _bad_row_plan(total, size.seed)
+    glitches = _glitch_plan(total, size.seed, set(plan))
     paths: list[Path] = []
     row_index = 0
     for day in range(size.days):
@@ -393,13 +413,15 @@ def _write_telemetry(directory: Path, size: FleetSize, sims: list[_TelemetrySim]
                         row = row[:-1]
                     elif kind == "unparsable":
                         row[2] = "ERR"
+                    elif row_index in glitches:
+                        row[2] = GLITCH_ENGINE_TEMP
                     writer.writerow(row)
                     row_index += 1
         paths.append(path)
     for stale in directory.glob("telemetry_*.csv*"):  # days left over from a larger earlier run
         if stale not in paths:
             stale.unlink()
-    return paths, row_index, len(plan)
+    return paths, row_index, len(plan), len(glitches)
 
 
 def generate_fleet_landing(root: Path, size: FleetSize = FleetSize()) -> FleetLanding:
@@ -413,7 +435,9 @@ def generate_fleet_landing(root: Path, size: FleetSize = FleetSize()) -> FleetLa
         for i, (truck, history) in enumerate(zip(trucks, histories, strict=True))
     ]
 
-    telemetry_paths, telemetry_rows, telemetry_bad = _write_telemetry(root / "telemetry", size, sims)
+    telemetry_paths, telemetry_rows, telemetry_bad, telemetry_glitches = _write_telemetry(
+        root / "telemetry", size, sims
+    )
 
     trucks_path = root / "trucks.csv"
     with _atomic_text_writer(trucks_path, compress=False) as handle:
@@ -472,6 +496,7 @@ def generate_fleet_landing(root: Path, size: FleetSize = FleetSize()) -> FleetLa
             "failures": len(failure_records),
         },
         bad_rows={"telemetry": telemetry_bad, "trucks": 0, "maintenance": 0, "failures": 0},
+        glitch_rows={"telemetry": telemetry_glitches},
     )
 
 

@@ -29,6 +29,7 @@ class LoadReport:
     invalid_reasons: dict[str, int] = field(default_factory=dict)  # reason (without values) -> rows
     rows_total: int | None = None  # rows in the table after the load
     preview: list[dict[str, Any]] = field(default_factory=list)  # first landed rows
+    checks: list[dict[str, Any]] = field(default_factory=list)  # quality outcomes (CheckOutcome.to_dict())
     error: str | None = None
 
     @property

@@ -32,8 +32,12 @@ from foundation.ingest.plan import (
     declared_raw_text_columns,
     plan_columns,
 )
+from foundation.ingest.quarantine import quarantine_table, reject_records, typing_records
 from foundation.ingest.report import LoadReport
 from foundation.lakehouse.bronze import BronzeTable, LoadState
+from foundation.quality.gate import QualityGate
+from foundation.quality.outcomes import CheckOutcome
+from foundation.quality.results import record_outcomes
 from foundation.specs.source import CsvExtract, DeltaExtract
 from foundation.sql import quote_ident
 from foundation.workspace import SourceRef, Workspace
@@ -84,26 +88,38 @@ class SourceLoader:
         options = workspace.settings.lakehouse.storage_options
         self.bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name), options)
         self.quarantine = BronzeTable(workspace.quarantine_uri(source.usecase, source.name), options)
+        self.gate: QualityGate | None = None
 
     def run(self) -> LoadReport:
         started = time.perf_counter()
         now = datetime.now(UTC)
         report = LoadReport(source=self.source.key, load_id=new_load_id(now), mode=self.spec.load.mode)
+        try:
+            self._run(report, now)
+        except Exception as exc:
+            # What the rules concluded before the failure is history too (a refused load is a failed check).
+            outcomes = self.gate.outcomes if self.gate is not None else []
+            outcomes = _dedupe(outcomes + list(getattr(exc, "outcomes", [])))
+            record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
+            exc.foundation_outcomes = outcomes  # type: ignore[attr-defined]  # for the Dagster asset's checks
+            raise
+        record_outcomes(self.workspace, self.source.key, report.load_id, now, self.gate.outcomes if self.gate else [])
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _run(self, report: LoadReport, now: datetime) -> None:
         state = self.bronze.state()
         files, relation_files = self._files_to_load(state, report)
         if not relation_files and not isinstance(self.spec.extract, DeltaExtract):
             report.status = "nothing_new"
             report.delta_version = self.bronze.version()
             report.rows_total = self.bronze.row_count()
-            report.seconds = time.perf_counter() - started
-            return report
+            return
         con = _connect(self.workspace)
         try:
             self._load(con, files, relation_files, state, report, now)
         finally:
             con.close()
-        report.seconds = time.perf_counter() - started
-        return report
 
     def _files_to_load(self, state: LoadState, report: LoadReport) -> tuple[list[SourceFile], list[str]]:
         if isinstance(self.spec.extract, DeltaExtract):
@@ -158,9 +174,18 @@ class SourceLoader:
         stream = con.sql(sql).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
         landed_schema = pa.schema([f for f in stream.schema if f.name not in INTERNAL_COLUMNS])
         report.schema = [(f.name, str(f.type)) for f in landed_schema]
-        invalid_batches: list[pa.RecordBatch] = []
+        try:
+            self.gate = QualityGate(
+                self.workspace, self.source, landed_schema, self.bronze.schema(), self.bronze.previous_load_rows()
+            )
+            self.gate.check_schema()  # before anything is read: a frozen contract refuses a changed schema
+        except BaseException:
+            stream.close()
+            raise
+        gate = self.gate
+        quarantined: list[dict[str, object]] = []  # records of every row not landed (small: bounded by the rules)
         reasons: Counter[str] = Counter()
-        rejects: list[dict[str, object]] = []
+        parse_failures: list[int] = [0]
 
         def valid_batches() -> Iterator[pa.RecordBatch]:
             for batch in stream:
@@ -171,11 +196,17 @@ class SourceLoader:
                 report.rows_read += superseded  # removed by the SQL, but read from the files
                 invalid = batch.filter(pc.equal(status, "invalid"))
                 if invalid.num_rows:
-                    self._on_invalid(invalid, report)
+                    self._on_invalid(invalid.column("_invalid_reason")[0].as_py(), invalid)
                     reasons.update(_reason_kind(r) for r in invalid.column("_invalid_reason").to_pylist())
-                    invalid_batches.append(invalid)
+                    quarantined.extend(typing_records(invalid))
+                    parse_failures[0] += invalid.num_rows
                 report.rows_stale += int(pc.sum(pc.equal(status, "stale")).as_py() or 0)
                 ok = batch.filter(pc.equal(status, "ok")).select(landed_schema.names)
+                ok, failed = gate.screen(ok)
+                if failed:
+                    self._on_invalid(str(failed[0]["_invalid_reason"]), None)
+                    reasons.update(str(r["_rule"]) for r in failed)
+                    quarantined.extend(failed)
                 report.rows_landed += ok.num_rows
                 if not report.preview and ok.num_rows:
                     report.preview = [
@@ -186,11 +217,12 @@ class SourceLoader:
                     self.progress(report.rows_read)
                 yield ok
             # The scan is complete: DuckDB's CSV rejects are known now, before anything is committed.
-            rejects.extend(csv_rejects(con))
+            rejects = csv_rejects(con)
             report.rows_read += len(rejects)
-            for reject in rejects:
-                reasons[f"{reject['error_type']}"] += 1
-            invalid_rows = sum(b.num_rows for b in invalid_batches) + len(rejects)
+            reasons.update(str(reject["error_type"]) for reject in rejects)
+            quarantined.extend(reject_records(rejects))
+            parse_failures[0] += len(rejects)
+            invalid_rows = len(quarantined)
             if invalid_rows and self.spec.on_invalid_rows == "fail":
                 raise InvalidRowsError(self._invalid_summary(invalid_rows, reasons))
             if report.rows_read and 100.0 * invalid_rows / report.rows_read > self.spec.max_invalid_percent:
@@ -199,12 +231,14 @@ class SourceLoader:
                     f"{self.spec.max_invalid_percent}: nothing was landed. "
                     + self._invalid_summary(invalid_rows, reasons)
                 )
+            samples = [str(r["_invalid_reason"]) for r in quarantined if r["_rule"] in ("type", "parse")][:5]
+            gate.finish_load(parse_failures[0], samples)  # raises if an error load rule refuses the load
 
         new_state = LoadState(files=dict(state.files), cursor=new_cursor)
         for f in files:
             new_state.files[f.path] = f.fingerprint
         previous_version = self.bronze.version()
-        stream_errors: list[Exception] = []
+        stream_errors: list[BaseException] = []
 
         def recorded(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             try:
@@ -235,28 +269,31 @@ class SourceLoader:
         report.rows_total = self.bronze.row_count()
         report.rows_inserted, report.rows_updated = result.rows_inserted, result.rows_updated
         report.invalid_reasons = dict(reasons)
-        invalid_count = sum(b.num_rows for b in invalid_batches) + len(rejects)
         if self.spec.on_invalid_rows == "drop-with-count":
-            report.rows_dropped = invalid_count
-        elif invalid_count:
+            report.rows_dropped = len(quarantined)
+        elif quarantined:
             try:
-                quarantine = _quarantine_table(invalid_batches, rejects, report.load_id, now)
-                report.quarantine_version = self.quarantine.append_rows(
-                    quarantine, {"foundation.load_id": report.load_id}
-                )
-                report.rows_quarantined = invalid_count
+                table = quarantine_table(quarantined, report.load_id, now)
+                report.quarantine_version = self.quarantine.append_rows(table, {"foundation.load_id": report.load_id})
+                report.rows_quarantined = len(quarantined)
             except Exception:
                 if previous_version is None:
                     self.bronze.reset_empty(landed_schema)
                 else:
                     self.bronze.restore(previous_version)
                 raise
+        detail = (
+            f"read {report.rows_read} = landed {report.rows_landed} + quarantined {report.rows_quarantined} + "
+            f"dropped {report.rows_dropped} + stale {report.rows_stale} + superseded {report.rows_superseded}"
+        )
+        outcomes = gate.after_commit(report.reconciles, detail, now)
+        report.checks = [o.to_dict() for o in outcomes]
 
-    def _on_invalid(self, invalid: pa.RecordBatch, report: LoadReport) -> None:
+    def _on_invalid(self, reason: str, invalid: pa.RecordBatch | None) -> None:
         if self.spec.on_invalid_rows == "fail":
-            first = invalid.column("_invalid_reason")[0].as_py()
+            where = f" in {invalid.column(SOURCE_FILE_COLUMN)[0].as_py()}" if invalid is not None else ""
             raise InvalidRowsError(
-                f"{self.source.key}: invalid row in {invalid.column(SOURCE_FILE_COLUMN)[0].as_py()}: {first}. "
+                f"{self.source.key}: invalid row{where}: {reason}. "
                 "on_invalid_rows is 'fail', so nothing was landed (use 'quarantine' to land the valid rows)."
             )
 
@@ -265,53 +302,11 @@ class SourceLoader:
         return f"{self.source.key}: {count} invalid rows: {top}"
 
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("_load_id", pa.string()),
-        ("_loaded_at", pa.timestamp("us", tz="UTC")),
-        (SOURCE_FILE_COLUMN, pa.string()),
-        ("_source_line", pa.int64()),
-        ("_rule", pa.string()),
-        ("_invalid_reason", pa.string()),
-        ("_raw_record", pa.string()),
-    ]
-)
-
-
-def _quarantine_table(
-    invalid: list[pa.RecordBatch], rejects: list[dict[str, object]], load_id: str, now: datetime
-) -> pa.Table:
-    rows: list[dict[str, object]] = []
-    for batch in invalid:
-        for file, reason, raw in zip(
-            batch.column(SOURCE_FILE_COLUMN).to_pylist(),
-            batch.column("_invalid_reason").to_pylist(),
-            batch.column("_raw_record").to_pylist(),
-            strict=True,
-        ):
-            rows.append(
-                {
-                    SOURCE_FILE_COLUMN: file,
-                    "_source_line": None,
-                    "_rule": "type",
-                    "_invalid_reason": reason,
-                    "_raw_record": raw,
-                }
-            )
-    for reject in rejects:
-        rows.append(
-            {
-                SOURCE_FILE_COLUMN: reject["file"],
-                "_source_line": reject["line"],
-                "_rule": "parse",
-                "_invalid_reason": f"{reject['error_type']}: {reject['message']}",
-                "_raw_record": reject["raw_line"],
-            }
-        )
-    for row in rows:
-        row["_load_id"] = load_id
-        row["_loaded_at"] = now
-    return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+def _dedupe(outcomes: list[CheckOutcome]) -> list[CheckOutcome]:
+    seen: dict[str, CheckOutcome] = {}
+    for outcome in outcomes:
+        seen[outcome.check] = outcome
+    return list(seen.values())
 
 
 def ingest_source(workspace: Workspace, source: SourceRef, progress: ProgressCallback | None = None) -> LoadReport:

@@ -62,6 +62,21 @@ class BronzeTable:
         table = self.table()
         return table.version() if table is not None else None
 
+    def schema(self) -> pa.Schema | None:
+        table = self.table()
+        return pa.schema(table.schema().to_arrow()) if table is not None else None
+
+    def previous_load_rows(self) -> int | None:
+        """Rows the newest load landed, from its commit's metrics (merge: source rows; write: added rows)."""
+        table = self.table()
+        if table is None:
+            return None
+        for commit in table.history(limit=50):
+            if "foundation.load_id" in commit:
+                metrics = commit.get("operationMetrics", {})
+                return int(metrics.get("num_source_rows", metrics.get("num_added_rows", 0)))
+        return None
+
     def row_count(self) -> int | None:
         """Rows in the current version, from the Delta log's file statistics (no data read)."""
         table = self.table()

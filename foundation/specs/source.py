@@ -7,10 +7,12 @@ connectors, so a parsed spec (or its dump) never holds a secret value.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from foundation.specs.rules import ColumnRule, TableRule
 
 IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -40,18 +42,6 @@ COLUMN_TYPES = {
     "timestamptz": "TIMESTAMPTZ",
 }
 DECIMAL_RE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
-
-COLUMN_RULES = {"not_null", "unique", "between", "min", "max", "accepted_values", "regex", "max_null_percent"}
-TABLE_RULES = {
-    "freshness",
-    "completeness",
-    "unique",
-    "row_count_change",
-    "references",
-    "expression",
-    "schema",
-    "custom",
-}
 
 
 def _identifier(value: str) -> str:
@@ -126,21 +116,6 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-def _rule_list(allowed: set[str]) -> Any:
-    """Quality rules are stored as declared (one-key mappings); the quality module compiles them."""
-
-    def check(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, rule in enumerate(rules):
-            if not isinstance(rule, dict) or len(rule) != 1:
-                raise ValueError(f"check #{i + 1} must be a mapping with one rule, like {{not_null: true}}")
-            (name,) = rule
-            if name not in allowed:
-                raise ValueError(f"check #{i + 1}: unknown rule {name!r}; known rules: {', '.join(sorted(allowed))}")
-        return rules
-
-    return AfterValidator(check)
-
-
 class ColumnSpec(Spec):
     name: Identifier = Field(description="Column name in the lakehouse (lower_snake_case).")
     from_: str | None = Field(None, alias="from", description="Raw column name in the source, when it differs.")
@@ -152,7 +127,7 @@ class ColumnSpec(Spec):
     )
     format: str | None = Field(None, description="strptime format for date/timestamp values, e.g. '%d/%m/%Y %H:%M'.")
     description: str | None = None
-    checks: Annotated[list[dict[str, Any]], _rule_list(COLUMN_RULES)] = Field(default_factory=list)
+    checks: list[ColumnRule] = Field(default_factory=list, description="Column rules: see docs/quality.md.")
 
     @model_validator(mode="after")
     def _pii_declared(self) -> ColumnSpec:
@@ -252,7 +227,7 @@ class SourceSpec(Spec):
     extract: ExtractSpec
     load: LoadSpec = Field(default_factory=LoadSpec)
     columns: list[ColumnSpec] = Field(default_factory=list, description="Omit to infer the schema.")
-    checks: Annotated[list[dict[str, Any]], _rule_list(TABLE_RULES)] = Field(default_factory=list)
+    checks: list[TableRule] = Field(default_factory=list, description="Table rules: see docs/quality.md.")
     on_invalid_rows: Literal["quarantine", "fail", "drop-with-count"] = "quarantine"
     max_invalid_percent: float = Field(100.0, ge=0, le=100, description="Above this share of invalid rows, fail.")
     tags: list[str] = Field(default_factory=list)

@@ -46,7 +46,7 @@ def allowed_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        tagged = [m for m in candidates if part in _tag_of(m)]
+        tagged = [m for m in candidates if part in _tag_of(m) or (_rule_tags(m) and part in m.model_fields)]
         if tagged:  # a discriminated-union tag inside the location
             candidates = tagged
             continue
@@ -69,11 +69,15 @@ def _field_path(loc: tuple[str | int, ...], tags: set[str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in tags:
-            continue  # pydantic puts the union tag in the location; it is not a YAML key
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def _rule_tags(model: type[BaseModel]) -> set[str]:
+    from foundation.specs.rules import ALL_RULE_KEYS, Rule
+
+    return ALL_RULE_KEYS if issubclass(model, Rule) else set()
 
 
 def _all_tags(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
@@ -81,15 +85,37 @@ def _all_tags(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) 
     if model in seen:
         return set()
     seen.add(model)
-    tags = set(_tag_of(model)) if len(_tag_of(model)) else set()
+    tags = set(_tag_of(model)) | _rule_tags(model)
     for field in model.model_fields.values():
         for sub in _models_in(field.annotation):
             tags |= _all_tags(sub, seen)
     return tags
 
 
-def _strip_tags(loc: tuple[str | int, ...], tags: set[str]) -> tuple[str | int, ...]:
-    return tuple(p for p in loc if not (isinstance(p, str) and p in tags))
+def _keys_of(node: yaml.Node | None) -> set[str]:
+    return {k.value for k, _ in node.value} if isinstance(node, yaml.MappingNode) else set()
+
+
+def _strip_tags(doc: YamlDocument, loc: tuple[str | int, ...], tags: set[str]) -> tuple[str | int, ...]:
+    """Drop pydantic's discriminated-union tags (`csv`, `between`...) from a location; keep real YAML keys.
+
+    A tag can equal a YAML key (a rule's tag is its key), so the YAML decides: a tag is dropped when the next
+    part is a key of the current mapping, or when it is not a key itself.
+    """
+    node: yaml.Node | None = doc.root
+    kept: list[str | int] = []
+    for i, part in enumerate(loc):
+        keys = _keys_of(node)
+        if isinstance(part, str) and part in tags:
+            following = loc[i + 1] if i + 1 < len(loc) else None
+            if following in keys or part not in keys:
+                continue
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        kept.append(part)
+    return tuple(kept)
 
 
 def _strip_union_labels(doc: YamlDocument, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], int | None]:
@@ -124,7 +150,7 @@ def _union_errors(doc: YamlDocument, errors: list[Any], tags: set[str]) -> list[
     When a member accepted the value's type and then refused the value, only that member's errors are kept;
     when no member accepted the type, one "expected A or B" error replaces them.
     """
-    located = [(err, *_strip_union_labels(doc, _strip_tags(tuple(err["loc"]), tags))) for err in errors]
+    located = [(err, *_strip_union_labels(doc, _strip_tags(doc, tuple(err["loc"]), tags))) for err in errors]
     out: list[tuple[Any, tuple[str | int, ...]]] = []
     done: set[tuple[str | int, ...]] = set()
     for err, loc, union_at in located:
@@ -163,6 +189,16 @@ def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             message = f"unknown key {key!r}"
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(valid)}"
+        elif kind == "unknown_rule":
+            known = message.rsplit(": ", 1)[-1].split(", ")
+            given = (
+                [k for k in err.get("input", {}) if k not in ("severity", "name")]
+                if isinstance(err.get("input"), dict)
+                else []
+            )
+            close = [c for k in given for c in difflib.get_close_matches(str(k), known, n=1, cutoff=0.6)]
+            message = f"unknown rule {given[0]!r}" if len(given) == 1 else message
+            hint = f"did you mean {close[0]!r}?" if close else f"known rules here: {', '.join(known)}"
         elif kind == "missing":
             message = "required field is missing"
             hint = f"add `{loc[-1]}:` (see docs/sources.md)"

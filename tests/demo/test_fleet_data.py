@@ -152,7 +152,7 @@ def test_values_are_plausible_and_mileage_never_decreases(default_landing: Fleet
         mileage[row[0]].append(float(values["Mileage [km]"]))
         if values["RPM"]:
             assert 600 <= float(values["RPM"]) <= 1800
-        if values["Engine Temp [C]"]:
+        if values["Engine Temp [C]"] and values["Engine Temp [C]"] != "999.9":  # planted sensor glitches
             healthy_temps.append(float(values["Engine Temp [C]"]))
         if values["Oil Pressure [kPa]"]:
             assert 150 < float(values["Oil Pressure [kPa]"]) < 450
@@ -270,3 +270,15 @@ def test_invalid_size_is_refused() -> None:
         FleetSize(readings_per_day=7)
     with pytest.raises(ValueError, match="trucks"):
         FleetSize(trucks=0)
+
+
+def test_sensor_glitches_parse_but_break_the_range_rule(default_landing: FleetLanding) -> None:
+    """Rows for the quality rules to quarantine: valid numbers, physically impossible (999.9 °C)."""
+    import gzip as gz
+
+    glitches = 0
+    for path in default_landing.files["telemetry"]:
+        opener = gz.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as handle:
+            glitches += sum(1 for line in handle if ",999.9," in line)
+    assert glitches == default_landing.glitch_rows["telemetry"] == round(57_600 / 10_000)

@@ -1,0 +1,185 @@
+"""Row rules compiled to a pandera schema (polars backend) and run on each Arrow batch in flight.
+
+Arrow batches become polars frames without a copy; pandera runs every check lazily and reports failure cases
+with their row index, which is how a failing row is traced back to its rules and quarantined.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+import pyarrow as pa_arrow
+from pandera.api.polars.types import PolarsData
+
+from foundation.quality.checks import DeclaredCheck
+from foundation.specs.rules import (
+    AcceptedValuesRule,
+    BetweenRule,
+    CustomRule,
+    ExpressionRule,
+    MaxRule,
+    MinRule,
+    NotNullRule,
+    RegexRule,
+)
+
+SAMPLE_SIZE = 5
+NUMERIC_PREFIXES = ("int", "uint", "float", "double", "decimal", "date", "timestamp", "time")
+
+
+class RuleCompileError(ValueError):
+    """A rule that cannot apply to its column (wrong type, unknown column, function not importable)."""
+
+
+@dataclass
+class BatchVerdict:
+    """What the row rules said about one batch."""
+
+    error_rows: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # row -> [(check, message)]
+    failing: Counter[str] = field(default_factory=Counter)  # check -> failing rows (error and warn)
+    samples: dict[str, list[str]] = field(default_factory=dict)  # check -> a few failing values
+
+
+def load_custom_function(reference: str, workspace_root: Path) -> Callable[[pl.DataFrame], Any]:
+    """`package.module:function`, importable from the workspace root (e.g. `usecases.fleet.checks:fn`)."""
+    module_name, function_name = reference.split(":")
+    if str(workspace_root) not in sys.path:
+        sys.path.insert(0, str(workspace_root))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RuleCompileError(f"custom check {reference!r}: cannot import {module_name!r} ({exc})") from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise RuleCompileError(f"custom check {reference!r}: {module_name} has no function {function_name!r}")
+    return function
+
+
+def _row_output(data: PolarsData, result: Any) -> pl.LazyFrame:
+    """A custom function may answer per row (a boolean Series) or for the batch (a bool): make it per row."""
+    if isinstance(result, pl.Series):
+        return pl.LazyFrame({"check_output": result.cast(pl.Boolean).fill_null(True)})
+    rows = data.lazyframe.select(pl.len()).collect().item()
+    return pl.LazyFrame({"check_output": [bool(result)] * rows})
+
+
+def _custom_check(function: Callable[[pl.DataFrame], Any], name: str) -> pa.Check:
+    return pa.Check(lambda data: _row_output(data, function(data.lazyframe.collect())), name=name)
+
+
+def _expression_check(sql: str, name: str) -> pa.Check:
+    try:
+        expression = pl.sql_expr(sql)
+    except Exception as exc:
+        raise RuleCompileError(f"expression {sql!r} is not valid SQL for a row condition: {exc}") from exc
+    # Like a SQL CHECK constraint: a row whose condition is unknown (a null operand) passes.
+    return pa.Check(lambda data: data.lazyframe.select(expression.fill_null(True)), name=name)
+
+
+def _is_ordered(arrow_type: str) -> bool:
+    return arrow_type.lower().startswith(NUMERIC_PREFIXES)
+
+
+class RowValidator:
+    """The row checks of one source, compiled once per load."""
+
+    def __init__(self, checks: list[DeclaredCheck], schema: pa_arrow.Schema, workspace_root: Path) -> None:
+        self.checks = [c for c in checks if c.stage == "row"]
+        types = {f.name: str(f.type) for f in schema}
+        columns: dict[str, dict[str, Any]] = {}
+        frame_checks: list[pa.Check] = []
+        self._by_column_check: dict[tuple[str, int], DeclaredCheck] = {}
+        self._by_frame_check: dict[int, DeclaredCheck] = {}
+        self._not_null: dict[str, DeclaredCheck] = {}
+        for check in self.checks:
+            rule = check.rule
+            if check.column is not None:
+                if check.column not in types:
+                    raise RuleCompileError(f"check {check.name}: column {check.column!r} is not in the landed data")
+                column = columns.setdefault(check.column, {"checks": [], "nullable": True})
+                if isinstance(rule, NotNullRule):
+                    column["nullable"] = False
+                    self._not_null[check.column] = check
+                    continue
+                if isinstance(rule, BetweenRule | MinRule | MaxRule) and not _is_ordered(types[check.column]):
+                    raise RuleCompileError(
+                        f"check {check.name}: {rule.kind} needs a numeric or date column, but {check.column} is "
+                        f"{types[check.column]}; declare its type (e.g. type: double)"
+                    )
+                self._by_column_check[(check.column, len(column["checks"]))] = check
+                column["checks"].append(self._column_check(rule, check.name))
+            elif isinstance(rule, ExpressionRule):
+                self._by_frame_check[len(frame_checks)] = check
+                frame_checks.append(_expression_check(rule.expression, check.name))
+            elif isinstance(rule, CustomRule):
+                function = load_custom_function(rule.custom.function, workspace_root)
+                self._by_frame_check[len(frame_checks)] = check
+                frame_checks.append(_custom_check(function, check.name))
+        self.schema = pa.DataFrameSchema(
+            {name: pa.Column(None, checks=c["checks"], nullable=c["nullable"]) for name, c in columns.items()},
+            checks=frame_checks,
+            strict=False,
+            coerce=False,
+        )
+        self.active = bool(self.checks)
+
+    @staticmethod
+    def _column_check(rule: Any, name: str) -> pa.Check:
+        match rule:
+            case BetweenRule(between=(low, high)):
+                return pa.Check.in_range(low, high, name=name)
+            case MinRule(min=low):
+                return pa.Check.ge(low, name=name)
+            case MaxRule(max=high):
+                return pa.Check.le(high, name=name)
+            case AcceptedValuesRule(accepted_values=values):
+                return pa.Check.isin(values, name=name)
+            case RegexRule(regex=pattern):
+                return pa.Check.str_matches(pattern, name=name)
+        raise RuleCompileError(f"rule {rule.kind} is not a row rule")
+
+    def validate(self, batch: pa_arrow.RecordBatch) -> BatchVerdict:
+        verdict = BatchVerdict()
+        if not self.active or batch.num_rows == 0:
+            return verdict
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        try:
+            self.schema.validate(frame, lazy=True)
+            return verdict
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+        for case in cases.iter_rows(named=True):
+            check = self._check_of(case)
+            if check is None or case["index"] is None:
+                continue
+            verdict.failing[check.name] += 1
+            value = case["failure_case"]
+            sample = verdict.samples.setdefault(check.name, [])
+            if len(sample) < SAMPLE_SIZE and value not in sample:
+                sample.append(str(value))
+            if check.severity == "error":
+                message = f"{check.description}, got {value}"
+                verdict.error_rows.setdefault(int(case["index"]), []).append((check.name, message))
+        return verdict
+
+    def _check_of(self, case: dict[str, Any]) -> DeclaredCheck | None:
+        if case["check"] == "not_nullable":
+            return self._not_null.get(case["column"])
+        if case["schema_context"] == "DataFrameSchema":
+            return self._by_frame_check.get(case["check_number"])
+        return self._by_column_check.get((case["column"], case["check_number"]))
+
+
+def row_json(batch: pa_arrow.RecordBatch, index: int) -> str:
+    row = batch.slice(index, 1).to_pylist()[0]
+    return json.dumps(row, default=str)

@@ -1,0 +1,111 @@
+"""Table rules: SQL on DuckDB over a bronze Delta snapshot (uniqueness across loads, freshness, references)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from foundation.quality.checks import DeclaredCheck
+from foundation.quality.outcomes import CheckOutcome
+from foundation.specs.rules import ColumnUniqueRule, FreshnessRule, ReferencesRule, TableUniqueRule, parse_duration
+from foundation.sql import quote_ident
+
+SAMPLE = 5
+
+
+def _age_text(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h {rest // 60}m" if days else f"{hours}h {rest // 60}m"
+
+
+def freshness_outcome(check: DeclaredCheck, newest: datetime | None, now: datetime) -> CheckOutcome:
+    """Pass, warn or fail by the age of `newest` against the rule's thresholds (naive times are UTC)."""
+    assert isinstance(check.rule, FreshnessRule)
+    rule = check.rule.freshness
+    if newest is None:
+        return CheckOutcome(check.name, "table", check.severity, False, check.description, observed="no data")
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    age = now - newest
+    observed = f"age {_age_text(age)} (newest {newest:%Y-%m-%d %H:%M} UTC)"
+    if rule.error_after and age > parse_duration(rule.error_after):
+        return CheckOutcome(check.name, "table", "error", False, check.description, observed=observed)
+    if rule.warn_after and age > parse_duration(rule.warn_after):
+        return CheckOutcome(check.name, "table", "warn", False, check.description, observed=observed)
+    return CheckOutcome(check.name, "table", check.severity, True, check.description, observed=observed)
+
+
+def _unique_outcome(
+    con: duckdb.DuckDBPyConnection, check: DeclaredCheck, relation: str, columns: list[str]
+) -> CheckOutcome:
+    keys = ", ".join(quote_ident(c) for c in columns)
+    rows = con.execute(
+        f"SELECT {keys}, count(*) AS n FROM {relation} GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC"
+    ).fetchall()
+    sample = [", ".join(str(v) for v in row[:-1]) + f" (x{row[-1]})" for row in rows[:SAMPLE]]
+    return CheckOutcome(
+        check.name,
+        "table",
+        check.severity,
+        not rows,
+        check.description,
+        failing=len(rows),
+        observed=f"{len(rows)} duplicated keys",
+        sample=sample,
+    )
+
+
+def _references_outcome(
+    con: duckdb.DuckDBPyConnection, check: DeclaredCheck, relation: str, parent: str | None
+) -> CheckOutcome:
+    assert isinstance(check.rule, ReferencesRule)
+    ref = check.rule.references
+    if parent is None:
+        return CheckOutcome(
+            check.name, "table", check.severity, False, check.description, observed=f"{ref.source} has not landed yet"
+        )
+    child, key = quote_ident(ref.column), quote_ident(ref.to_column or ref.column)
+    rows = con.execute(
+        f"SELECT DISTINCT c.{child} FROM {relation} c ANTI JOIN {parent} p ON c.{child} = p.{key} "
+        f"WHERE c.{child} IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return CheckOutcome(
+        check.name,
+        "table",
+        check.severity,
+        not rows,
+        check.description,
+        failing=len(rows),
+        observed=f"{len(rows)} values without a match",
+        sample=[str(r[0]) for r in rows[:SAMPLE]],
+    )
+
+
+def evaluate_table_rules(
+    con: duckdb.DuckDBPyConnection,
+    checks: list[DeclaredCheck],
+    relation: str,
+    now: datetime,
+    last_load_at: datetime | None,
+    parents: dict[str, str | None],
+) -> list[CheckOutcome]:
+    """`relation`: the source's table; `parents`: referenced source -> its relation (None if not landed)."""
+    outcomes: list[CheckOutcome] = []
+    for check in checks:
+        rule = check.rule
+        if isinstance(rule, ColumnUniqueRule) and check.column:
+            outcomes.append(_unique_outcome(con, check, relation, [check.column]))
+        elif isinstance(rule, TableUniqueRule):
+            outcomes.append(_unique_outcome(con, check, relation, rule.unique))
+        elif isinstance(rule, FreshnessRule):
+            if rule.freshness.column:
+                newest = con.execute(f"SELECT max({quote_ident(rule.freshness.column)}) FROM {relation}").fetchall()
+                outcomes.append(freshness_outcome(check, newest[0][0], now))
+            else:
+                outcomes.append(freshness_outcome(check, last_load_at, now))
+        elif isinstance(rule, ReferencesRule):
+            outcomes.append(_references_outcome(con, check, relation, parents.get(rule.references.source)))
+    return outcomes
