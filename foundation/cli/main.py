@@ -14,7 +14,9 @@ from typing import Annotated
 
 import typer
 
+from foundation.cli.kpi_command import kpi_app
 from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.run_command import run_cli
 from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.workspace import WORKSPACE_ENV, Workspace
 
@@ -27,6 +29,8 @@ app = typer.Typer(
 )
 sources_app = typer.Typer(help="Inspect the declared sources.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+app.add_typer(kpi_app, name="kpi")
+app.command("run")(run_cli)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 

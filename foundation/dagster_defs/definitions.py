@@ -5,12 +5,19 @@ Asset keys: `<usecase>/bronze/<source>`; group = use case; owners, kinds and des
 
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations at runtime.
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from croniter import croniter
 
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.ingest.report import LoadReport
+from foundation.quality.checks import declared_checks
+from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
+from foundation.specs.source import SourceSpec
 from foundation.workspace import SourceRef, Workspace
 
 
@@ -55,6 +62,63 @@ def materialization_metadata(report: LoadReport, uri: str) -> dict[str, object]:
     return {k: v for k, v in metadata.items() if v is not None}
 
 
+def check_specs(source: SourceRef) -> list[dg.AssetCheckSpec]:
+    """One Dagster asset check per declared rule; `error` checks block downstream assets."""
+    return [
+        dg.AssetCheckSpec(
+            check.name,
+            asset=bronze_asset_key(source),
+            description=check.description,
+            blocking=check.blocking,
+            metadata={"stage": check.stage, "severity": check.severity},
+        )
+        for check in declared_checks(source.spec)
+    ]
+
+
+def check_result(outcome: dict[str, Any]) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if outcome["severity"] == "error" else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, Any] = {"failing": outcome["failing"], "stage": outcome["stage"]}
+    if outcome["observed"]:
+        metadata["observed"] = outcome["observed"]
+    if outcome["sample"]:
+        metadata["sample"] = dg.MetadataValue.json(outcome["sample"])
+    return dg.AssetCheckResult(
+        check_name=outcome["check"], passed=outcome["passed"], severity=severity, metadata=metadata
+    )
+
+
+def freshness_policy(spec: SourceSpec) -> dg.FreshnessPolicy | None:
+    """From an explicit last-load freshness rule, else from the schedule: warn after one period, fail after two."""
+    explicit = next(
+        (r.freshness for r in spec.checks if isinstance(r, FreshnessRule) and r.freshness.column is None), None
+    )
+    if explicit is not None:
+        warn = parse_duration(explicit.warn_after) if explicit.warn_after else None
+        fail = parse_duration(explicit.error_after) if explicit.error_after else None
+        if fail is None:
+            return None
+        return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=warn if warn and warn < fail else None)
+    if spec.schedule == "manual":
+        return None
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # any fixed Monday: only the spacing between runs matters
+    runs = croniter(spec.schedule, start)
+    first = runs.get_next(datetime)
+    period = runs.get_next(datetime) - first
+    return dg.FreshnessPolicy.time_window(fail_window=2 * period, warn_window=period + timedelta(minutes=10))
+
+
+def referenced_sources(source: SourceRef) -> list[dg.AssetKey]:
+    """Sources a `references` rule reads: loaded first, so the rule sees their current data."""
+    keys = []
+    for rule in source.spec.checks:
+        if isinstance(rule, ReferencesRule):
+            target = rule.references.source
+            usecase, name = target.split("/", 1) if "/" in target else (source.usecase, target)
+            keys.append(dg.AssetKey([usecase, "bronze", name]))
+    return keys
+
+
 def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition:
     spec = source.spec
     uri = workspace.bronze_uri(source.usecase, source.name)
@@ -73,14 +137,26 @@ def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition
             "primary_key": ", ".join(spec.load.primary_key) or "-",
             "dagster/uri": uri,
         },
+        check_specs=check_specs(source),
+        deps=referenced_sources(source),
+        freshness_policy=freshness_policy(spec),
     )
-    def _ingest(context: dg.AssetExecutionContext, foundation: FoundationResource) -> dg.MaterializeResult:
-        report = foundation.ingest(source.key)
+    def _ingest(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Iterator[Any]:
+        try:
+            report = foundation.ingest(source.key)
+        except Exception as exc:
+            # A refused load is a failed check too: show what the rules concluded, then fail the step.
+            for outcome in getattr(exc, "foundation_outcomes", []):
+                yield check_result(outcome.to_dict())
+            raise dg.Failure(description=f"{source.key}: {exc}") from exc
         context.log.info(
             f"{source.key}: read {report.rows_read}, landed {report.rows_landed}, "
             f"quarantined {report.rows_quarantined} ({report.status})"
         )
-        return dg.MaterializeResult(metadata=materialization_metadata(report, uri))
+        yield dg.MaterializeResult(
+            metadata=materialization_metadata(report, uri),
+            check_results=[check_result(o) for o in report.checks],
+        )
 
     return _ingest
 
@@ -101,8 +177,12 @@ def build_definitions(workspace_dir: Path | None = None) -> dg.Definitions:
     workspace = Workspace.open(workspace_dir)
     sources = workspace.sources()
     schedules = [s for s in (source_schedule(src) for src in sources) if s is not None]
+    # dbt models downstream of the ingestion assets (none when the workspace has no dbt project)
+    from foundation.dagster_defs.dbt_assets import dbt_definitions
+
+    dbt_assets, dbt_resources = dbt_definitions(workspace)
     return dg.Definitions(
-        assets=[source_asset(workspace, src) for src in sources],
+        assets=[*(source_asset(workspace, src) for src in sources), *dbt_assets],
         schedules=schedules,
-        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root))},
+        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root)), **dbt_resources},
     )

@@ -1,0 +1,136 @@
+"""`foundation kpi list|show`: the KPI catalogue from the terminal (what `foundation run` last published)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+kpi_app = typer.Typer(
+    help="The KPI catalogue: definitions, owners, lineage, latest values against target (read from the gold "
+    "snapshots of the last `foundation run`).",
+    no_args_is_help=True,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+STATE_STYLE = {"on_target": "green", "off_target": "yellow", "alert": "red", "no_data": "dim"}
+TREND_ARROW = {"improving": "↗ improving", "worsening": "↘ worsening", "flat": "→ flat"}
+
+
+def _catalog():  # -> KpiCatalog (imports kept lazy: the CLI starts faster)
+    from foundation.workspace import Workspace
+    from kpi_catalog.catalogue import KpiCatalog
+
+    return KpiCatalog(Workspace.open().lakehouse_root)
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{text} {unit}".strip()
+
+
+def _unpublished() -> None:
+    from foundation.cli.output import err_console
+
+    err_console.print("no KPI published yet: run `foundation run` (or `foundation demo`) first")
+
+
+@kpi_app.command("list")
+def kpi_list(
+    search: Annotated[str | None, typer.Argument(help="Words to search in ids, labels, descriptions, owners.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List KPIs: use case, owner, status, latest value against target, trend."""
+    from foundation.cli.output import print_json, print_table
+
+    catalog = _catalog()
+    items = catalog.list(search)
+    if json_output:
+        print_json(items)
+        return
+    if not catalog.published:
+        _unpublished()
+        raise typer.Exit(1)
+    rows = []
+    for item in items:
+        latest = item["latest"]
+        style = STATE_STYLE[item["state"]]
+        rows.append(
+            [
+                item["id"],
+                item["usecase"],
+                item["status"],
+                item["owner"],
+                f"{latest['period']} ({item['grain']})" if latest else "-",
+                f"[{style}]{_fmt(latest['value'] if latest else None, item['unit'])}[/{style}]",
+                _fmt(item.get("target"), item["unit"]),
+                TREND_ARROW[item["trend"]],
+            ]
+        )
+    print_table(
+        f"KPIs (published {catalog.generated_at})",
+        ["kpi", "use case", "status", "owner", "latest period", "value", "target", "trend"],
+        rows,
+        right=["value", "target"],
+    )
+
+
+@kpi_app.command("show")
+def kpi_show(
+    name: Annotated[str, typer.Argument(help="KPI id, as in `foundation kpi list`.")],
+    grain: Annotated[str | None, typer.Option(help="day, week or month (default: the finest it has).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """One KPI: definition, owner, lineage back to the source YAML, latest value against target, history."""
+    from foundation.cli.output import console, err_console, print_json, print_table
+    from kpi_catalog.catalogue import KpiNotFoundError
+
+    catalog = _catalog()
+    try:
+        item: dict[str, Any] = catalog.summary(name, grain)
+        history = catalog.history(name, item["grain"]).get(None, [])
+    except (KpiNotFoundError, ValueError) as exc:
+        err_console.print(f"[red]error[/red] {exc.args[0] if exc.args else exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    if json_output:
+        print_json({**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history]})
+        return
+    latest = item["latest"]
+    style = STATE_STYLE[item["state"]]
+    console.print(f"[bold]{item['label']}[/bold] ({item['id']}, {item['status']}) - {item['description']}")
+    console.print(
+        f"owner {item['owner']} · unit {item['unit']} · {item['direction']} is better · "
+        f"target {_fmt(item.get('target'))} · alert {_fmt(item.get('alert'))} · grains {', '.join(item['grains'])}"
+        f" · dimensions {', '.join(item.get('dimensions', [])) or '-'}"
+    )
+    console.print(f"declared in {item['yaml']}" + (f" (extends {item['extends']})" if item.get("extends") else ""))
+    if item.get("expression"):
+        console.print(f"computed as {item['expression']} over {item['model']} by {item['time']}")
+    else:
+        console.print(f"computed by SQL in {item['dbt_model']}:\n{item['sql'].strip()}", highlight=False)
+    console.print(
+        "lineage: "
+        + " ← ".join([item["dbt_model"], *item["upstream_models"]])
+        + " ← "
+        + ", ".join(f"{s['source']} ({s['yaml']})" for s in item["lineage"])
+    )
+    value = f"[{style}]{_fmt(latest['value'], item['unit'])} ({item['state'].replace('_', ' ')})[/{style}]"
+    console.print(f"latest {latest['period'] if latest else '-'}: {value if latest else '-'} · trend {item['trend']}")
+    print_table(
+        f"History ({item['grain']}, last {len(history[-24:])})",
+        ["period", "value", "vs target"],
+        [
+            [p.period.isoformat(), _fmt(p.value, item["unit"]), _vs_target(p.value, item)]
+            for p in history[-24:]
+        ],
+        right=["value"],
+    )
+
+
+def _vs_target(value: float | None, item: dict[str, Any]) -> str:
+    from kpi_catalog.catalogue import status_against_target
+
+    state = status_against_target(value, item["direction"], item.get("target"), item.get("alert"))
+    return f"[{STATE_STYLE[state]}]{state.replace('_', ' ')}[/{STATE_STYLE[state]}]"
