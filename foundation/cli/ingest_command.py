@@ -23,6 +23,15 @@ class ProgressListener:
         self.reports: dict[str, LoadReport] = {}
         self.errors: dict[str, BaseException] = {}
 
+    def failed_checks(self) -> list[str]:
+        """`source: check` of every error check that failed (Dagster blocks what depends on them)."""
+        return [
+            f"{report.source}: {check['check']}"
+            for report in self.reports.values()
+            for check in report.checks
+            if check["status"] == "fail"
+        ]
+
     def on_start(self, source: str) -> None:
         if self.progress is not None:
             self.tasks[source] = self.progress.add_task(source, total=None, rows=0)
@@ -95,13 +104,21 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
     return listener
 
 
+def _checks_summary(report: LoadReport) -> str:
+    counts = {s: sum(1 for c in report.checks if c["status"] == s) for s in ("pass", "warn", "fail")}
+    parts = [f"{counts['pass']} pass"] if counts["pass"] else []
+    parts += [f"[yellow]{counts['warn']} warn[/yellow]"] if counts["warn"] else []
+    parts += [f"[red]{counts['fail']} fail[/red]"] if counts["fail"] else []
+    return ", ".join(parts)
+
+
 def print_reports(workspace: Workspace, listener: ProgressListener, sources: list[SourceRef]) -> None:
     rows = []
     for source in sources:
         report = listener.reports.get(source.key)
         if report is None:
             error = listener.errors.get(source.key)
-            rows.append([source.key, "[red]failed", "", "", "", "", "", str(error)[:80] if error else "not run"])
+            rows.append([source.key, "[red]failed", "", "", "", "", "", "", str(error)[:80] if error else "not run"])
             continue
         rows.append(
             [
@@ -112,16 +129,25 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
                 f"{report.rows_quarantined + report.rows_dropped:,}",
                 f"{report.rows_total:,}" if report.rows_total is not None else "",
                 f"{report.seconds:.2f}",
+                _checks_summary(report),
                 "" if report.reconciles else "[red]counts do not reconcile",
             ]
         )
     print_table(
         "Ingestion",
-        ["source", "status", "read", "landed", "quarantined", "table rows", "seconds", "note"],
+        ["source", "status", "read", "landed", "quarantined", "table rows", "seconds", "checks", "note"],
         rows,
         right=["read", "landed", "quarantined", "table rows", "seconds"],
     )
+    for report in listener.reports.values():
+        for check in report.checks:
+            if check["status"] != "pass":
+                colour = "red" if check["status"] == "fail" else "yellow"
+                console.print(
+                    f"[{colour}]{check['status']}[/{colour}] {report.source} {check['check']}: {check['observed']}",
+                    highlight=False,
+                )
     for source_key, error in listener.errors.items():
-        console.print(f"[red]error[/red] {source_key}: {error}")
+        console.print(f"[red]error[/red] {source_key}: {error}", markup=False, highlight=False)
     lake = Path(workspace.lakehouse_root)
     console.print(f'Lakehouse: {lake}  (query it: foundation sql "select * from bronze.<usecase>__<source>")')

@@ -55,7 +55,8 @@ def _open() -> Workspace:
 def _print_spec_errors(errors: list[SpecError], root: Path) -> None:
     for error in errors:
         colour = "red" if error.severity == "error" else "yellow"
-        err_console.print(f"[{colour}]{error.severity}[/{colour}] {error.format(relative_to=root)}", highlight=False)
+        err_console.print(f"[{colour}]{error.severity}[/{colour}] ", end="", highlight=False)
+        err_console.print(error.format(relative_to=root), markup=False, highlight=False, soft_wrap=True)
 
 
 def _fail_on_spec_errors(exc: SpecValidationError, root: Path) -> None:
@@ -166,7 +167,7 @@ def ingest(
         )
     else:
         print_reports(workspace, listener, sources)
-    failed = listener.errors or [s for s in sources if s.key not in listener.reports]
+    failed = listener.errors or [s for s in sources if s.key not in listener.reports] or listener.failed_checks()
     raise typer.Exit(1 if failed else 0)
 
 
@@ -239,6 +240,15 @@ def ui(
     ]
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl+C to stop)")
     raise typer.Exit(subprocess.call(command, env=env, cwd=workspace.root))
+
+
+def _register_quality_commands() -> None:
+    from foundation.cli.quality_cli import register
+
+    register(app, _open)
+
+
+_register_quality_commands()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import duckdb
 from foundation.checks import check_workspace
 from foundation.cli.ingest_command import print_reports, run_ingest
 from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.run_command import model_stage, print_model_stage
 from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
 from foundation.lakehouse.catalog import register_bronze
 from foundation.workspace import Workspace
@@ -56,10 +57,12 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
         console.print("3/3 ingesting every source into the bronze lakehouse (Dagster, in process)")
     sources = workspace.sources()
     listener = run_ingest(workspace, sources, show_progress=not json_output)
-    ok = not listener.errors and all(s.key in listener.reports for s in sources)
+    ok = not listener.errors and all(s.key in listener.reports for s in sources) and not listener.failed_checks()
     con = duckdb.connect()
     register_bronze(con, workspace.lakehouse_root)
     signal = con.execute(SIGNAL_SQL).fetchall() if ok else []
+    model = model_stage(workspace) if ok else None  # dbt data model + KPIs (None without a dbt project)
+    ok = ok and (model is None or model["ok"])
     if json_output:
         print_json(
             {
@@ -69,6 +72,7 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
                 "reports": [r.to_dict() for r in listener.reports.values()],
                 "errors": {k: str(v) for k, v in listener.errors.items()},
                 "signal": [list(row) for row in signal],
+                "model": model,
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )
@@ -81,6 +85,8 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
             signal,
             right=["readings", "engine °C", "oil kPa", "vibration mm/s"],
         )
+    if signal:
+        print_model_stage(workspace, model)
     console.print(
         f"{'[green]done' if ok else '[red]failed'}[/] in {time.perf_counter() - started:.1f}s. Next: "
         "`foundation ui` (asset graph), `foundation sources list`, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -75,6 +76,16 @@ class BronzeTable:
             if "foundation.load_id" in commit:
                 metrics = commit.get("operationMetrics", {})
                 return int(metrics.get("num_source_rows", metrics.get("num_added_rows", 0)))
+        return None
+
+    def last_load_at(self) -> datetime | None:
+        """When the newest load committed (the Delta commit's timestamp)."""
+        table = self.table()
+        if table is None:
+            return None
+        for commit in table.history(limit=50):
+            if "foundation.load_id" in commit:
+                return datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
         return None
 
     def row_count(self) -> int | None:

@@ -1,0 +1,103 @@
+"""Typer commands of the quality issue: `foundation quality`, `foundation profile`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from foundation.cli.output import console, err_console, print_json, print_table
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+
+
+def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType) -> None:
+    @app.command()
+    def quality(
+        usecase: Annotated[str | None, typer.Argument(help="Only this use case (default: all).")] = None,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Latest result of every quality rule per source (pass / warn / fail); exit 1 if an error rule fails.
+
+        Freshness is measured again now. This is the report to show: sources, quality, freshness.
+        """
+        from foundation.cli.quality_command import STATUS_STYLE, quality_report
+
+        workspace = open_workspace()
+        sources = workspace.select_sources([usecase] if usecase else None)
+        rows = quality_report(workspace, sources)
+        failed = [r for r in rows if r["status"] == "fail"]
+        if json_output:
+            print_json({"ok": not failed, "results": rows})
+        else:
+            table_rows = []
+            for r in rows:
+                style = STATUS_STYLE.get(r["status"], "")
+                when = r["checked_at"].strftime("%Y-%m-%d %H:%M") if r["checked_at"] else ""
+                table_rows.append(
+                    [
+                        r["source"],
+                        r["check"],
+                        f"[{style}]{r['status']}[/{style}]" if style else r["status"],
+                        r["failing"] or "",
+                        r["observed"],
+                        when,
+                    ]
+                )
+            print_table(
+                "Quality",
+                ["source", "check", "status", "failing", "observed", "checked (UTC)"],
+                table_rows,
+                right=["failing"],
+            )
+            counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("pass", "warn", "fail", "not loaded")}
+            console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        raise typer.Exit(1 if failed else 0)
+
+    @app.command()
+    def profile(
+        source: Annotated[str, typer.Argument(help="A source: `name` or `usecase/name`.")],
+        write: Annotated[bool, typer.Option("--write", help="Add the suggested checks to the source YAML.")] = False,
+        sample_rows: Annotated[int | None, typer.Option(help="Profile only the first N rows.")] = None,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Profile a source (type, null %, distinct, min/max, top values, pattern) and suggest its `checks:`."""
+        import yaml
+
+        from foundation.quality.profile import profile_source, suggest_checks, write_suggestions
+
+        workspace = open_workspace()
+        try:
+            (ref,) = workspace.select_sources([source])[:1]
+        except LookupError as exc:
+            err_console.print(f"[red]error[/red] {exc}")
+            raise typer.Exit(2) from exc
+        result = profile_source(workspace, ref, sample_rows)
+        suggestions = suggest_checks(result)
+        if json_output:
+            print_json({"profile": result.to_dict(), "suggested": suggestions})
+        else:
+            print_table(
+                f"Profile of {ref.key}: {result.rows:,} rows",
+                ["column", "type", "null %", "distinct", "min", "max", "top values", "pattern"],
+                [
+                    [
+                        c.name,
+                        c.type,
+                        f"{c.null_percent:.2f}",
+                        c.distinct,
+                        c.min,
+                        c.max,
+                        ", ".join(f"{v} ({n})" for v, n in c.top_values[:3]),
+                        f"{c.pattern} ({c.pattern_share:.0%})" if c.pattern else "",
+                    ]
+                    for c in result.columns
+                ],
+                right=["null %", "distinct"],
+            )
+            console.print("Suggested rules (review before use):")
+            console.print(yaml.safe_dump(suggestions, sort_keys=False, default_flow_style=None), markup=False)
+        if write:
+            changed = write_suggestions(ref.path, suggestions)
+            message = f"added to {ref.path.name}: {', '.join(changed)}" if changed else "nothing to add (rules exist)"
+            err_console.print(message)

@@ -1,0 +1,62 @@
+"""`foundation quality` (the latest result of every rule, freshness re-measured now) and `foundation profile`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from foundation.lakehouse.bronze import BronzeTable
+from foundation.quality.checks import declared_checks
+from foundation.quality.gate import evaluate_table_outcomes
+from foundation.quality.results import latest_results
+from foundation.specs.rules import FreshnessRule
+from foundation.workspace import SourceRef, Workspace
+
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "not loaded": "dim"}
+
+
+def _now_row(source: SourceRef, outcome: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "source": source.key,
+        "usecase": source.usecase,
+        "load_id": None,
+        "checked_at": now,
+        **{k: v for k, v in outcome.to_dict().items() if k != "check"},
+        "check": outcome.check,
+    }
+
+
+def quality_report(workspace: Workspace, sources: list[SourceRef]) -> list[dict[str, Any]]:
+    """Latest stored result per (source, check); freshness is measured again now, since time passes."""
+    now = datetime.now(UTC)
+    keys = {s.key for s in sources}
+    rows = [r for r in latest_results(workspace) if r["source"] in keys]
+    for source in sources:
+        bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name))
+        if bronze.version() is None:
+            rows = [r for r in rows if r["source"] != source.key]
+            rows.append(
+                {
+                    "source": source.key,
+                    "usecase": source.usecase,
+                    "check": "-",
+                    "stage": "-",
+                    "severity": "-",
+                    "status": "not loaded",
+                    "passed": False,
+                    "failing": 0,
+                    "observed": "no load yet: run `foundation ingest`",
+                    "checked_at": None,
+                    "sample": [],
+                }
+            )
+            continue
+        fresh = [c for c in declared_checks(source.spec) if isinstance(c.rule, FreshnessRule)]
+        if fresh:
+            outcomes = evaluate_table_outcomes(workspace, source, fresh, now, bronze.last_load_at())
+            names = {o.check for o in outcomes}
+            rows = [r for r in rows if not (r["source"] == source.key and r["check"] in names)]
+            rows.extend(_now_row(source, o, now) for o in outcomes)
+    order = {s.key: i for i, s in enumerate(sources)}
+    rows.sort(key=lambda r: (order[r["source"]], r["check"]))
+    return rows
