@@ -5,7 +5,8 @@ from __future__ import annotations
 import glob
 import os
 
-from foundation.secrets import references
+from foundation.secrets import MissingSecretError, references
+from foundation.secrets import resolve as resolve_env
 from foundation.specs.errors import SpecError
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
@@ -32,7 +33,11 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
         line = doc.line_of(("extract", "path")) if doc else None
         if isinstance(extract, DeltaExtract):
             continue
-        for pattern in extract.paths:
+        for declared in extract.paths:
+            try:
+                pattern = resolve_env(declared, "extract.path")
+            except MissingSecretError:
+                continue  # already reported as an unset variable
             absolute = pattern if os.path.isabs(pattern) else str(workspace.root / pattern)
             if not glob.glob(absolute, recursive=True):
                 errors.append(
@@ -45,4 +50,15 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                         severity="warning",
                     )
                 )
+    errors.extend(_dbt_and_kpi_errors(workspace))
     return errors
+
+
+def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
+    """KPI YAML errors, dbt sources with no source YAML behind them, KPIs on unknown models or columns."""
+    from foundation.dbt.checks import check_dbt_project
+    from foundation.dbt.project import dbt_paths
+    from kpi_catalog.spec import load_kpis
+
+    kpis = load_kpis(workspace.root)
+    return kpis.errors + check_dbt_project(dbt_paths(workspace), list(workspace.scan.sources), kpis.kpis)

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.secrets import resolve as resolve_env
 from foundation.specs.source import CsvExtract, DeltaExtract, JsonExtract, ParquetExtract
 from foundation.sql import quote_ident, quote_literal
 
@@ -41,7 +42,8 @@ class SourceFile:
 def resolve_files(workspace_root: Path, extract: FileExtract) -> list[SourceFile]:
     """Every file the extract's paths/globs match, sorted; raises when a pattern matches nothing."""
     files: dict[str, SourceFile] = {}
-    for pattern in extract.paths:
+    for declared in extract.paths:
+        pattern = resolve_env(declared, "extract.path")  # e.g. path: ${LANDING_DIR}/orders/*.csv
         absolute = pattern if os.path.isabs(pattern) else str(workspace_root / pattern)
         matched = sorted(p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p))
         if not matched:

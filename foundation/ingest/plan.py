@@ -134,7 +134,8 @@ def _reason_expr(plan: ColumnPlan) -> str | None:
     typed = _typed_expr(plan)
     whens: list[str] = []
     if plan.target_type is not None:
-        shown = f"left(CAST({raw} AS VARCHAR), 60)"
+        # A PII value is never echoed: the quarantine reason would leak what the hash protects.
+        shown = "'<pii>'" if plan.pii else f"left(CAST({raw} AS VARCHAR), 60)"
         expected = plan.target_type.lower() + (f" with format {plan.fmt}" if plan.fmt else "")
         prefix, suffix = f"{plan.name}: cannot read '", f"' as {expected}"
         whens.append(

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -121,6 +122,13 @@ class SourceLoader:
         finally:
             con.close()
 
+    def _state_key(self, path: str) -> str:
+        """Files inside the workspace are remembered by relative path, so a moved workspace is not reloaded."""
+        try:
+            return str(Path(path).resolve().relative_to(self.workspace.root))
+        except ValueError:
+            return path
+
     def _files_to_load(self, state: LoadState, report: LoadReport) -> tuple[list[SourceFile], list[str]]:
         if isinstance(self.spec.extract, DeltaExtract):
             uri = self.workspace.resolve(self.spec.extract.path)
@@ -132,7 +140,7 @@ class SourceLoader:
             self.spec.load.incremental is not None and self.spec.load.incremental.new_files_only
         )
         if skip_known:
-            files = [f for f in files if state.files.get(f.path) != f.fingerprint]
+            files = [f for f in files if state.files.get(self._state_key(f.path)) != f.fingerprint]
         report.files_loaded = len(files)
         return files, [f.path for f in files]
 
@@ -236,7 +244,7 @@ class SourceLoader:
 
         new_state = LoadState(files=dict(state.files), cursor=new_cursor)
         for f in files:
-            new_state.files[f.path] = f.fingerprint
+            new_state.files[self._state_key(f.path)] = f.fingerprint
         previous_version = self.bronze.version()
         stream_errors: list[BaseException] = []
 

@@ -248,5 +248,20 @@ class SourceSpec(Spec):
                 raise ValueError(f"load refers to undeclared columns: {', '.join(missing)}; declare them in columns")
         return self
 
+    @model_validator(mode="after")
+    def _delta_append_needs_cursor(self) -> SourceSpec:
+        # A Delta source has no files to remember: appending it again would land every row twice.
+        incremental = self.load.incremental
+        if (
+            isinstance(self.extract, DeltaExtract)
+            and self.load.mode == "append"
+            and not (incremental and incremental.cursor)
+        ):
+            raise ValueError(
+                "a delta extract in append mode needs incremental: {cursor: <column>} (else every run lands the "
+                "whole table again); or use mode: replace or merge"
+            )
+        return self
+
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)

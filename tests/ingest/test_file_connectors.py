@@ -217,7 +217,9 @@ def test_ndjson_files(make_workspace, spec):
 
 
 def test_delta_table_source(make_workspace, spec):
-    kit = make_workspace(sources=[spec("mirror", {"type": "delta", "path": "landing/upstream"})])
+    kit = make_workspace(
+        sources=[spec("mirror", {"type": "delta", "path": "landing/upstream"}, load={"mode": "replace"})]
+    )
     upstream = str(kit.root / "landing/upstream")
     write_deltalake(upstream, pa.table({"id": [1, 2], "name": ["a", "b"]}))
     write_deltalake(upstream, pa.table({"id": [3], "name": ["c"]}), mode="append")
@@ -229,7 +231,9 @@ def test_delta_table_source(make_workspace, spec):
 
 
 def test_delta_table_source_at_a_version(make_workspace, spec):
-    kit = make_workspace(sources=[spec("mirror", {"type": "delta", "path": "landing/upstream", "version": 0})])
+    kit = make_workspace(
+        sources=[spec("mirror", {"type": "delta", "path": "landing/upstream", "version": 0}, load={"mode": "replace"})]
+    )
     upstream = str(kit.root / "landing/upstream")
     write_deltalake(upstream, pa.table({"id": [1, 2]}))
     write_deltalake(upstream, pa.table({"id": [3]}), mode="append")
@@ -324,3 +328,28 @@ def test_two_raw_columns_that_collide_in_snake_case_are_refused(make_workspace, 
     )
     with pytest.raises(SchemaMismatchError, match="both become 'air_temp'"):
         kit.ingest("clash")
+
+
+def test_moved_workspace_does_not_land_its_files_again(make_workspace, spec, tmp_path):
+    import shutil
+
+    from foundation.ingest.runner import ingest_source
+    from foundation.workspace import Workspace
+
+    kit = make_workspace(
+        sources=[spec("events", {"type": "csv", "path": "landing/*.csv"})], files={"landing/a.csv": "id\n1\n2\n"}
+    )
+    assert kit.ingest("events").rows_landed == 2
+    moved = tmp_path / "moved"
+    shutil.copytree(kit.root, moved, copy_function=shutil.copy2)  # copy2 keeps the files' mtimes
+    workspace = Workspace.open(moved)
+    (source,) = workspace.sources()
+    assert ingest_source(workspace, source).status == "nothing_new"
+
+
+def test_env_variable_in_extract_path_is_resolved(make_workspace, spec, monkeypatch):
+    monkeypatch.setenv("LANDING_DIR", "landing")
+    kit = make_workspace(
+        sources=[spec("events", {"type": "csv", "path": "${LANDING_DIR}/*.csv"})], files={"landing/a.csv": "id\n1\n"}
+    )
+    assert kit.ingest("events").rows_landed == 1
