@@ -69,6 +69,7 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
                 "ok": ok,
                 "landing_rows": landing.rows,
                 "landing_bad_rows": landing.bad_rows,
+                "landing_glitch_rows": landing.glitch_rows,
                 "reports": [r.to_dict() for r in listener.reports.values()],
                 "errors": {k: str(v) for k, v in listener.errors.items()},
                 "signal": [list(row) for row in signal],

@@ -36,7 +36,7 @@ from foundation.ingest.plan import (
 from foundation.ingest.quarantine import quarantine_table, reject_records, typing_records
 from foundation.ingest.report import LoadReport
 from foundation.lakehouse.bronze import BronzeTable, LoadState
-from foundation.quality.gate import QualityGate
+from foundation.quality.gate import QualityGate, nothing_new_outcomes
 from foundation.quality.outcomes import CheckOutcome
 from foundation.quality.results import record_outcomes
 from foundation.specs.source import CsvExtract, DeltaExtract
@@ -90,6 +90,7 @@ class SourceLoader:
         self.bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name), options)
         self.quarantine = BronzeTable(workspace.quarantine_uri(source.usecase, source.name), options)
         self.gate: QualityGate | None = None
+        self.outcomes: list[CheckOutcome] = []  # when no gate ran (nothing new to load)
 
     def run(self) -> LoadReport:
         started = time.perf_counter()
@@ -104,7 +105,9 @@ class SourceLoader:
             record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
             exc.foundation_outcomes = outcomes  # type: ignore[attr-defined]  # for the Dagster asset's checks
             raise
-        record_outcomes(self.workspace, self.source.key, report.load_id, now, self.gate.outcomes if self.gate else [])
+        record_outcomes(
+            self.workspace, self.source.key, report.load_id, now, self.gate.outcomes if self.gate else self.outcomes
+        )
         report.seconds = time.perf_counter() - started
         return report
 
@@ -115,6 +118,8 @@ class SourceLoader:
             report.status = "nothing_new"
             report.delta_version = self.bronze.version()
             report.rows_total = self.bronze.row_count()
+            self.outcomes = nothing_new_outcomes(self.workspace, self.source, now, self.bronze.last_load_at())
+            report.checks = [o.to_dict() for o in self.outcomes]
             return
         con = _connect(self.workspace)
         try:

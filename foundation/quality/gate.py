@@ -17,14 +17,67 @@ from foundation.lakehouse.catalog import delta_relation_sql
 from foundation.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredCheck, declared_checks
 from foundation.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome
 from foundation.quality.outcomes import CheckOutcome, QualityGateError
-from foundation.quality.row_rules import RowValidator, row_json
+from foundation.quality.row_rules import RowValidator, RuleCompileError, row_json
 from foundation.quality.table_rules import evaluate_table_rules
-from foundation.specs.rules import ReferencesRule, SchemaRule
+from foundation.specs.rules import (
+    AcceptedValuesRule,
+    BetweenRule,
+    CompletenessRule,
+    FreshnessRule,
+    MaxRule,
+    MinRule,
+    ReferencesRule,
+    RegexRule,
+    SchemaRule,
+    TableUniqueRule,
+)
+from foundation.specs.source import SourceSpec
 from foundation.workspace import SourceRef, Workspace
 
 
 def _data_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f for f in schema if f.name not in LINEAGE_COLUMNS])
+
+
+def _check_columns(checks: list[DeclaredCheck], types: dict[str, str]) -> None:
+    """Load and table rules name columns that exist: else a load rule passes unchecked, and a table rule
+    fails in DuckDB after the commit (row rules are checked by the `RowValidator`)."""
+    names = set(types)
+    for check in checks:
+        rule = check.rule
+        used: list[str] = []
+        if check.column is not None and check.stage != "row":
+            used = [check.column]
+        elif isinstance(rule, TableUniqueRule):
+            used = list(rule.unique)
+        elif isinstance(rule, FreshnessRule) and rule.freshness.column:
+            used = [rule.freshness.column]
+            kind = types.get(used[0], "timestamp")
+            if not kind.startswith(("timestamp", "date")):
+                raise RuleCompileError(
+                    f"check {check.name}: freshness needs a date or timestamp column, but {used[0]} is {kind}; "
+                    "declare its type (e.g. type: timestamp)"
+                )
+        elif isinstance(rule, CompletenessRule):
+            used = list(rule.completeness.max_null_percent)
+        elif isinstance(rule, ReferencesRule):
+            used = [rule.references.column]
+        unknown = [c for c in used if c not in names]
+        if unknown:
+            raise RuleCompileError(f"check {check.name}: column {', '.join(unknown)} is not in the landed data")
+
+
+def _check_hashed_columns(checks: list[DeclaredCheck], spec: SourceSpec) -> None:
+    """A PII column is hashed before the rules see it: a rule on its values would judge the hash."""
+    hashed = {c.name for c in spec.columns if c.pii and c.pii_handling == "hash"}
+    for check in checks:
+        if check.column in hashed and isinstance(
+            check.rule, BetweenRule | MinRule | MaxRule | AcceptedValuesRule | RegexRule
+        ):
+            raise RuleCompileError(
+                f"check {check.name}: {check.column} is PII, hashed at ingestion, so {check.rule.kind} would check "
+                "the hash: remove the rule, or keep the value (pii_handling: keep)"
+            )
 
 
 class QualityGate:
@@ -39,6 +92,9 @@ class QualityGate:
         self.workspace = workspace
         self.source = source
         self.checks: list[DeclaredCheck] = declared_checks(source.spec)
+        existing_types = {f.name: str(f.type) for f in existing_schema} if existing_schema is not None else {}
+        _check_columns(self.checks, {**existing_types, **{f.name: str(f.type) for f in landed_schema}})
+        _check_hashed_columns(self.checks, source.spec)
         self.validator = RowValidator(self.checks, landed_schema, workspace.root)
         self.stats = LoadStats()
         self.previous_rows = previous_rows
@@ -160,6 +216,22 @@ class QualityGate:
 
     def table_outcomes(self, now: datetime, last_load_at: datetime | None) -> list[CheckOutcome]:
         return evaluate_table_outcomes(self.workspace, self.source, self._of_stage("table"), now, last_load_at)
+
+
+def nothing_new_outcomes(
+    workspace: Workspace, source: SourceRef, now: datetime, last_load_at: datetime | None
+) -> list[CheckOutcome]:
+    """A run with nothing new to load: table rules measured again (freshness matters most when data stops
+    arriving); row and load rules have nothing to judge and pass as such (Dagster wants every check answered)."""
+    checks = declared_checks(source.spec)
+    table = [c for c in checks if c.stage == "table"]
+    outcomes = evaluate_table_outcomes(workspace, source, table, now, last_load_at) if table else []
+    outcomes += [
+        CheckOutcome(c.name, c.stage, c.severity, True, c.description, observed="nothing new to load")
+        for c in checks
+        if c.stage != "table"
+    ]
+    return outcomes
 
 
 def evaluate_table_outcomes(

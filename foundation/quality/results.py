@@ -78,19 +78,21 @@ def latest_results(workspace: Workspace, usecase: str | None = None) -> list[dic
     """The newest result of every (source, check), ordered by source and check."""
     con = duckdb.connect()
     try:
-        relation = delta_relation_sql(con, results_uri(workspace))
-    except TableNotFoundError:
-        return []
-    where = "WHERE usecase = ?" if usecase else ""
-    cursor = con.execute(
-        f'SELECT * EXCLUDE (rank) FROM (SELECT *, row_number() OVER (PARTITION BY source, "check" '
-        f"ORDER BY checked_at DESC) AS rank FROM {relation} {where}) WHERE rank = 1 "
-        'ORDER BY source, stage, "check"',
-        [usecase] if usecase else [],
-    )
-    columns = [d[0] for d in cursor.description or []]
-    rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        try:
+            relation = delta_relation_sql(con, results_uri(workspace))
+        except TableNotFoundError:
+            return []
+        where = "WHERE usecase = ?" if usecase else ""
+        cursor = con.execute(
+            f'SELECT * EXCLUDE (rank) FROM (SELECT *, row_number() OVER (PARTITION BY source, "check" '
+            f"ORDER BY checked_at DESC) AS rank FROM {relation} {where}) WHERE rank = 1 "
+            'ORDER BY source, stage, "check"',
+            [usecase] if usecase else [],
+        )
+        columns = [d[0] for d in cursor.description or []]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
     for row in rows:
         row["sample"] = json.loads(row["sample"] or "[]")
-    con.close()
     return rows

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from foundation.specs.rules import (
 )
 
 SAMPLE_SIZE = 5
-NUMERIC_PREFIXES = ("int", "uint", "float", "double", "decimal", "date", "timestamp", "time")
+# between/min/max bounds are numbers: a date or timestamp column would be compared as days or microseconds.
+NUMERIC_PREFIXES = ("int", "uint", "float", "double", "halffloat", "decimal")
 
 
 class RuleCompileError(ValueError):
@@ -66,9 +68,11 @@ def load_custom_function(reference: str, workspace_root: Path) -> Callable[[pl.D
 
 def _row_output(data: PolarsData, result: Any) -> pl.LazyFrame:
     """A custom function may answer per row (a boolean Series) or for the batch (a bool): make it per row."""
-    if isinstance(result, pl.Series):
-        return pl.LazyFrame({"check_output": result.cast(pl.Boolean).fill_null(True)})
     rows = data.lazyframe.select(pl.len()).collect().item()
+    if isinstance(result, pl.Series):
+        if len(result) != rows:
+            raise RuleCompileError(f"the function returned {len(result)} values for {rows} rows")
+        return pl.LazyFrame({"check_output": result.cast(pl.Boolean).fill_null(True)})
     return pl.LazyFrame({"check_output": [bool(result)] * rows})
 
 
@@ -76,17 +80,49 @@ def _custom_check(function: Callable[[pl.DataFrame], Any], name: str) -> pa.Chec
     return pa.Check(lambda data: _row_output(data, function(data.lazyframe.collect())), name=name)
 
 
-def _expression_check(sql: str, name: str) -> pa.Check:
+def _expression_check(sql: str, name: str, columns: list[str]) -> pa.Check:
     try:
         expression = pl.sql_expr(sql)
     except Exception as exc:
         raise RuleCompileError(f"expression {sql!r} is not valid SQL for a row condition: {exc}") from exc
+    unknown = [c for c in expression.meta.root_names() if c not in columns]
+    if unknown:
+        raise RuleCompileError(f"check {name}: expression {sql!r} uses {', '.join(unknown)}, not in the landed data")
     # Like a SQL CHECK constraint: a row whose condition is unknown (a null operand) passes.
     return pa.Check(lambda data: data.lazyframe.select(expression.fill_null(True)), name=name)
 
 
 def _is_ordered(arrow_type: str) -> bool:
     return arrow_type.lower().startswith(NUMERIC_PREFIXES)
+
+
+def _typed_values(check: DeclaredCheck, values: list[Any], arrow_type: str) -> list[Any]:
+    """Accepted values in the column's type: polars' `is_in` refuses mixed types, and pandera reports that as a
+    failure without a row, which would let every row through."""
+    kind = arrow_type.lower()
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if kind.startswith(("string", "large_string", "utf8", "large_utf8")):
+        fits = all(isinstance(v, str) for v in values)
+        fix = "quote them in the YAML ('1', 'yes')"
+    elif kind.startswith("bool"):
+        fits = all(isinstance(v, bool) for v in values)
+        fix = "write true/false"
+    elif kind.startswith(("int", "uint")):
+        fits = numbers and all(float(v).is_integer() for v in values)
+        values = [int(v) for v in values] if fits else values
+        fix = "write whole numbers"
+    elif kind.startswith(("float", "double", "halffloat", "decimal")):
+        fits = numbers
+        if fits:
+            values = [Decimal(str(v)) for v in values] if kind.startswith("decimal") else [float(v) for v in values]
+        fix = "write numbers"
+    else:
+        return values
+    if not fits:
+        raise RuleCompileError(
+            f"check {check.name}: {check.column} is {arrow_type}, but accepted_values are {values}: {fix}"
+        )
+    return values
 
 
 class RowValidator:
@@ -112,14 +148,18 @@ class RowValidator:
                     continue
                 if isinstance(rule, BetweenRule | MinRule | MaxRule) and not _is_ordered(types[check.column]):
                     raise RuleCompileError(
-                        f"check {check.name}: {rule.kind} needs a numeric or date column, but {check.column} is "
+                        f"check {check.name}: {rule.kind} needs a numeric column, but {check.column} is "
                         f"{types[check.column]}; declare its type (e.g. type: double)"
+                    )
+                if isinstance(rule, AcceptedValuesRule):
+                    rule = rule.model_copy(
+                        update={"accepted_values": _typed_values(check, rule.accepted_values, types[check.column])}
                     )
                 self._by_column_check[(check.column, len(column["checks"]))] = check
                 column["checks"].append(self._column_check(rule, check.name))
             elif isinstance(rule, ExpressionRule):
                 self._by_frame_check[len(frame_checks)] = check
-                frame_checks.append(_expression_check(rule.expression, check.name))
+                frame_checks.append(_expression_check(rule.expression, check.name, list(types)))
             elif isinstance(rule, CustomRule):
                 function = load_custom_function(rule.custom.function, workspace_root)
                 self._by_frame_check[len(frame_checks)] = check
@@ -160,8 +200,13 @@ class RowValidator:
             cases = exc.failure_cases
         for case in cases.iter_rows(named=True):
             check = self._check_of(case)
-            if check is None or case["index"] is None:
+            if check is None:
                 continue
+            if case["index"] is None:
+                # pandera reports a check that raised (a custom function's error, a type mismatch) as a failure
+                # without a row: let no row through unchecked.
+                reason = str(case["failure_case"]).splitlines()[0]
+                raise RuleCompileError(f"check {check.name} could not run on {check.column or 'the rows'}: {reason}")
             verdict.failing[check.name] += 1
             value = case["failure_case"]
             sample = verdict.samples.setdefault(check.name, [])

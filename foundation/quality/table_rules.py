@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
@@ -21,12 +21,15 @@ def _age_text(age: timedelta) -> str:
     return f"{days}d {hours}h {rest // 60}m" if days else f"{hours}h {rest // 60}m"
 
 
-def freshness_outcome(check: DeclaredCheck, newest: datetime | None, now: datetime) -> CheckOutcome:
-    """Pass, warn or fail by the age of `newest` against the rule's thresholds (naive times are UTC)."""
+def freshness_outcome(check: DeclaredCheck, newest: datetime | date | None, now: datetime) -> CheckOutcome:
+    """Pass, warn or fail by the age of `newest` against the rule's thresholds (naive times are UTC; a date
+    counts from the start of its day)."""
     assert isinstance(check.rule, FreshnessRule)
     rule = check.rule.freshness
     if newest is None:
         return CheckOutcome(check.name, "table", check.severity, False, check.description, observed="no data")
+    if not isinstance(newest, datetime):
+        newest = datetime(newest.year, newest.month, newest.day)
     if newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
     age = now - newest
@@ -95,17 +98,36 @@ def evaluate_table_rules(
     """`relation`: the source's table; `parents`: referenced source -> its relation (None if not landed)."""
     outcomes: list[CheckOutcome] = []
     for check in checks:
-        rule = check.rule
-        if isinstance(rule, ColumnUniqueRule) and check.column:
-            outcomes.append(_unique_outcome(con, check, relation, [check.column]))
-        elif isinstance(rule, TableUniqueRule):
-            outcomes.append(_unique_outcome(con, check, relation, rule.unique))
-        elif isinstance(rule, FreshnessRule):
-            if rule.freshness.column:
-                newest = con.execute(f"SELECT max({quote_ident(rule.freshness.column)}) FROM {relation}").fetchall()
-                outcomes.append(freshness_outcome(check, newest[0][0], now))
-            else:
-                outcomes.append(freshness_outcome(check, last_load_at, now))
-        elif isinstance(rule, ReferencesRule):
-            outcomes.append(_references_outcome(con, check, relation, parents.get(rule.references.source)))
+        try:
+            outcomes.extend(_evaluate(con, check, relation, now, last_load_at, parents))
+        except Exception as exc:  # after the commit, an error is a failed check, not a failed load
+            reason = str(exc).splitlines()[0]
+            outcomes.append(
+                CheckOutcome(
+                    check.name, "table", check.severity, False, check.description, observed=f"could not run: {reason}"
+                )
+            )
     return outcomes
+
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection,
+    check: DeclaredCheck,
+    relation: str,
+    now: datetime,
+    last_load_at: datetime | None,
+    parents: dict[str, str | None],
+) -> list[CheckOutcome]:
+    rule = check.rule
+    if isinstance(rule, ColumnUniqueRule) and check.column:
+        return [_unique_outcome(con, check, relation, [check.column])]
+    if isinstance(rule, TableUniqueRule):
+        return [_unique_outcome(con, check, relation, rule.unique)]
+    if isinstance(rule, FreshnessRule):
+        if rule.freshness.column:
+            newest = con.execute(f"SELECT max({quote_ident(rule.freshness.column)}) FROM {relation}").fetchall()
+            return [freshness_outcome(check, newest[0][0], now)]
+        return [freshness_outcome(check, last_load_at, now)]
+    if isinstance(rule, ReferencesRule):
+        return [_references_outcome(con, check, relation, parents.get(rule.references.source))]
+    return []

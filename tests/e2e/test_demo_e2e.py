@@ -48,7 +48,9 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
     assert all(r["reconciles"] for r in reports.values())
     telemetry = reports["fleet_maintenance/engine_telemetry"]
     assert telemetry["rows_read"] == demo["landing_rows"]["telemetry"] == 12 * 21 * 24
-    assert telemetry["rows_quarantined"] == demo["landing_bad_rows"]["telemetry"] > 0
+    # quarantined: the dump's broken rows (parse/type) and its sensor glitches (the `between` rule)
+    planted = demo["landing_bad_rows"]["telemetry"] + demo["landing_glitch_rows"]["telemetry"]
+    assert telemetry["rows_quarantined"] == planted > 0
     assert reports["machine_failure/ai4i_readings"]["rows_landed"] == 10_000
     # The learnable signal survives ingestion: engine temperature is higher in the 48 h before failures.
     by_period = {row[0]: row for row in demo["signal"]}
