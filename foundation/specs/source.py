@@ -138,6 +138,20 @@ class ColumnSpec(Spec):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_value_rules_on_hashes(self) -> ColumnSpec:
+        # A hashed PII column holds digests: a range, list or pattern rule would fail on every row.
+        if self.pii and self.pii_handling == "hash":
+            value_rules = [
+                r.kind for r in self.checks if r.kind in ("between", "min", "max", "accepted_values", "regex")
+            ]
+            if value_rules:
+                raise ValueError(
+                    f"column {self.name!r} is hashed PII, so {', '.join(value_rules)} cannot apply to its values; "
+                    "keep not_null/unique, or set pii_handling: keep"
+                )
+        return self
+
     @property
     def raw_name(self) -> str:
         return self.from_ or self.name

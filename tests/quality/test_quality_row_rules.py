@@ -433,16 +433,21 @@ def test_max_invalid_percent_counts_rule_failures(make_workspace, spec):
 # --- PII columns are hashed before the rules see them ---------------------------------------------------------
 
 
-def test_a_value_rule_on_a_hashed_pii_column_is_refused(make_workspace, spec):
-    """A regex on a hashed e-mail would judge the hash and quarantine every row: refused before reading."""
-    email = {"name": "driver_email", "type": "varchar", "pii": True, "checks": [{"regex": "^[^@]+@[^@]+$"}]}
-    kit = make_workspace(
-        sources=[spec("drivers", {"type": "csv", "path": "landing/drivers.csv"}, columns=[{"name": "id"}, email])]
+def test_a_value_rule_on_a_hashed_pii_column_is_refused_by_check(tmp_path):
+    """A regex on a hashed e-mail would judge the hash and quarantine every row: `foundation check` refuses it."""
+    from foundation.workspace import scan_usecases
+
+    sources = tmp_path / "usecases" / "uc" / "sources"
+    sources.mkdir(parents=True)
+    (sources / "drivers.yaml").write_text(
+        "name: drivers\ndescription: drivers of the fleet\nowner: a@b.co\nschedule: manual\n"
+        "extract: {type: csv, path: landing/drivers.csv}\ncolumns:\n"
+        "  - {name: driver_email, type: varchar, pii: true, checks: [{regex: '^[^@]+@[^@]+$'}]}\n"
     )
-    kit.land("landing/drivers.csv", "id,driver_email\n1,a@example.com\n")
-    with pytest.raises(RuleCompileError, match="driver_email is PII, hashed at ingestion, so regex would check"):
-        kit.ingest("drivers")
-    assert kit.version("drivers") is None
+    errors = [e for e in scan_usecases(tmp_path).errors if e.severity == "error"]
+    assert len(errors) == 1
+    assert errors[0].line == 7 and errors[0].field == "columns[0]"
+    assert "hashed PII, so regex cannot apply" in errors[0].message
 
 
 def test_not_null_on_a_hashed_pii_column_still_applies(make_workspace, spec, ingest):
