@@ -1,5 +1,5 @@
 # Data Foundation: the obvious targets. `make demo` and `make test` do all the set-up themselves.
-.PHONY: install demo test test-fast lint format check ui bench schemas lock clean
+.PHONY: install demo test test-fast lint format check ui bench schemas lock clean run bench-dbt
 
 UV_RUN = UV_PYTHON_DOWNLOADS=never uv run --frozen
 
@@ -31,6 +31,12 @@ ui: install         ## Dagster UI on http://127.0.0.1:3000
 
 bench: install      ## ingestion benchmark (prints ratios against the bare DuckDB -> Delta anchor)
 	$(UV_RUN) python bench/ingest.py
+
+run: install        ## materialise everything: ingestion, checks, dbt build, gold snapshots
+	$(UV_RUN) foundation run
+
+bench-dbt: install  ## foundation run vs dbt build directly (ratios against the anchor, docs/benchmarks.md)
+	$(UV_RUN) python bench/dbt_build.py
 
 schemas: install    ## regenerate schemas/*.schema.json from the spec models
 	$(UV_RUN) python -m foundation.specs.jsonschema

@@ -153,9 +153,11 @@ class KpiCatalog:
 
 
 def matches(kpi: dict[str, Any], query: str) -> bool:
-    text = " ".join(
-        str(kpi.get(k, "")) for k in ("id", "label", "description", "owner", "usecase", "unit", "status")
-    ) + " " + " ".join(kpi.get("tags", []))
+    text = (
+        " ".join(str(kpi.get(k, "")) for k in ("id", "label", "description", "owner", "usecase", "unit", "status"))
+        + " "
+        + " ".join(kpi.get("tags", []))
+    )
     return all(word in text.lower() for word in query.lower().split())
 
 

@@ -58,6 +58,7 @@ def simple_kpi_sql(spec: KpiSpec) -> str:
     ]
     selects = []
     sets = ", ".join(["(period)"] + [f"(period, {d})" for d in dims])
+    time = quote_ident(spec.time)
     for grain in spec.grains:
         selects.append(
             "\n".join(
@@ -68,7 +69,7 @@ def simple_kpi_sql(spec: KpiSpec) -> str:
                     *[f"    {d}," for d in dims],
                     f"    cast(({spec.expression}) as double) as value",
                     "from (",
-                    f"    select *, cast(date_trunc({quote_literal(grain)}, {quote_ident(spec.time)}) as date) as period",
+                    f"    select *, cast(date_trunc({quote_literal(grain)}, {time}) as date) as period",
                     "    from kpi_rows",
                     ") as bucketed",
                     f"group by grouping sets ({sets})",

@@ -156,7 +156,7 @@ def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
             raw[kpi_id] = (usecase, doc)
 
     def merged(kpi_id: str, chain: tuple[str, ...]) -> dict[str, Any] | SpecError:
-        usecase, doc = raw[kpi_id]
+        _, doc = raw[kpi_id]
         base_id = doc.data.get("extends")
         if base_id is None:
             return dict(doc.data)

@@ -11,7 +11,8 @@ from foundation.ingest import events
 from foundation.ingest.report import LoadReport
 from foundation.workspace import SourceRef, Workspace
 
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Our own table reports every outcome and error; the full Dagster logs stay in the instance (`foundation ui`).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class ProgressListener:

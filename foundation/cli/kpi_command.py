@@ -110,21 +110,15 @@ def kpi_show(
         console.print(f"computed as {item['expression']} over {item['model']} by {item['time']}")
     else:
         console.print(f"computed by SQL in {item['dbt_model']}:\n{item['sql'].strip()}", highlight=False)
-    console.print(
-        "lineage: "
-        + " ← ".join([item["dbt_model"], *item["upstream_models"]])
-        + " ← "
-        + ", ".join(f"{s['source']} ({s['yaml']})" for s in item["lineage"])
-    )
+    console.print(f"lineage: {item['dbt_model']} <- models {', '.join(item['upstream_models'])}")
+    for source in item["lineage"]:
+        console.print(f"  <- source {source['source']} ({source['yaml']}, owner {source['owner']})")
     value = f"[{style}]{_fmt(latest['value'], item['unit'])} ({item['state'].replace('_', ' ')})[/{style}]"
     console.print(f"latest {latest['period'] if latest else '-'}: {value if latest else '-'} · trend {item['trend']}")
     print_table(
         f"History ({item['grain']}, last {len(history[-24:])})",
         ["period", "value", "vs target"],
-        [
-            [p.period.isoformat(), _fmt(p.value, item["unit"]), _vs_target(p.value, item)]
-            for p in history[-24:]
-        ],
+        [[p.period.isoformat(), _fmt(p.value, item["unit"]), _vs_target(p.value, item)] for p in history[-24:]],
         right=["value"],
     )
 

@@ -6,7 +6,9 @@ and dbt's run_results.json into a summary: time per stage, each load, each dbt f
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,8 +111,15 @@ def _read_run_results(paths: DbtPaths, since: float) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_pipeline(workspace: Workspace, usecase: str | None = None, listener: ProgressListener | None = None) -> RunSummary:
-    """Materialise everything (or one use case's group) as one Dagster run; raises if the dbt project is broken."""
+def run_pipeline(
+    workspace: Workspace,
+    usecase: str | None = None,
+    listener: ProgressListener | None = None,
+    skip_ingestion: bool = False,
+) -> RunSummary:
+    """Materialise everything (or one use case's group) as one Dagster run; raises if the dbt project is broken.
+
+    `skip_ingestion` builds from what bronze holds now (the demo has just ingested)."""
     import dagster as dg
 
     from foundation.dagster_defs.definitions import build_definitions
@@ -120,12 +129,19 @@ def run_pipeline(workspace: Workspace, usecase: str | None = None, listener: Pro
     if usecase is not None and usecase not in {s.usecase for s in workspace.sources()}:
         known = ", ".join(sorted({s.usecase for s in workspace.sources()}))
         raise LookupError(f"no use case named {usecase!r}; known: {known}")
+    parse_started = time.perf_counter()
     paths = prepare_project(workspace) if dbt_paths(workspace).exists() else None
+    parse_seconds = time.perf_counter() - parse_started  # generated files + `dbt parse` when stale: dbt's share
     defs = build_definitions(workspace.root)
     selection = dg.AssetSelection.groups(usecase) if usecase else dg.AssetSelection.all()
+    if skip_ingestion:
+        from foundation.dagster_defs.definitions import bronze_asset_key
+
+        selection = selection - dg.AssetSelection.assets(*(bronze_asset_key(s) for s in workspace.sources()))
     listener = listener or ProgressListener(None)
     instance = dagster_instance(workspace)
-    with events.listening(listener):
+    # dbt's adapter set-up inside dagster-dbt prints to stdout: keep stdout for our own output (--json).
+    with events.listening(listener), contextlib.redirect_stdout(sys.stderr):
         result = dg.materialize(
             list(defs.assets or []),
             selection=selection,
@@ -136,6 +152,8 @@ def run_pipeline(workspace: Workspace, usecase: str | None = None, listener: Pro
             tags={"foundation/command": "run", **({"foundation/usecase": usecase} if usecase else {})},
         )
     summary = RunSummary(ok=result.success, usecase=usecase, seconds=0.0)
+    if paths is not None:
+        summary.stages.append(StageTiming("dbt_prepare", "dbt", round(parse_seconds, 3), "success"))
     for stats in instance.get_run_step_stats(result.run_id):
         if stats.start_time is None or stats.end_time is None:
             continue
@@ -182,8 +200,10 @@ def print_summary(workspace: Workspace, summary: RunSummary) -> None:
     )
     if summary.dbt_counts:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.dbt_counts.items()))
-        console.print(f"dbt build: {counts} (models {summary.dbt_seconds.get('models', 0):.2f}s, "
-                      f"tests {summary.dbt_seconds.get('tests', 0):.2f}s)")
+        console.print(
+            f"dbt build: {counts} (models {summary.dbt_seconds.get('models', 0):.2f}s, "
+            f"tests {summary.dbt_seconds.get('tests', 0):.2f}s)"
+        )
     for problem in summary.problems:
         colour = "yellow" if problem.status == "skipped" else "red"
         console.print(
@@ -210,8 +230,12 @@ def relative(path: Path, root: Path) -> str:
 
 def run_cli(
     usecase: Annotated[
-        str | None, typer.Argument(help="Use case to materialise (its sources, checks, dbt models, KPIs); all by default.")
+        str | None,
+        typer.Argument(help="Use case to materialise (its sources, checks, dbt models, KPIs); all by default."),
     ] = None,
+    skip_ingestion: Annotated[
+        bool, typer.Option("--skip-ingestion", help="Build from what bronze holds now: dbt and gold snapshots only.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")] = False,
 ) -> None:
     """Materialise everything in order: ingestion, quality checks, dbt build (models + tests), gold snapshots.
@@ -227,7 +251,7 @@ def run_cli(
     workspace = Workspace.open()
     listener = ProgressListener(None)
     try:
-        summary = run_pipeline(workspace, usecase, listener)
+        summary = run_pipeline(workspace, usecase, listener, skip_ingestion=skip_ingestion)
     except SpecValidationError as exc:
         for error in exc.errors:
             err_console.print(f"[red]error[/red] {error.format(relative_to=workspace.root)}", highlight=False)
@@ -239,6 +263,53 @@ def run_cli(
         print_json({**summary.to_dict(), "reports": [r.to_dict() for r in listener.reports.values()]})
     else:
         sources = [s for s in workspace.sources() if usecase in (None, s.usecase)]
-        print_reports(workspace, listener, sources)
+        if not skip_ingestion:
+            print_reports(workspace, listener, sources)
         print_summary(workspace, summary)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+# -- the demo's data-model stage ---------------------------------------------------------------------------------
+
+DEMO_KPIS = ("fleet_availability", "failures_per_1000_hours", "mtbf_hours", "mttr_hours", "data_freshness_hours")
+
+
+def model_stage(workspace: Workspace) -> dict[str, Any] | None:
+    """dbt build + gold snapshots from what bronze holds now, then the demo KPIs; None without a dbt project."""
+    from kpi_catalog.catalogue import KpiCatalog
+
+    if not dbt_paths(workspace).exists():
+        return None
+    summary = run_pipeline(workspace, skip_ingestion=True)
+    catalog = KpiCatalog(workspace.lakehouse_root)
+    kpis = [catalog.summary(k) for k in catalog.ids()]
+    return {"ok": summary.ok, "summary": summary.to_dict(), "kpis": kpis}
+
+
+def print_model_stage(workspace: Workspace, stage: dict[str, Any] | None) -> None:
+    from foundation.cli.output import console, print_table
+
+    if stage is None:
+        console.print("no dbt project in this workspace: data model and KPIs skipped (see docs/data-model.md)")
+        return
+    summary = stage["summary"]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["dbt_counts"].items()))
+    console.print(f"Data model (dbt through Dagster): {counts or 'not run'} in {summary['seconds']:.1f}s")
+    for problem in summary["problems"]:
+        console.print(f"[red]{problem['status']}[/red] {problem['file']}: {problem['node']}: {problem['message']}")
+    shown = sorted(stage["kpis"], key=lambda k: (k["id"] not in DEMO_KPIS, k["id"]))
+    print_table(
+        "KPIs (foundation kpi list / show NAME)",
+        ["kpi", "latest period", "value", "target", "state"],
+        [
+            [
+                k["label"],
+                f"{k['latest']['period']} ({k['grain']})" if k["latest"] else "-",
+                "-" if not k["latest"] or k["latest"]["value"] is None else f"{k['latest']['value']:,.2f} {k['unit']}",
+                "-" if k.get("target") is None else f"{k['target']:,.2f} {k['unit']}",
+                k["state"].replace("_", " "),
+            ]
+            for k in shown
+        ],
+        right=["value", "target"],
+    )

@@ -304,6 +304,12 @@ def prepare_project(workspace: Workspace, force: bool = False) -> DbtPaths:
     scan = load_kpis(workspace.root)
     if not scan.ok:
         raise SpecValidationError([e for e in scan.errors if e.severity == "error"])
+    from foundation.dbt.checks import check_dbt_project
+
+    # Before dbt parses: its own messages for a missing source or model do not name the YAML to fix.
+    errors = check_dbt_project(paths, workspace.sources(), scan.kpis)
+    if errors:
+        raise SpecValidationError(errors)
     generate_files(workspace, paths, scan.kpis)
     fingerprint = inputs_fingerprint(paths)
     fresh = (
@@ -322,7 +328,7 @@ def prepare_project(workspace: Workspace, force: bool = False) -> DbtPaths:
     )
     if result.returncode != 0:
         raise DbtPrepareError(f"dbt parse failed in {paths.project_dir}:\n{dbt_error_lines(result.stdout)}")
-    errors = check_kpis_against_manifest(workspace, scan.kpis, load_manifest(paths))
+    errors = check_kpi_models(scan.kpis, manifest_columns(load_manifest(paths)))
     if errors:
         raise SpecValidationError(errors)
     paths.fingerprint_file.write_text(fingerprint, encoding="utf-8")
@@ -352,16 +358,22 @@ def model_nodes(manifest: dict) -> dict[str, dict]:
     return {n["name"]: n for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"}
 
 
-def check_kpis_against_manifest(workspace: Workspace, kpis: list[KpiRef], manifest: dict) -> list[SpecError]:
-    """A KPI's model must exist, and its time and dimension columns must be documented columns of that model."""
-    models = model_nodes(manifest)
+def manifest_columns(manifest: dict) -> dict[str, set[str]]:
+    """Model name -> documented column names, from a parsed manifest."""
+    return {name: set(node.get("columns", {})) for name, node in model_nodes(manifest).items()}
+
+
+def check_kpi_models(kpis: list[KpiRef], models: dict[str, set[str]]) -> list[SpecError]:
+    """A KPI's model must exist, and its time and dimension columns must be documented columns of that model.
+
+    Pure: `models` maps model names to their documented columns (from the manifest, or from scanning the project).
+    """
     errors: list[SpecError] = []
     for kpi in kpis:
         spec = kpi.spec
         if spec.model is None:
             continue
-        node = models.get(spec.model)
-        if node is None:
+        if spec.model not in models:
             known = ", ".join(sorted(m for m in models if not m.startswith("kpi_")))
             errors.append(
                 SpecError(
@@ -373,7 +385,7 @@ def check_kpis_against_manifest(workspace: Workspace, kpis: list[KpiRef], manife
                 )
             )
             continue
-        columns = set(node.get("columns", {}))
+        columns = models[spec.model]
         if not columns:
             continue  # an undocumented model: dbt itself reports unknown columns at build time
         wanted = [("time", spec.time)] + [("dimensions", d) for d in spec.dimensions]
@@ -385,7 +397,7 @@ def check_kpis_against_manifest(workspace: Workspace, kpis: list[KpiRef], manife
                         kpi.line_of.get(key),
                         key,
                         f"model {spec.model!r} has no column {column!r}",
-                        f"use one of its columns: {', '.join(sorted(columns))}",
+                        f"use one of its documented columns: {', '.join(sorted(columns))}",
                     )
                 )
     return errors

@@ -172,6 +172,9 @@ def write_catalog(workspace: Workspace, manifest: dict[str, Any]) -> Path:
     path = catalog_path(workspace.lakehouse_root)
     _write_json_atomically(
         path,
-        {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kpis": catalog_entries(manifest, workspace)},
+        {
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "kpis": catalog_entries(manifest, workspace),
+        },
     )
     return path

@@ -21,6 +21,8 @@ FOUNDATION = [sys.executable, "-m", "foundation.cli.main"]
 def _copy_workspace(tmp_path: Path) -> Path:
     shutil.copy(REPO / "foundation.yaml", tmp_path / "foundation.yaml")
     shutil.copytree(REPO / "usecases", tmp_path / "usecases")
+    ignore = shutil.ignore_patterns("_generated", "target", "logs")
+    shutil.copytree(REPO / "dbt_project", tmp_path / "dbt_project", ignore=ignore)
     return tmp_path
 
 

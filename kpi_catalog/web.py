@@ -1,0 +1,91 @@
+"""The catalogue over HTTP: JSON (`/v1/kpis`, `/v1/kpis/{id}`) and pages (`/kpis`, `/kpis/{id}`), as one APIRouter.
+
+The inference API mounts it with `app.include_router(catalog_router(workspace_root))`; `create_app` serves it alone.
+Every request opens the published catalogue afresh (a few small files), so a new build shows without a restart
+and a running build never blocks a reader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from kpi_catalog.catalogue import KpiCatalog, KpiNotFoundError, status_against_target
+from kpi_catalog.chart import history_svg
+
+_templates = Environment(loader=PackageLoader("kpi_catalog", "templates"), autoescape=select_autoescape())
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def catalog_router(workspace_root: Path | None = None) -> APIRouter:
+    """Routes of the catalogue for the workspace at `workspace_root` (default: found from the current folder)."""
+    from foundation.workspace import Workspace
+
+    lakehouse_root = Workspace.open(workspace_root).lakehouse_root
+    router = APIRouter(tags=["kpis"])
+
+    def catalog() -> KpiCatalog:
+        return KpiCatalog(lakehouse_root)
+
+    def summary(kpi_id: str, grain: str | None) -> dict[str, Any]:
+        try:
+            return catalog().summary(kpi_id, grain)
+        except KpiNotFoundError as exc:
+            raise HTTPException(status_code=404, detail=str(exc.args[0])) from exc
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+    @router.get("/v1/kpis", summary="List KPIs with their latest value against target")
+    def list_kpis(q: str | None = Query(None, description="Search words")) -> list[dict[str, Any]]:
+        return catalog().list(q)
+
+    @router.get("/v1/kpis/{kpi_id}", summary="One KPI: definition, lineage, latest value, history")
+    def get_kpi(kpi_id: str, grain: str | None = None) -> dict[str, Any]:
+        item = summary(kpi_id, grain)
+        history = catalog().history(kpi_id, item["grain"]).get(None, [])
+        return {**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history]}
+
+    @router.get("/kpis", response_class=HTMLResponse, include_in_schema=False)
+    def list_page(request: Request, q: str | None = None) -> str:
+        current = catalog()
+        return _templates.get_template("list.html").render(
+            kpis=current.list(q),
+            q=q,
+            published=current.published,
+            published_at=current.generated_at,
+            base=request.scope.get("root_path", ""),
+            fmt=_fmt,
+        )
+
+    @router.get("/kpis/{kpi_id}", response_class=HTMLResponse, include_in_schema=False)
+    def kpi_page(request: Request, kpi_id: str, grain: str | None = None) -> str:
+        item = summary(kpi_id, grain)
+        current = catalog()
+        history = current.history(kpi_id, item["grain"]).get(None, [])
+        return _templates.get_template("kpi.html").render(
+            k=item,
+            history=history,
+            chart=history_svg(history, item.get("target"), item.get("alert"), item["unit"], item["label"]),
+            published_at=current.generated_at,
+            base=request.scope.get("root_path", ""),
+            fmt=_fmt,
+            state_of=lambda v: status_against_target(v, item["direction"], item.get("target"), item.get("alert")),
+        )
+
+    return router
+
+
+def create_app(workspace_root: Path | None = None) -> FastAPI:
+    """The catalogue alone (the inference API mounts the same router)."""
+    app = FastAPI(title="KPI catalogue")
+    app.include_router(catalog_router(workspace_root))
+    return app
