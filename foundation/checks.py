@@ -51,6 +51,9 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                     )
                 )
     errors.extend(_dbt_and_kpi_errors(workspace))
+    from mlops.checks import check_model_specs  # usecases/<uc>/ml/*.yaml
+
+    errors.extend(check_model_specs(workspace))
     return errors
 
 

@@ -251,5 +251,14 @@ def _register_quality_commands() -> None:
 _register_quality_commands()
 
 
+def _register_ml_commands() -> None:
+    from foundation.cli.ml_command import register
+
+    register(app, _open)
+
+
+_register_ml_commands()
+
+
 if __name__ == "__main__":
     app()

@@ -181,8 +181,13 @@ def build_definitions(workspace_dir: Path | None = None) -> dg.Definitions:
     from foundation.dagster_defs.dbt_assets import dbt_definitions
 
     dbt_assets, dbt_resources = dbt_definitions(workspace)
+    # model specs (usecases/<uc>/ml/*.yaml): training, batch predictions, monitoring, downstream of gold
+    from foundation.dagster_defs.ml_assets import ml_definitions
+
+    ml_assets, ml_schedules, ml_sensors = ml_definitions(workspace)
     return dg.Definitions(
-        assets=[*(source_asset(workspace, src) for src in sources), *dbt_assets],
-        schedules=schedules,
+        assets=[*(source_asset(workspace, src) for src in sources), *dbt_assets, *ml_assets],
+        schedules=[*schedules, *ml_schedules],
+        sensors=ml_sensors,
         resources={"foundation": FoundationResource(workspace_dir=str(workspace.root)), **dbt_resources},
     )

@@ -63,6 +63,11 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
     signal = con.execute(SIGNAL_SQL).fetchall() if ok else []
     model = model_stage(workspace) if ok else None  # dbt data model + KPIs (None without a dbt project)
     ok = ok and (model is None or model["ok"])
+    from foundation.cli.ml_command import print_train_stage, train_stage
+
+    demo_start = time.time() - (time.perf_counter() - started)
+    training = train_stage(workspace, DEMO_USECASE, demo_start) if ok and model is not None else None  # ml/*.yaml
+    ok = ok and (training is None or training["ok"])
     if json_output:
         print_json(
             {
@@ -74,6 +79,7 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
                 "errors": {k: str(v) for k, v in listener.errors.items()},
                 "signal": [list(row) for row in signal],
                 "model": model,
+                "training": training,
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )
@@ -88,6 +94,8 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
         )
     if signal:
         print_model_stage(workspace, model)
+    if model is not None and model["ok"]:
+        print_train_stage(training)
     console.print(
         f"{'[green]done' if ok else '[red]failed'}[/] in {time.perf_counter() - started:.1f}s. Next: "
         "`foundation ui` (asset graph), `foundation sources list`, "

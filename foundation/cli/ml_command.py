@@ -1,0 +1,282 @@
+"""`foundation train USECASE` and `foundation models list|show|promote|rollback` (the MLOps issue).
+
+Training runs the model's Dagster assets in process (training set -> candidates -> evaluation -> registered), so
+the run shows in `foundation ui`; then it prints the comparison table ('as is' vs candidates) and the gate's verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.workspace import Workspace
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+
+models_app = typer.Typer(
+    help="The MLflow model registry of the workspace: champions, versions, the promotion history.\n\n"
+    "Every model is `<usecase>__<model>`; the `champion` alias is what batch inference and the API serve. "
+    "`promote` and `rollback` move it by hand and record who, when and why.",
+    no_args_is_help=True,
+)
+
+
+def train_models(
+    workspace: Workspace, usecase: str, model: str | None = None
+) -> tuple[bool, list[dict[str, Any]], dict[str, str]]:
+    """Materialise the training assets of the use case's model specs.
+
+    Returns (run ok, training reports, {model key: why its training was skipped (too little data)})."""
+    import dagster as dg
+
+    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance
+    from foundation.dagster_defs.definitions import build_definitions
+    from foundation.dagster_defs.ml_assets import training_selection
+    from mlops.checks import load_model_specs
+    from mlops.pipeline import report_path
+    from mlops.registry import read_json
+
+    scan = load_model_specs(workspace.root)
+    refs = [r for r in scan.models if r.usecase == usecase and model in (None, r.spec.name)]
+    if not refs:
+        known = ", ".join(sorted(r.key for r in scan.models)) or "none"
+        raise LookupError(f"no model spec for {usecase!r}{f' named {model!r}' if model else ''}; known: {known}")
+    defs = build_definitions(workspace.root)
+    selection = training_selection(refs[0])
+    for ref in refs[1:]:
+        selection = selection | training_selection(ref)
+    before = {r.key: _mtime(report_path(workspace, r)) for r in refs}
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow and dagster print notices: stdout is for --json
+        result = dg.materialize(
+            list(defs.assets or []),
+            selection=selection,
+            instance=dagster_instance(workspace),
+            resources=defs.resources,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+            tags={"foundation/command": "train", "foundation/usecase": usecase},
+        )
+    reports, skipped = [], {}
+    for ref in refs:
+        path = report_path(workspace, ref)
+        if _mtime(path) > before[ref.key]:
+            reports.append(read_json(path))
+        elif result.success:
+            skipped[ref.key] = _skip_reason(workspace, ref)
+    errors = [
+        e.event_specific_data.error.message.strip()  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE" and e.event_specific_data and e.event_specific_data.error
+    ]
+    for error in errors:
+        err_console.print(f"[red]failed[/red] {error.splitlines()[0]}", highlight=False)
+    return result.success, reports, skipped
+
+
+def _skip_reason(workspace: Workspace, ref: Any) -> str:
+    from mlops.pipeline import load_training_set
+    from mlops.training import training_problem
+
+    return training_problem(load_training_set(workspace, ref).frame, ref.spec) or "skipped (see `foundation ui`)"
+
+
+def _mtime(path: Any) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def print_training_report(report: dict[str, Any]) -> None:
+    from mlops.report import comparison_rows
+    from mlops.spec import CostSpec, SelectionSpec
+
+    cost = CostSpec(currency=report["currency"], false_negative=0) if report["currency"] else None
+    selection = SelectionSpec.model_construct(metric=report["metric"], min_precision=None, cost=cost)
+    comparison = report["comparison"]
+    rows = comparison_rows(comparison, selection)
+    print_table(report["title"], ["", *comparison], rows, right=list(comparison))
+    gate = report["gate"]
+    verdict = "[green]champion[/green]" if gate["passed"] else "[yellow]not promoted[/yellow]"
+    champion = f"v{report['champion']}" if report["champion"] else "none"
+    console.print(
+        f"winner: {report['winner']} -> {report['model']} v{report['registered_version']} {verdict}: "
+        f"{'; '.join(gate['reasons'])}. Champion now: {champion}",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
+    app.add_typer(models_app, name="models")
+
+    @app.command()
+    def train(
+        usecase: Annotated[
+            str, typer.Argument(help="The use case whose model specs (usecases/<uc>/ml/*.yaml) to train.")
+        ],
+        model: Annotated[str | None, typer.Option(help="Only this model of the use case.")] = None,
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Train a use case's models: the 'as is' rule and every candidate on a time split, logged to MLflow.
+
+        Prints the comparison (TN, FN, TP, FP, precision, recall, F1, business metric). The winner is registered;
+        it becomes `champion` only if it passes the gate (beats 'as is' and the current champion by the spec's
+        margins). Reads the published feature table: run `foundation run USECASE` first. Exit 1 on failure.
+        """
+        from mlops.dataset import FeatureTableMissing
+
+        workspace = open_workspace()
+        try:
+            ok, reports, skipped = train_models(workspace, usecase, model)
+        except (LookupError, FeatureTableMissing) as exc:
+            err_console.print(f"[red]error[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if json_output:
+            print_json({"ok": ok and not skipped, "reports": reports, "skipped": skipped})
+        else:
+            for report in reports:
+                print_training_report(report)
+        for key, reason in skipped.items():
+            err_console.print(f"[yellow]not trained[/yellow] {key}: {reason}", highlight=False)
+        raise typer.Exit(0 if ok and not skipped else 1)
+
+    @models_app.command("list")
+    def models_list(json_output: JsonFlag = False) -> None:
+        """Every registered model: its champion version, versions, the champion's candidate and score."""
+        from mlops.registry import list_models
+
+        items = list_models(open_workspace())
+        if json_output:
+            print_json(items)
+            return
+        print_table(
+            "Models (foundation models show NAME)",
+            ["model", "champion", "versions", "latest", "candidate", "metric", "score"],
+            [
+                [
+                    i["model"],
+                    f"v{i['champion']}" if i["champion"] else "-",
+                    i["versions"],
+                    i["latest"],
+                    i["estimator"] or "-",
+                    i["metric"] or "-",
+                    "-" if i["score"] is None else f"{i['score']:,.3f}",
+                ]
+                for i in items
+            ],
+            right=["versions", "latest", "score"],
+        )
+
+    @models_app.command("show")
+    def models_show(
+        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+        json_output: JsonFlag = False,
+    ) -> None:
+        """A model's versions (candidate, score, gate verdict, champion) and its promotion history (who, when, why)."""
+        from mlops.registry import RegistryError, show_model
+
+        try:
+            data = show_model(open_workspace(), name)
+        except RegistryError as exc:
+            err_console.print(f"[red]error[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if json_output:
+            print_json(data)
+            return
+        print_table(
+            f"{name}: champion v{data['champion']}" if data["champion"] else f"{name}: no champion",
+            ["version", "created (UTC)", "candidate", "metric", "score", "threshold", "gate", "champion"],
+            [
+                [
+                    v["version"],
+                    v["created"],
+                    v["candidate"],
+                    v["metric"],
+                    "-" if v["score"] is None else f"{v['score']:,.3f}",
+                    "-" if v["threshold"] is None else f"{v['threshold']:.3f}",
+                    v["gate"] or "-",
+                    "yes" if v["champion"] else "",
+                ]
+                for v in data["versions"]
+            ],
+            right=["version", "score", "threshold"],
+        )
+        print_table(
+            "Promotion history",
+            ["at (UTC)", "action", "version", "from", "by", "reason"],
+            [
+                [e["at"], e["action"], e["version"], e["previous_version"] or "-", e["actor"], e["reason"]]
+                for e in data["history"]
+            ],
+        )
+
+    @models_app.command("promote")
+    def models_promote(
+        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+        version: Annotated[int, typer.Argument(help="The version to make champion.")],
+        reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "manual promotion",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
+        from mlops.registry import RegistryError, promote
+
+        try:
+            event = promote(open_workspace(), name, version, reason)
+        except RegistryError as exc:
+            err_console.print(f"[red]error[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if json_output:
+            print_json(event.__dict__)
+        else:
+            console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
+
+    @models_app.command("rollback")
+    def models_rollback(
+        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+        reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "rollback",
+        json_output: JsonFlag = False,
+    ) -> None:
+        """Give the champion alias back to the version that held it before the current one (from the history)."""
+        from mlops.registry import RegistryError, rollback
+
+        try:
+            event = rollback(open_workspace(), name, reason)
+        except RegistryError as exc:
+            err_console.print(f"[red]error[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if json_output:
+            print_json(event.__dict__)
+        else:
+            console.print(f"{name}: champion v{event.previous_version} -> v{event.version} ({reason})")
+
+
+def train_stage(workspace: Workspace, usecase: str, since: float = 0.0) -> dict[str, Any] | None:
+    """The demo's training stage: the training reports of the use case's models written after `since` (a
+    `foundation run` trains them with everything else); the models without one are trained now. None: no spec."""
+    from mlops.checks import load_model_specs
+    from mlops.pipeline import report_path
+    from mlops.registry import read_json
+
+    refs = [r for r in load_model_specs(workspace.root).models if r.usecase == usecase]
+    if not refs:
+        return None
+    fresh = [r for r in refs if _mtime(report_path(workspace, r)) > since]
+    ok, reports, skipped = True, [read_json(report_path(workspace, r)) for r in fresh], {}
+    for ref in refs:
+        if ref not in fresh:
+            trained_ok, trained, not_trained = train_models(workspace, usecase, ref.spec.name)
+            ok, reports, skipped = ok and trained_ok, reports + trained, {**skipped, **not_trained}
+    return {"ok": ok, "reports": reports, "skipped": skipped}
+
+
+def print_train_stage(stage: dict[str, Any] | None) -> None:
+    if stage is None:
+        console.print("no model spec in this use case: training skipped (see docs/mlops.md)")
+        return
+    console.print("Models: 'as is' vs candidates on a time split (foundation train USECASE, foundation models list)")
+    for report in stage["reports"]:
+        print_training_report(report)
+    for key, reason in stage.get("skipped", {}).items():
+        console.print(f"[yellow]not trained[/yellow] {key}: {reason}", highlight=False)

@@ -1,0 +1,1 @@
+"""MLOps patterns: model specs, "as is" baseline vs. candidates, the champion gate, batch inference, monitoring."""

@@ -1,0 +1,256 @@
+"""Training end to end for one model spec: training set -> candidates -> evaluation -> registration (the gate).
+
+Each step is a function the Dagster assets call (and `bench/`, the tests); I/O is MLflow, the lakehouse and one
+report file per model under the state folder (`<state>/ml/<uc>__<model>/training_report.json`), which
+`foundation train` prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from foundation.workspace import Workspace
+from mlops.checks import ModelRef
+from mlops.dataset import read_feature_table
+from mlops.metrics import evaluate
+from mlops.registry import (
+    CHAMPION,
+    GateDecision,
+    HistoryEvent,
+    actor,
+    append_history,
+    current_champion,
+    decide,
+    experiment_id,
+    mlflow_client,
+    write_json,
+)
+from mlops.report import as_dicts, comparison_markdown, comparison_png, confusion_png
+from mlops.training import TrainingResult, model_inputs, positive_scores, train_and_evaluate
+
+logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise on every log_model
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame
+    delta_version: int
+
+
+def report_path(workspace: Workspace, ref: ModelRef) -> Path:
+    return workspace.state_dir / "ml" / ref.registered_name / "training_report.json"
+
+
+def load_training_set(workspace: Workspace, ref: ModelRef) -> TrainingSet:
+    frame, version = read_feature_table(workspace, ref.usecase, ref.spec, training=True)
+    return TrainingSet(frame, version)
+
+
+def fit_candidates(training_set: TrainingSet, ref: ModelRef) -> TrainingResult:
+    return train_and_evaluate(training_set.frame, ref.spec)
+
+
+def _trusted_types(pipeline: Any) -> list[str]:
+    """We fitted this pipeline in this process: trust exactly the types skops reports for it."""
+    from skops.io import dumps, get_untrusted_types
+
+    return sorted(get_untrusted_types(data=dumps(pipeline)))
+
+
+def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, data_version: int) -> dict[str, Any]:
+    """One MLflow parent run per training (the comparison as markdown + PNG, confusion matrices), one child run per
+    candidate (params, metrics, the model with signature and input example) and one for the 'as is' rule."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    started = time.perf_counter()
+    client = mlflow_client(workspace)
+    spec = ref.spec
+    comparison = as_dicts(result.comparison())
+    title = f"{ref.key}: validation {result.split.validation_start} onwards ({int(result.split.validation.sum())} rows)"
+    winner = result.winner
+    models: dict[str, str] = {}
+    with mlflow.start_run(
+        experiment_id=experiment_id(workspace, client, ref.registered_name), run_name=f"train {ref.spec.name}"
+    ) as parent:
+        mlflow.set_tags(
+            {"foundation.usecase": ref.usecase, "foundation.model": spec.name, "foundation.spec": str(ref.path)}
+        )
+        mlflow.log_params(
+            {
+                "feature_table": spec.feature_table,
+                "feature_table_version": data_version,
+                "features": len(result.features),
+                "selection_metric": spec.selection.metric,
+                "seed": spec.seed,
+                **{f"split_{k}": v for k, v in result.split.describe().items()},
+            }
+        )
+        with mlflow.start_run(run_name=spec.baseline.name, nested=True):
+            mlflow.log_param("rule", spec.baseline.rule)
+            mlflow.log_metrics({k: v for k, v in comparison[spec.baseline.name].items() if v is not None})
+        for candidate in result.candidates:
+            with mlflow.start_run(run_name=candidate.name, nested=True):
+                mlflow.log_params(
+                    {"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params}
+                )
+                mlflow.log_metrics({k: v for k, v in comparison[candidate.name].items() if v is not None})
+                mlflow.log_metric("fit_seconds", candidate.fit_seconds)
+                example = result.input_example
+                info = mlflow.sklearn.log_model(
+                    candidate.pipeline,
+                    name="model",
+                    signature=infer_signature(example, positive_scores(candidate.pipeline, example)),
+                    input_example=example,
+                    pyfunc_predict_fn="predict_proba",
+                    pip_requirements=_requirements(),  # skips MLflow's slow environment inference
+                    skops_trusted_types=_trusted_types(candidate.pipeline),
+                    metadata={"threshold": candidate.threshold, "features": result.features, "target": spec.target},
+                )
+                models[candidate.name] = info.model_uri
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "comparison.md").write_text(comparison_markdown(comparison, spec.selection, title))
+            comparison_png(comparison, spec.selection, folder / "comparison.png", title)
+            confusion_png(comparison, folder / "confusion_matrices.png", title)
+            mlflow.log_artifacts(tmp)
+        mlflow.log_metric(f"winner_{spec.selection.metric}", winner.evaluation.score)
+        mlflow.set_tag("foundation.winner", winner.name)
+    return {
+        "run_id": parent.info.run_id,
+        "model_uris": models,
+        "comparison": comparison,
+        "title": title,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"scikit-learn=={version('scikit-learn')}", f"pandas=={version('pandas')}", f"numpy=={version('numpy')}"]
+
+
+def champion_score(
+    client: Any, name: str, result: TrainingResult, frame: pd.DataFrame
+) -> tuple[float | None, int | None, str]:
+    """The current champion re-scored on this training's validation rows, so both are judged on the same data.
+
+    Falls back to the score it was registered with when it cannot read these rows (its features changed)."""
+    import mlflow.sklearn
+
+    champion = current_champion(client, name)
+    if champion is None:
+        return None, None, ""
+    tags = champion.tags or {}
+    features = json.loads(tags.get("foundation.features", "[]"))
+    validation = frame.reset_index(drop=True)[result.split.validation]
+    if features and set(features) <= set(validation.columns):
+        model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+        scores = positive_scores(model, model_inputs(validation, features))
+        threshold = float(tags.get("foundation.threshold", 0.5))
+        evaluation = evaluate(result.validation_actual, scores >= threshold, result.spec.selection)
+        return evaluation.score, int(champion.version), "re-scored on this validation set"
+    return float(tags.get("foundation.score", "nan")), int(champion.version), "score at its registration"
+
+
+def register_and_gate(
+    workspace: Workspace,
+    ref: ModelRef,
+    result: TrainingResult,
+    training_set: TrainingSet,
+    logged: dict[str, Any],
+) -> dict[str, Any]:
+    """Register the winner as a new version; give it the champion alias only if it passes the gate. Record both."""
+    import mlflow
+
+    client = mlflow_client(workspace)
+    name = ref.registered_name
+    winner = result.winner
+    champ_score, champ_version, champ_basis = champion_score(client, name, result, training_set.frame)
+    decision: GateDecision = decide(
+        ref.spec.selection.metric,
+        winner.evaluation.score,
+        result.baseline.score,
+        champ_score,
+        champ_version,
+        ref.spec.gate,
+    )
+    if client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        client.create_registered_model(name, description=ref.spec.description, tags={"foundation.usecase": ref.usecase})
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints registration notices: keep stdout for --json
+        version = mlflow.register_model(
+            logged["model_uris"][winner.name],
+            name,
+            tags={
+                "foundation.candidate": winner.name,
+                "foundation.metric": ref.spec.selection.metric,
+                "foundation.score": str(winner.evaluation.score),
+                "foundation.baseline_score": str(result.baseline.score),
+                "foundation.threshold": str(winner.threshold),
+                "foundation.train_end": str(result.split.train_end),
+                "foundation.features": json.dumps(result.features),
+                "foundation.feature_table_version": str(training_set.delta_version),
+                "foundation.gate": "passed" if decision.passed else "rejected",
+                "foundation.gate_reasons": "; ".join(decision.reasons),
+            },
+        )
+    number = int(version.version)
+    event = HistoryEvent(
+        name,
+        "promote" if decision.passed else "reject",
+        number,
+        champ_version,
+        f"gate ({actor()})",
+        "; ".join(decision.reasons),
+        decision.metric,
+        decision.candidate_score,
+        decision.baseline_score,
+        decision.champion_score,
+        logged["run_id"],
+        json.dumps(winner.evaluation.to_dict()),
+    )
+    if decision.passed:
+        client.set_registered_model_alias(name, CHAMPION, str(number))
+    append_history(workspace, event)
+    champion = current_champion(client, name)
+    report = {
+        "model": name,
+        "usecase": ref.usecase,
+        "spec": ref.spec.name,
+        "trained_at": event.at.isoformat(timespec="seconds"),
+        "title": logged["title"],
+        "metric": ref.spec.selection.metric,
+        "currency": ref.spec.selection.cost.currency if ref.spec.selection.cost else None,
+        "comparison": logged["comparison"],
+        "thresholds": {c.name: c.threshold for c in result.candidates},
+        "split": result.split.describe(),
+        "feature_table_version": training_set.delta_version,
+        "winner": winner.name,
+        "registered_version": number,
+        "gate": {**decision.to_dict(), "champion_basis": champ_basis},
+        "champion": int(champion.version) if champion else None,
+        "run_id": logged["run_id"],
+        "seconds": {**{k: round(v, 3) for k, v in result.seconds.items()}, "mlflow": round(logged["seconds"], 3)},
+    }
+    write_json(report_path(workspace, ref), report)
+    return report
+
+
+def run_training(workspace: Workspace, ref: ModelRef) -> dict[str, Any]:
+    """All steps in process, without Dagster (the assets run the same functions one per step)."""
+    training_set = load_training_set(workspace, ref)
+    result = fit_candidates(training_set, ref)
+    logged = log_evaluation(workspace, ref, result, training_set.delta_version)
+    return register_and_gate(workspace, ref, result, training_set, logged)

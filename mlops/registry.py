@@ -1,0 +1,341 @@
+"""MLflow tracking and registry on the workspace's settings, the champion gate, and our promotion history.
+
+MLflow 3 keeps aliases (`champion`) but no history of who moved them, when or why: every promotion, rejection
+and rollback is appended to a Delta table in the lakehouse (`<lakehouse>/ml/_registry/promotions`), and the
+champion's lineage (for rollback) is replayed from it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.workspace import Workspace
+from mlops.spec import GateSpec
+
+CHAMPION = "champion"
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls from a laptop or a test
+
+
+# -- settings -> MLflow --------------------------------------------------------------------------------------------
+
+
+def tracking_uri(workspace: Workspace) -> str:
+    """`sqlite:///relative/mlflow.db` made absolute against the workspace root (other URIs are left alone)."""
+    uri = workspace.settings.mlflow.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path = workspace.root / uri.removeprefix(prefix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"{prefix}{path}"
+    return uri
+
+
+def artifact_root(workspace: Workspace) -> str:
+    return workspace.resolve(workspace.settings.mlflow.artifact_root)
+
+
+def mlflow_client(workspace: Workspace) -> Any:
+    """An MlflowClient on the workspace's store; also points the fluent API (log_model, start_run) at it."""
+    import mlflow
+
+    uri = tracking_uri(workspace)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(workspace: Workspace, client: Any, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=f"{artifact_root(workspace).rstrip('/')}/{name}")
+
+
+# -- the gate (pure) ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: list[str]
+    metric: str
+    candidate_score: float
+    baseline_score: float
+    champion_score: float | None
+    champion_version: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(value: float, metric: str) -> str:
+    return f"{value:,.0f}" if metric == "savings" else f"{value:.3f}"
+
+
+def decide(
+    metric: str,
+    candidate: float,
+    baseline: float,
+    champion: float | None,
+    champion_version: int | None,
+    gate: GateSpec,
+) -> GateDecision:
+    """A new model becomes champion only if it beats the 'as is' rule and the current champion by the margins.
+
+    Scores are the selection metric on the same validation rows (every metric is higher-is-better)."""
+    reasons, passed = [], True
+    need = baseline + gate.min_improvement_over_baseline
+    if candidate >= need and candidate > baseline:
+        reasons.append(f"beats 'as is' ({_num(candidate, metric)} vs {_num(baseline, metric)})")
+    else:
+        passed = False
+        reasons.append(
+            f"does not beat 'as is' by {_num(gate.min_improvement_over_baseline, metric)}: "
+            f"{_num(candidate, metric)} vs {_num(baseline, metric)}"
+        )
+    if champion is None:
+        reasons.append("no champion yet")
+    else:
+        need = champion + gate.min_improvement_over_champion
+        if candidate >= need and (candidate > champion or gate.min_improvement_over_champion < 0):
+            reasons.append(
+                f"beats champion v{champion_version} ({_num(candidate, metric)} vs {_num(champion, metric)})"
+            )
+        else:
+            passed = False
+            reasons.append(
+                f"does not beat champion v{champion_version} by {_num(gate.min_improvement_over_champion, metric)}: "
+                f"{_num(candidate, metric)} vs {_num(champion, metric)}; the champion stays"
+            )
+    return GateDecision(passed, reasons, metric, candidate, baseline, champion, champion_version)
+
+
+# -- promotion history (Delta, append-only) ----------------------------------------------------------------------
+
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("at", pa.timestamp("us", tz="UTC")),
+        ("model", pa.string()),
+        ("action", pa.string()),  # promote | reject | rollback | manual_promote
+        ("version", pa.int64()),
+        ("previous_version", pa.int64()),
+        ("actor", pa.string()),
+        ("reason", pa.string()),
+        ("metric", pa.string()),
+        ("score", pa.float64()),
+        ("baseline_score", pa.float64()),
+        ("champion_score", pa.float64()),
+        ("run_id", pa.string()),
+        ("metrics", pa.string()),  # JSON: the comparison row of the version
+    ]
+)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    model: str
+    action: str
+    version: int | None
+    previous_version: int | None
+    actor: str
+    reason: str
+    metric: str = ""
+    score: float | None = None
+    baseline_score: float | None = None
+    champion_score: float | None = None
+    run_id: str = ""
+    metrics: str = "{}"
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def history_uri(workspace: Workspace) -> str:
+    return f"{workspace.lakehouse_root.rstrip('/')}/ml/_registry/promotions"
+
+
+def append_history(workspace: Workspace, event: HistoryEvent) -> None:
+    table = pa.Table.from_pylist([asdict(event)], schema=HISTORY_SCHEMA)
+    write_deltalake(
+        history_uri(workspace),
+        table,
+        mode="append",
+        storage_options=workspace.settings.lakehouse.storage_options or None,
+    )
+
+
+def read_history(workspace: Workspace, model: str | None = None) -> list[dict[str, Any]]:
+    """Events, oldest first (all models, or one)."""
+    uri = history_uri(workspace)
+    try:
+        DeltaTable(uri)
+    except TableNotFoundError:
+        return []
+    con = duckdb.connect()
+    try:
+        where = "where model = ?" if model else ""
+        cursor = con.execute(
+            f'select * from {delta_relation_sql(con, uri)} {where} order by "at", version', [model] if model else []
+        )
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def champion_lineage(events: Iterable[dict[str, Any]]) -> list[int]:
+    """Replay the history: a promotion pushes its version, a rollback pops. The last item is the champion."""
+    stack: list[int] = []
+    for event in events:
+        if event["action"] in ("promote", "manual_promote"):
+            stack.append(int(event["version"]))
+        elif event["action"] == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+def actor() -> str:
+    return os.environ.get("FOUNDATION_ACTOR") or getpass.getuser()
+
+
+# -- registry operations ---------------------------------------------------------------------------------------
+
+
+class RegistryError(LookupError):
+    pass
+
+
+def current_champion(client: Any, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _version_or_fail(client: Any, name: str, version: int) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"{name} has no version {version}") from exc
+
+
+def promote(workspace: Workspace, name: str, version: int, reason: str, who: str | None = None) -> HistoryEvent:
+    """Make `version` the champion by hand (a human decision, recorded with its reason; no gate)."""
+    client = mlflow_client(workspace)
+    target = _version_or_fail(client, name, version)
+    previous = current_champion(client, name)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    tags = target.tags or {}
+    event = HistoryEvent(
+        name,
+        "manual_promote",
+        version,
+        int(previous.version) if previous else None,
+        who or actor(),
+        reason,
+        tags.get("foundation.metric", ""),
+        float(tags["foundation.score"]) if "foundation.score" in tags else None,
+        run_id=target.run_id or "",
+    )
+    append_history(workspace, event)
+    return event
+
+
+def rollback(workspace: Workspace, name: str, reason: str, who: str | None = None) -> HistoryEvent:
+    """Give the champion alias back to the version that held it before the current one."""
+    client = mlflow_client(workspace)
+    lineage = champion_lineage(read_history(workspace, name))
+    if len(lineage) < 2:
+        raise RegistryError(f"{name}: no previous champion to roll back to (promotion history: {lineage or 'empty'})")
+    current, previous = lineage[-1], lineage[-2]
+    _version_or_fail(client, name, previous)
+    client.set_registered_model_alias(name, CHAMPION, str(previous))
+    event = HistoryEvent(name, "rollback", previous, current, who or actor(), reason)
+    append_history(workspace, event)
+    return event
+
+
+def list_models(workspace: Workspace) -> list[dict[str, Any]]:
+    client = mlflow_client(workspace)
+    items = []
+    for model in client.search_registered_models(order_by=["name ASC"]):
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        champion = current_champion(client, model.name)
+        tags = (champion.tags or {}) if champion else {}
+        items.append(
+            {
+                "model": model.name,
+                "champion": int(champion.version) if champion else None,
+                "versions": len(versions),
+                "latest": max((int(v.version) for v in versions), default=None),
+                "metric": tags.get("foundation.metric"),
+                "score": float(tags["foundation.score"]) if "foundation.score" in tags else None,
+                "estimator": tags.get("foundation.candidate"),
+            }
+        )
+    return items
+
+
+def show_model(workspace: Workspace, name: str) -> dict[str, Any]:
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(workspace)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        known = ", ".join(m["model"] for m in list_models(workspace)) or "none (run `foundation train USECASE`)"
+        raise RegistryError(f"no registered model named {name!r}; known: {known}") from exc
+    champion = current_champion(client, name)
+    versions = []
+    for v in sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)):
+        tags = v.tags or {}
+        versions.append(
+            {
+                "version": int(v.version),
+                "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(timespec="seconds"),
+                "candidate": tags.get("foundation.candidate"),
+                "metric": tags.get("foundation.metric"),
+                "score": float(tags["foundation.score"]) if "foundation.score" in tags else None,
+                "threshold": float(tags["foundation.threshold"]) if "foundation.threshold" in tags else None,
+                "gate": tags.get("foundation.gate"),
+                "champion": champion is not None and v.version == champion.version,
+                "run_id": v.run_id,
+            }
+        )
+    history = read_history(workspace, name)
+    for event in history:
+        event["at"] = event["at"].isoformat(timespec="seconds") if event["at"] else None
+    return {
+        "model": name,
+        "description": model.description,
+        "champion": int(champion.version) if champion else None,
+        "versions": versions,
+        "history": history,
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,100 @@
+"""The comparison table (the issue's reference output) as rows, markdown and PNG; confusion-matrix plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlops.metrics import Evaluation
+from mlops.spec import SelectionSpec
+
+ROWS = (
+    ("True Negatives", "tn"),
+    ("False Negatives", "fn"),
+    ("True Positives", "tp"),
+    ("False Positives", "fp"),
+    ("Precision", "precision"),
+    ("Recall", "recall"),
+    ("F1-Score", "f1"),
+)
+
+
+def _fmt(value: float | int | None, money: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if money:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def business_label(selection: SelectionSpec) -> str | None:
+    return f"Savings ({selection.cost.currency})" if selection.cost else None
+
+
+def comparison_rows(comparison: dict[str, dict], selection: SelectionSpec) -> list[list[str]]:
+    """Rows of the table: one per metric, one column per model ('As is' first). `comparison`: name -> metrics."""
+    rows = [[label, *(_fmt(m[key]) for m in comparison.values())] for label, key in ROWS]
+    label = business_label(selection)
+    if label:
+        rows.append([label, *(_fmt(m["savings"], money=True) for m in comparison.values())])
+    metric = selection.metric + (f" (precision >= {selection.min_precision})" if selection.min_precision else "")
+    money = selection.metric == "savings"
+    rows.append([f"Selection: {metric}", *(_fmt(m["score"], money=money) for m in comparison.values())])
+    return rows
+
+
+def comparison_markdown(comparison: dict[str, dict], selection: SelectionSpec, title: str = "") -> str:
+    header = ["", *comparison]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(comparison, selection)]
+    return "\n".join(lines) + "\n"
+
+
+def as_dicts(comparison: dict[str, Evaluation]) -> dict[str, dict]:
+    return {name: evaluation.to_dict() for name, evaluation in comparison.items()}
+
+
+def comparison_png(comparison: dict[str, dict], selection: SelectionSpec, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = comparison_rows(comparison, selection)
+    fig, ax = plt.subplots(figsize=(2 + 1.8 * len(comparison), 0.45 * (len(rows) + 2)))
+    ax.axis("off")
+    table = ax.table(
+        cellText=[r[1:] for r in rows], rowLabels=[r[0] for r in rows], colLabels=list(comparison), loc="center"
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_png(comparison: dict[str, dict], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(comparison), figsize=(2.6 * len(comparison), 2.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], comparison.items(), strict=True):
+        cells = [[m["tn"], m["fp"]], [m["fn"], m["tp"]]]
+        ax.imshow(cells, cmap="Blues")
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=11)
+        ax.set_xticks([0, 1], ["no alert", "alert"])
+        ax.set_yticks([0, 1], ["no event", "event"])
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,195 @@
+"""The model spec format (`usecases/<uc>/ml/<model>.yaml`), as typed pydantic models.
+
+Parsing only: no I/O. What needs the data model (does the feature table exist, has it these columns, does the
+candidate's class import) is checked by `mlops.checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from foundation.specs.source import Email, Identifier, Schedule, Spec
+
+# Candidate shortcuts -> scikit-learn classes. Anything else is a dotted class path (`package.module.Class`).
+ESTIMATORS: dict[str, str] = {
+    "random_forest": "sklearn.ensemble.RandomForestClassifier",
+    "logistic_regression": "sklearn.linear_model.LogisticRegression",
+    "decision_tree": "sklearn.tree.DecisionTreeClassifier",
+    "gradient_boosting": "sklearn.ensemble.HistGradientBoostingClassifier",
+}
+# Every selection metric is "higher is better", so the gate compares one way only.
+METRICS = ("f1", "precision", "recall", "recall_at_precision", "savings")
+
+
+def _estimator(value: str) -> str:
+    if value in ESTIMATORS or ("." in value and all(part.isidentifier() for part in value.split("."))):
+        return value
+    raise ValueError(
+        f"{value!r} is neither a known estimator ({', '.join(ESTIMATORS)}) nor a dotted class path "
+        "like sklearn.ensemble.ExtraTreesClassifier"
+    )
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+Estimator = Annotated[str, AfterValidator(_estimator)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class FeatureSelection(Spec):
+    include: list[Identifier] | None = Field(
+        None, description="The features; omitted: every column but entity, time, target and `exclude`."
+    )
+    exclude: list[Identifier] = Field(default_factory=list, description="Columns never used as features.")
+
+
+class SplitSpec(Spec):
+    """Time-based split: validation rows are strictly after training rows, with a gap for the label window."""
+
+    validation_fraction: float = Field(
+        0.25, gt=0, lt=1, description="Share of the distinct time values (the latest ones) used for validation."
+    )
+    gap: int = Field(
+        0,
+        ge=0,
+        description="Time units (days for a date column) left out between training and validation: at least the "
+        "label horizon, so no training label looks into the validation period.",
+    )
+    calibration_fraction: float = Field(
+        0.2, gt=0, lt=1, description="With `threshold: auto`: the latest share of training used to pick the threshold."
+    )
+
+
+class BaselineSpec(Spec):
+    """How things are done today, evaluated exactly like a model on the same validation rows."""
+
+    name: Text = "As is"
+    description: str = ""
+    rule: Text = Field(description="SQL boolean expression over the feature table's columns (DuckDB dialect).")
+
+
+class CandidateSpec(Spec):
+    name: Identifier = Field(description="Name in the comparison table and the MLflow run.")
+    estimator: Estimator = Field(description=f"One of {', '.join(ESTIMATORS)}, or a dotted classifier class path.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters of the estimator.")
+
+    @property
+    def class_path(self) -> str:
+        return ESTIMATORS.get(self.estimator, self.estimator)
+
+
+class CostSpec(Spec):
+    """Business costs of each outcome, in `currency`: they make the `savings` metric."""
+
+    currency: str = "EUR"
+    false_negative: float = Field(description="A missed event (e.g. a breakdown on the road).")
+    false_positive: float = Field(0, description="An alert that was not needed (e.g. a useless workshop visit).")
+    true_positive: float = Field(0, description="Acting on a right alert (e.g. a planned repair).")
+
+
+class SelectionSpec(Spec):
+    metric: Literal["f1", "precision", "recall", "recall_at_precision", "savings"] = Field(
+        "f1", description="The metric agreed with the business; every one is higher-is-better."
+    )
+    min_precision: float | None = Field(
+        None, ge=0, le=1, description="recall_at_precision: recall counts only when precision reaches this."
+    )
+    cost: CostSpec | None = Field(None, description="Needed by `savings`; shown in the comparison when given.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> SelectionSpec:
+        if self.metric == "recall_at_precision" and self.min_precision is None:
+            raise ValueError("metric recall_at_precision needs `min_precision:` (e.g. 0.3)")
+        if self.metric == "savings" and self.cost is None:
+            raise ValueError("metric savings needs `cost:` (false_negative, false_positive, true_positive)")
+        return self
+
+
+class GateSpec(Spec):
+    """What a new model must do to become the champion (margins in the selection metric's units)."""
+
+    min_improvement_over_baseline: float = Field(0.0, description="Beat the 'as is' rule by at least this.")
+    min_improvement_over_champion: float = Field(0.0, description="Beat the current champion by at least this.")
+
+
+class DriftSpec(Spec):
+    warn_psi: float = Field(0.1, gt=0, description="PSI above this on a feature: warning.")
+    error_psi: float = Field(0.25, gt=0, description="PSI above this on a feature: the drift check fails.")
+    recent: int = Field(14, gt=0, description="Recent window: the latest N time units of the feature table.")
+    max_drifting_features: int = Field(0, ge=0, description="How many features may exceed error_psi.")
+
+
+class PerformanceSpec(Spec):
+    min_precision: float | None = Field(None, ge=0, le=1, description="Realised precision below this fails.")
+    min_recall: float | None = Field(None, ge=0, le=1, description="Realised recall below this fails.")
+    weeks: int = Field(4, gt=0, description="Judge the latest N weeks with known outcomes.")
+
+
+class MonitoringSpec(Spec):
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    retrain_on_failure: bool = Field(True, description="Retrain when a monitoring check fails.")
+
+
+class SchedulesSpec(Spec):
+    training: Schedule = Field("manual", description="Cron of (re)training, or manual.")
+    inference: Schedule = Field("manual", description="Cron of batch scoring, or manual.")
+
+
+class ModelSpec(Spec):
+    """One model of a use case: the data, the baseline, the candidates, how to choose and when to run."""
+
+    name: Identifier = Field(description="The model's name; registered in MLflow as `<usecase>__<name>`.")
+    description: Text = Field(description="The business question, as a prediction.")
+    owner: Email = Field(description="The data scientist answering for it.")
+    task: Literal["binary_classification"] = "binary_classification"
+    feature_table: Identifier = Field(description="A dbt table model of the use case, read from its gold snapshot.")
+    entity: list[Identifier] = Field(min_length=1, description="Columns identifying what is predicted (e.g. truck_id).")
+    time: Identifier = Field(description="Date, timestamp or ordinal column: the split and monitoring follow it.")
+    target: Identifier = Field(description="The boolean label column.")
+    row_filter: str | None = Field(
+        None, description="SQL condition on rows usable for training (e.g. label_window_complete)."
+    )
+    features: FeatureSelection = Field(default_factory=FeatureSelection)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    baseline: BaselineSpec
+    candidates: list[CandidateSpec] = Field(min_length=1)
+    threshold: float | Literal["auto"] = Field(
+        "auto", description="Decision threshold on the score, or `auto`: picked on the calibration slice."
+    )
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
+    seed: int = Field(42, description="Seed of every estimator: the same data and seed give the same model.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        names = [c.name for c in self.candidates]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"candidate names must be unique: {', '.join(duplicates)}")
+        if isinstance(self.threshold, float) and not 0 < self.threshold < 1:
+            raise ValueError("threshold must be between 0 and 1 (exclusive), or auto")
+        reserved = {self.target, self.time, *self.entity}
+        if self.features.include is not None:
+            clash = sorted(reserved & set(self.features.include))
+            if clash:
+                raise ValueError(f"features must not include the target, time or entity columns: {', '.join(clash)}")
+        return self
+
+    def registered_name(self, usecase: str) -> str:
+        return f"{usecase}__{self.name}"
+
+    def feature_columns(self, columns: list[str]) -> list[str]:
+        """The features among a table's columns: `include` as given, else all but reserved and excluded."""
+        if self.features.include is not None:
+            return list(self.features.include)
+        reserved = {self.target, self.time, *self.entity, *self.features.exclude}
+        return [c for c in columns if c not in reserved]
