@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +17,18 @@ from rich.table import Table
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
+
+
+@contextmanager
+def tool_output_to(path: Path) -> Iterator[None]:
+    """Send what libraries print on stdout (dbt's event stream) to a log file; our console keeps the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    console.file = sys.stdout  # pinned: the redirect below must not take our own output with it
+    try:
+        with path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            yield
+    finally:
+        console.file = None  # type: ignore[assignment]  # back to following sys.stdout
 
 
 def print_json(data: Any) -> None:

@@ -6,9 +6,7 @@ and dbt's run_results.json into a summary: time per stage, each load, each dbt f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from foundation.cli.ingest_command import QUIET_RUN_CONFIG, ProgressListener, dagster_instance
+from foundation.cli.output import tool_output_to
 from foundation.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
 from foundation.ingest import events
 from foundation.workspace import Workspace
@@ -140,8 +139,9 @@ def run_pipeline(
         selection = selection - dg.AssetSelection.assets(*(bronze_asset_key(s) for s in workspace.sources()))
     listener = listener or ProgressListener(None)
     instance = dagster_instance(workspace)
-    # dbt's adapter set-up inside dagster-dbt prints to stdout: keep stdout for our own output (--json).
-    with events.listening(listener), contextlib.redirect_stdout(sys.stderr):
+    # dagster-dbt re-prints dbt's whole event stream on stdout: keep it in a log, stdout is for our output (--json).
+    log_path = workspace.state_dir / "logs" / "run.log"
+    with events.listening(listener), tool_output_to(log_path):
         result = dg.materialize(
             list(defs.assets or []),
             selection=selection,
