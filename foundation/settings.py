@@ -46,6 +46,9 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
     open: bool = Field(False, description="Serve without API keys (only for a demo on localhost).")
+    max_batch_size: int = Field(1000, ge=1, description="Most rows one predict/invocations request may carry.")
+    max_body_bytes: int = Field(4_194_304, ge=1024, description="Largest request body accepted (413 beyond).")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: CORS off).")
 
 
 class IngestSettings(_Section):

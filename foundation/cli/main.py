@@ -260,5 +260,14 @@ def _register_ml_commands() -> None:
 _register_ml_commands()
 
 
+def _register_serve_command() -> None:
+    from serving.cli import register
+
+    register(app, _open)
+
+
+_register_serve_command()
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""HTTP routes of the inference API, one module per resource."""

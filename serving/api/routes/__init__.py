@@ -1,0 +1,1 @@
+"""Routers: health, models, predict, invocations (MLflow-compatible)."""

@@ -1,0 +1,130 @@
+"""The app factory: `create_app(workspace_root, settings)`.
+
+At start-up (lifespan) it loads the `champion` of every registered model from the workspace's MLflow registry;
+`/health/ready` answers 200 only once they are all loaded (503 while a model failed to load or the registry
+cannot be read: the process stays live and says why). The KPI catalogue (`/v1/kpis`, `/kpis`) is mounted.
+
+`uvicorn --factory serving.app:create_app` (what `foundation serve --workers N` runs) builds it for the workspace
+of `$FOUNDATION_WORKSPACE`, or the one found from the current folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from foundation.settings import FoundationSettings
+from foundation.workspace import Workspace
+from serving.api.routes import health, invocations, metrics, models, predict
+from serving.deps import authenticate, keys_from_environment
+from serving.metrics import ApiMetrics
+from serving.middleware import ApiMiddleware
+from serving.models import load_champions
+from serving.schemas import InvalidInput, error_items, validation_detail
+
+log = logging.getLogger("serving")
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "errors": exc.items, "request_id": _request_id(request)}, status_code=422
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = error_items([{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()])
+        return JSONResponse(
+            {"detail": validation_detail(items), "errors": items, "request_id": _request_id(request)},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request %s failed: %s", _request_id(request), type(exc).__name__, exc_info=exc)
+        return JSONResponse({"detail": "internal server error", "request_id": _request_id(request)}, status_code=500)
+
+
+def create_app(workspace_root: Path | None = None, settings: FoundationSettings | None = None) -> FastAPI:
+    """The inference API for the workspace at `workspace_root` (default: `$FOUNDATION_WORKSPACE` or the one found
+    from the current folder), with its settings (default: `foundation.yaml` + environment)."""
+    from kpi_catalog.web import catalog_router
+
+    workspace = Workspace.open(workspace_root)
+    if settings is not None:
+        workspace = Workspace(root=workspace.root, settings=settings)
+    settings = workspace.settings
+    api_keys = keys_from_environment()  # a malformed FOUNDATION_API_KEYS fails here, at start-up
+    api_metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.api.open:
+            log.warning("the API is OPEN (api.open: true): no key is asked; only for a demo on localhost")
+        elif not api_keys:
+            log.warning("no API key configured (FOUNDATION_API_KEYS): every request but /health/* gets 401")
+        else:
+            log.info("%d API key(s) configured: %s", len(api_keys), ", ".join(k.key_id for k in api_keys))
+        try:
+            loaded = await run_in_threadpool(load_champions, workspace, settings.api.max_batch_size)
+        except Exception as exc:  # the registry cannot be read: live, not ready, and the log says why
+            log.error(
+                "cannot read the model registry (%s): %s: %s", settings.mlflow.tracking_uri, type(exc).__name__, exc
+            )
+            app.state.load_errors = {"registry": f"{type(exc).__name__}: {exc}"}
+        else:
+            app.state.models = loaded.models
+            app.state.load_errors = loaded.errors
+            app.state.ready = not loaded.errors
+            for name, model in loaded.models.items():
+                api_metrics.model_version.labels(name).set(model.version)
+        api_metrics.ready.set(1 if app.state.ready else 0)
+        yield
+        app.state.models = {}
+        app.state.ready = False
+
+    app = FastAPI(
+        title="Data Foundation inference API",
+        description="The champion of every registered model, and the KPI catalogue. "
+        "Send a key as `X-API-Key` or `Authorization: Bearer` (see docs/api.md).",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.workspace = workspace
+    app.state.api_keys = api_keys
+    app.state.metrics = api_metrics
+    app.state.models = {}
+    app.state.load_errors = {}
+    app.state.ready = False
+
+    _install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(predict.router)
+    app.include_router(invocations.router)
+    app.include_router(metrics.router)
+    app.include_router(catalog_router(workspace.root), dependencies=[Depends(authenticate)])
+
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(ApiMiddleware, metrics=api_metrics, max_body_bytes=settings.api.max_body_bytes)
+    return app

@@ -1,0 +1,174 @@
+"""Request and response schemas (pydantic), apart from the logic that fills them.
+
+A served model's request schema is built from its MLflow signature: one pydantic model per model, with the
+signature's types, its required columns as required fields, unknown fields rejected (`extra="forbid"`) and a
+maximum batch size from the settings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+# MLflow DataType names -> Python types pydantic validates against.
+MLFLOW_TYPES: dict[str, type] = {
+    "boolean": bool,
+    "integer": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "string": str,
+    "binary": bytes,
+    "datetime": datetime,
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column of a model signature."""
+
+    name: str
+    type: str
+    required: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "required": self.required}
+
+
+def columns_from_signature(signature: Any) -> list[ColumnSpec] | None:
+    """The input columns of an MLflow signature (None when the model has no column-based signature)."""
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or not getattr(inputs, "has_input_names", lambda: False)() or inputs.is_tensor_spec():
+        return None
+    columns = []
+    for spec in inputs.inputs:
+        kind = getattr(spec.type, "name", None) or str(spec.type)
+        columns.append(ColumnSpec(spec.name, str(kind), bool(getattr(spec, "required", True))))
+    return columns
+
+
+def _class_name(model: str, suffix: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", model) if part) + suffix
+
+
+def row_model(model: str, columns: list[ColumnSpec] | None) -> type[BaseModel]:
+    """One instance (row) of the model's input: a field per signature column, unknown fields forbidden.
+
+    Column names need not be Python identifiers (`Air temperature [K]`): fields are aliased to them."""
+    if columns is None:  # no signature: any mapping of column -> value
+        return create_model(_class_name(model, "Row"), __config__=ConfigDict(extra="allow"))
+    fields: dict[str, Any] = {}
+    for i, column in enumerate(columns):
+        python_type: Any = MLFLOW_TYPES.get(column.type, Any)
+        if column.required:
+            fields[f"f{i}"] = (python_type, Field(..., alias=column.name, description=column.type))
+        else:
+            fields[f"f{i}"] = (python_type | None, Field(None, alias=column.name, description=column.type))
+    return create_model(
+        _class_name(model, "Row"), __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
+    )
+
+
+def batch_model(model: str, row: type[BaseModel], max_batch_size: int) -> type[BaseModel]:
+    """`{"instances": [row, ...]}` with 1..max_batch_size rows."""
+    return create_model(
+        _class_name(model, "PredictRequest"),
+        __config__=ConfigDict(extra="forbid"),
+        instances=(list[row], Field(..., min_length=1, max_length=max_batch_size)),  # type: ignore[valid-type]
+    )
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """`("body", "instances", 0, "temp")` -> `instances[0].temp`."""
+    path = ""
+    for part in loc:
+        if part == "body" and not path:
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def error_items(errors: list[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic error dicts -> what a client sees: the field, the problem and its type (never the input echoed)."""
+    items = []
+    for error in errors:
+        loc = (*prefix, *error.get("loc", ()))
+        items.append({"field": field_path(loc), "message": error.get("msg", "invalid"), "type": error.get("type", "")})
+    return items
+
+
+def validation_detail(items: list[dict[str, Any]]) -> str:
+    shown = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
+    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    return f"{len(items)} invalid field(s): {shown}{more}"
+
+
+class InvalidInput(Exception):
+    """A request body that does not fit the model: answered with 422 and the field-level errors."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__(validation_detail(items))
+        self.items = items
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> InvalidInput:
+        return cls(error_items(exc.errors(include_input=False, include_url=False), prefix))
+
+
+# -- responses -----------------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str
+    models: dict[str, int] = Field(default_factory=dict, description="Served model -> version.")
+    errors: dict[str, str] = Field(default_factory=dict, description="Models that failed to load, and why.")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    version: int
+    alias: str
+    flavor: str
+    loaded_at: datetime
+
+
+class ModelDetail(ModelSummary):
+    description: str | None = None
+    run_id: str | None = None
+    metric: str | None = Field(None, description="The selection metric agreed with the business.")
+    score: float | None = Field(None, description="The version's selection score on validation.")
+    threshold: float | None = Field(None, description="Score at or above which the label is true.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics of the version's run.")
+    input_schema: list[dict[str, Any]] | None = Field(None, description="Columns: name, MLflow type, required.")
+    input_json_schema: dict[str, Any] | None = None
+    promoted_at: datetime | None = Field(None, description="When the version became champion (promotion history).")
+    promoted_by: str | None = None
+    promotion_reason: str | None = None
+
+
+class Prediction(BaseModel):
+    prediction_id: str = Field(description="A unique id (uuid4) to join feedback on.")
+    model: str
+    version: int
+    prediction: Any = Field(description="The label (classifiers with a threshold) or the model's raw output.")
+    score: float | None = Field(None, description="Probability of the positive class, when the model gives one.")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class PredictRequestExample(BaseModel):
+    """The generic shape; each model's own schema (types, required fields) is at GET /v1/models/{name}."""
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[dict[str, Any]] = Field(min_length=1)
