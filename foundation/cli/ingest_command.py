@@ -68,9 +68,9 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
     """Materialise the bronze assets of `sources` through Dagster; returns what each load reported."""
     import dagster as dg
 
-    from foundation.dagster_defs.definitions import bronze_asset_key, build_definitions
+    from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
 
-    defs = build_definitions(workspace.root)
+    defs = ingestion_definitions(workspace)
     selection = [bronze_asset_key(s) for s in sources]
     progress = (
         Progress(

@@ -172,11 +172,21 @@ def source_schedule(source: SourceRef) -> dg.ScheduleDefinition | None:
     )
 
 
+def ingestion_definitions(workspace: Workspace) -> dg.Definitions:
+    """Only the ingestion assets and their schedules: what `foundation ingest` runs. Importing dbt and MLflow
+    for those would cost seconds per command, so they stay out."""
+    sources = workspace.sources()
+    return dg.Definitions(
+        assets=[source_asset(workspace, src) for src in sources],
+        schedules=[s for s in (source_schedule(src) for src in sources) if s is not None],
+        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root))},
+    )
+
+
 def build_definitions(workspace_dir: Path | None = None) -> dg.Definitions:
     """All definitions of the workspace; raises with every spec error if a YAML is invalid."""
     workspace = Workspace.open(workspace_dir)
-    sources = workspace.sources()
-    schedules = [s for s in (source_schedule(src) for src in sources) if s is not None]
+    ingestion = ingestion_definitions(workspace)
     # dbt models downstream of the ingestion assets (none when the workspace has no dbt project)
     from foundation.dagster_defs.dbt_assets import dbt_definitions
 
@@ -186,8 +196,8 @@ def build_definitions(workspace_dir: Path | None = None) -> dg.Definitions:
 
     ml_assets, ml_schedules, ml_sensors = ml_definitions(workspace)
     return dg.Definitions(
-        assets=[*(source_asset(workspace, src) for src in sources), *dbt_assets, *ml_assets],
-        schedules=[*schedules, *ml_schedules],
+        assets=[*(ingestion.assets or []), *dbt_assets, *ml_assets],
+        schedules=[*(ingestion.schedules or []), *ml_schedules],
         sensors=ml_sensors,
-        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root)), **dbt_resources},
+        resources={**(ingestion.resources or {}), **dbt_resources},
     )

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.polars as pa
 import polars as pl
 import pyarrow as pa_arrow
-from pandera.api.polars.types import PolarsData
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
+    from pandera.api.polars.types import PolarsData
 
 from foundation.quality.checks import DeclaredCheck
 from foundation.specs.rules import (
@@ -32,6 +34,14 @@ from foundation.specs.rules import (
     NotNullRule,
     RegexRule,
 )
+
+
+def _pandera():
+    """pandera (and pandas, which it imports) costs over a second to import: only sources with row rules pay it."""
+    import pandera.polars
+
+    return pandera.polars
+
 
 SAMPLE_SIZE = 5
 # between/min/max bounds are numbers: a date or timestamp column would be compared as days or microseconds.
@@ -77,7 +87,7 @@ def _row_output(data: PolarsData, result: Any) -> pl.LazyFrame:
 
 
 def _custom_check(function: Callable[[pl.DataFrame], Any], name: str) -> pa.Check:
-    return pa.Check(lambda data: _row_output(data, function(data.lazyframe.collect())), name=name)
+    return _pandera().Check(lambda data: _row_output(data, function(data.lazyframe.collect())), name=name)
 
 
 def _expression_check(sql: str, name: str, columns: list[str]) -> pa.Check:
@@ -89,7 +99,7 @@ def _expression_check(sql: str, name: str, columns: list[str]) -> pa.Check:
     if unknown:
         raise RuleCompileError(f"check {name}: expression {sql!r} uses {', '.join(unknown)}, not in the landed data")
     # Like a SQL CHECK constraint: a row whose condition is unknown (a null operand) passes.
-    return pa.Check(lambda data: data.lazyframe.select(expression.fill_null(True)), name=name)
+    return _pandera().Check(lambda data: data.lazyframe.select(expression.fill_null(True)), name=name)
 
 
 def _is_ordered(arrow_type: str) -> bool:
@@ -136,6 +146,9 @@ class RowValidator:
         self._by_column_check: dict[tuple[str, int], DeclaredCheck] = {}
         self._by_frame_check: dict[int, DeclaredCheck] = {}
         self._not_null: dict[str, DeclaredCheck] = {}
+        self.active = bool(self.checks)
+        if not self.active:
+            return  # no row rules: no pandera schema to build (nor to import)
         for check in self.checks:
             rule = check.rule
             if check.column is not None:
@@ -164,27 +177,27 @@ class RowValidator:
                 function = load_custom_function(rule.custom.function, workspace_root)
                 self._by_frame_check[len(frame_checks)] = check
                 frame_checks.append(_custom_check(function, check.name))
+        pa = _pandera()
         self.schema = pa.DataFrameSchema(
             {name: pa.Column(None, checks=c["checks"], nullable=c["nullable"]) for name, c in columns.items()},
             checks=frame_checks,
             strict=False,
             coerce=False,
         )
-        self.active = bool(self.checks)
 
     @staticmethod
     def _column_check(rule: Any, name: str) -> pa.Check:
         match rule:
             case BetweenRule(between=(low, high)):
-                return pa.Check.in_range(low, high, name=name)
+                return _pandera().Check.in_range(low, high, name=name)
             case MinRule(min=low):
-                return pa.Check.ge(low, name=name)
+                return _pandera().Check.ge(low, name=name)
             case MaxRule(max=high):
-                return pa.Check.le(high, name=name)
+                return _pandera().Check.le(high, name=name)
             case AcceptedValuesRule(accepted_values=values):
-                return pa.Check.isin(values, name=name)
+                return _pandera().Check.isin(values, name=name)
             case RegexRule(regex=pattern):
-                return pa.Check.str_matches(pattern, name=name)
+                return _pandera().Check.str_matches(pattern, name=name)
         raise RuleCompileError(f"rule {rule.kind} is not a row rule")
 
     def validate(self, batch: pa_arrow.RecordBatch) -> BatchVerdict:
@@ -196,7 +209,7 @@ class RowValidator:
         try:
             self.schema.validate(frame, lazy=True)
             return verdict
-        except pa.errors.SchemaErrors as exc:
+        except _pandera().errors.SchemaErrors as exc:
             cases = exc.failure_cases
         for case in cases.iter_rows(named=True):
             check = self._check_of(case)
