@@ -62,6 +62,12 @@ def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
     from foundation.dbt.checks import check_dbt_project
     from foundation.dbt.project import dbt_paths
     from kpi_catalog.spec import load_kpis
+    from mlops.checks import load_model_specs
+    from mlops.kpis import check_model_kpis  # KPIs on a model's predictions name a model spec
 
     kpis = load_kpis(workspace.root)
-    return kpis.errors + check_dbt_project(dbt_paths(workspace), list(workspace.scan.sources), kpis.kpis)
+    return (
+        kpis.errors
+        + check_dbt_project(dbt_paths(workspace), list(workspace.scan.sources), kpis.kpis)
+        + check_model_kpis(kpis.kpis, load_model_specs(workspace.root).models)
+    )

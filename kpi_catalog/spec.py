@@ -70,12 +70,24 @@ class KpiSpec(BaseModel):
     expression: str | None = Field(None, description="Aggregate SQL over the model, e.g. 'sum(failures)'.")
     filter: str | None = Field(None, description="SQL condition on the model's rows.")
     sql: str | None = Field(None, description="Complex KPI: a SELECT returning grain, period, dimensions, value.")
+    predictions: Identifier | None = Field(
+        None,
+        description="Model KPI: the model spec (usecases/<uc>/ml/<name>.yaml) whose champion's batch predictions it "
+        "counts: distinct entities flagged per period. Published by the predictions asset, not by dbt.",
+    )
     extends: Identifier | None = Field(None, description="Reuse this KPI's definition; override what differs.")
     tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> KpiSpec:
-        if self.sql is None:
+        if self.predictions is not None:
+            given = [k for k in ("model", "time", "expression", "filter", "sql") if getattr(self, k) is not None]
+            if given or self.dimensions:
+                raise ValueError(
+                    f"a model KPI (`predictions:`) is computed from the model's predictions: remove "
+                    f"{', '.join(given + (['dimensions'] if self.dimensions else []))}"
+                )
+        elif self.sql is None:
             missing = [k for k in ("model", "time", "expression") if getattr(self, k) is None]
             if missing:
                 raise ValueError(

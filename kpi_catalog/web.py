@@ -21,7 +21,7 @@ _templates = Environment(loader=PackageLoader("kpi_catalog", "templates"), autoe
 
 
 def _fmt(value: float | None) -> str:
-    if value is None:
+    if not isinstance(value, int | float):  # None, or a key the KPI does not declare (e.g. no target)
         return "-"
     return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
 

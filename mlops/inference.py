@@ -7,6 +7,7 @@ exactly one prediction (the one made when it was first seen: what monitoring mus
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,15 +149,19 @@ def batch_score(
     )
 
 
-def at_risk_sql(predictions_relation: str, entity: str, time_column: str, time_is_date: bool) -> str:
-    """The 'trucks at risk' KPI: per day (predicted day; scoring day for an ordinal time), how many entities the
-    champion flags, in the KPI table's columns (grain, period, value)."""
-    period = f"cast({quote_ident(time_column)} as date)" if time_is_date else "cast(scored_at as date)"
-    return (
-        f"select 'day' as grain, {period} as period, "
-        f"cast(count(distinct case when label then {quote_ident(entity)} end) as double) as value "
-        f"from {predictions_relation} group by all order by period"
-    )
+def at_risk_sql(
+    predictions_relation: str, entity: str, time_column: str, time_is_date: bool, grains: Sequence[str] = ("day",)
+) -> str:
+    """The 'trucks at risk' KPI: per period of each grain (of the predicted day; of the scoring day for an ordinal
+    time), how many distinct entities the champion flags, in the KPI table's columns (grain, period, value)."""
+    day = f"cast({quote_ident(time_column)} as date)" if time_is_date else "cast(scored_at as date)"
+    flagged = f"cast(count(distinct case when label then {quote_ident(entity)} end) as double)"
+    parts = [
+        f"select {quote_literal(grain)} as grain, cast(date_trunc({quote_literal(grain)}, {day}) as date) as period, "
+        f"{flagged} as value from {predictions_relation} group by all"
+        for grain in grains
+    ]
+    return f"select * from ({' union all '.join(parts)}) order by grain, period"
 
 
 def at_risk(workspace: Workspace, ref: ModelRef, last: int = 7) -> list[dict[str, Any]]:

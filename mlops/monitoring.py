@@ -8,6 +8,7 @@ Realised performance joins each prediction with the label that arrived later (ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.sql import quote_ident
+from foundation.sql import quote_ident, quote_literal
 from mlops.spec import ModelSpec
 
 FLOOR = 1e-4  # share given to an empty bin, so ln() stays finite
@@ -93,11 +94,19 @@ def drift_passed(results: list[DriftResult], spec: ModelSpec) -> bool:
     return sum(r.status == "drift" for r in results) <= spec.monitoring.drift.max_drifting_features
 
 
-def realised_sql(predictions: str, features: str, spec: ModelSpec, time_is_date: bool) -> str:
+def realised_sql(
+    predictions: str, features: str, spec: ModelSpec, time_is_date: bool, train_ends: Mapping[int, str] | None = None
+) -> str:
     """Per ISO week (of the predicted day; of the scoring day for an ordinal time): outcomes known so far, i.e.
-    rows passing the spec's row_filter."""
+    rows passing the spec's row_filter. `train_ends` (model version -> its training's last time value) leaves out
+    the rows a version was trained on: scoring them says nothing about the model in use (a version without one
+    keeps all its rows)."""
     keys = " and ".join(f"p.{quote_ident(c)} = f.{quote_ident(c)}" for c in (*spec.entity, spec.time))
     known = f"and ({spec.row_filter})" if spec.row_filter else ""
+    if train_ends:
+        after = f"p.{quote_ident(spec.time)} >"  # the literal takes the column's type (date, timestamp, number)
+        cases = " ".join(f"when {int(v)} then {after} {quote_literal(end)}" for v, end in sorted(train_ends.items()))
+        known += f" and coalesce(case p.model_version {cases} end, true)"
     target = f"f.{quote_ident(spec.target)}"
     when = f"cast(p.{quote_ident(spec.time)} as date)" if time_is_date else "cast(p.scored_at as date)"
     return f"""
@@ -114,11 +123,16 @@ def realised_sql(predictions: str, features: str, spec: ModelSpec, time_is_date:
 
 
 def realised_performance(
-    con: duckdb.DuckDBPyConnection, predictions_uri: str, features_uri: str, spec: ModelSpec, time_is_date: bool
+    con: duckdb.DuckDBPyConnection,
+    predictions_uri: str,
+    features_uri: str,
+    spec: ModelSpec,
+    time_is_date: bool,
+    train_ends: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
     predictions = delta_relation_sql(con, predictions_uri, empty_name="_p")
     features = delta_relation_sql(con, features_uri, empty_name="_f")
-    frame = con.execute(realised_sql(predictions, features, spec, time_is_date)).df()
+    frame = con.execute(realised_sql(predictions, features, spec, time_is_date, train_ends)).df()
     frame["precision"] = frame.tp / (frame.tp + frame.fp).where(frame.tp + frame.fp > 0)
     frame["recall"] = frame.tp / (frame.tp + frame.fn).where(frame.tp + frame.fn > 0)
     return frame
@@ -173,6 +187,8 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
         raise RegistryError(f"{ref.registered_name} has no champion: nothing to monitor yet")
     tags = champion.tags or {}
     features = json.loads(tags.get("foundation.features", "[]"))
+    versions = mlflow_client(workspace).search_model_versions(f"name = '{ref.registered_name}'")
+    train_ends = {int(v.version): v.tags["foundation.train_end"] for v in versions if "foundation.train_end" in v.tags}
     frame, version = read_feature_table(workspace, ref.usecase, spec, training=False)
     drift = feature_drift(frame, features, spec, tags.get("foundation.train_end"))
     con = duckdb.connect()
@@ -184,6 +200,7 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
             feature_table_uri(workspace, ref.usecase, spec),
             spec,
             is_time(frame[spec.time]),
+            train_ends,
         )
     except TableNotFoundError:
         weekly = pd.DataFrame(columns=["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"])

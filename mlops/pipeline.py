@@ -36,7 +36,7 @@ from mlops.registry import (
     write_json,
 )
 from mlops.report import as_dicts, comparison_markdown, comparison_png, confusion_png
-from mlops.training import TrainingResult, model_inputs, positive_scores, train_and_evaluate
+from mlops.training import TrainingResult, model_inputs, positive_scores, reproducible_scores, train_and_evaluate
 
 logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise on every log_model
 
@@ -158,7 +158,7 @@ def champion_score(
     validation = frame.reset_index(drop=True)[result.split.validation]
     if features and set(features) <= set(validation.columns):
         model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
-        scores = positive_scores(model, model_inputs(validation, features))
+        scores = reproducible_scores(model, model_inputs(validation, features))
         threshold = float(tags.get("foundation.threshold", 0.5))
         evaluation = evaluate(result.validation_actual, scores >= threshold, result.spec.selection)
         return evaluation.score, int(champion.version), "re-scored on this validation set"

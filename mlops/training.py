@@ -105,6 +105,21 @@ def positive_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
     return probabilities[:, classes.index(True)] if True in classes else np.zeros(len(inputs))
 
 
+def reproducible_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
+    """`positive_scores` with the estimator on one job: a forest predicting with `n_jobs` > 1 adds its trees'
+    probabilities in the order its threads finish, so the last bits of the scores (and a threshold picked among
+    them) differ from one process to the next. Used for evaluation (validation-sized); batch scoring keeps the jobs."""
+    model = pipeline[-1]
+    jobs = model.get_params(deep=False).get("n_jobs")
+    if jobs in (None, 1):
+        return positive_scores(pipeline, inputs)
+    model.set_params(n_jobs=1)
+    try:
+        return positive_scores(pipeline, inputs)
+    finally:
+        model.set_params(n_jobs=jobs)
+
+
 def _threshold(spec: ModelSpec, candidate: CandidateSpec, frame: pd.DataFrame, train: np.ndarray) -> float:
     """`auto`: fit on the earlier part of training, pick the cut on its latest slice (out of time, like validation)."""
     if spec.threshold != "auto":
@@ -121,7 +136,7 @@ def _threshold(spec: ModelSpec, candidate: CandidateSpec, frame: pd.DataFrame, t
         return 0.5  # one class only in the fit part: nothing to calibrate on
     fit_inputs = model_inputs(part[inner.train], features)
     pipeline = build_pipeline(candidate, fit_inputs, spec.seed).fit(fit_inputs, actual[inner.train])
-    scores = positive_scores(pipeline, model_inputs(part[inner.validation], features))
+    scores = reproducible_scores(pipeline, model_inputs(part[inner.validation], features))
     return choose_threshold(actual[inner.validation], scores, spec.selection)
 
 
@@ -162,7 +177,7 @@ def train_and_evaluate(frame: pd.DataFrame, spec: ModelSpec) -> TrainingResult:
         fit_started = time.perf_counter()
         threshold = _threshold(spec, candidate, frame, split.train)
         pipeline = build_pipeline(candidate, train_inputs, spec.seed).fit(train_inputs, actual[split.train])
-        scores = positive_scores(pipeline, validation_inputs)
+        scores = reproducible_scores(pipeline, validation_inputs)
         evaluation = evaluate(validation_actual, scores >= threshold, spec.selection)
         results.append(
             CandidateResult(

@@ -161,9 +161,13 @@ def model_assets(ref: ModelRef) -> list[Any]:
             return
         report = batch_score(workspace, current)
         context.log.info(f"scored {report.rows_scored} row(s) with v{report.version}, {report.rows_flagged} flagged")
+        from mlops.kpis import publish_model_kpis
+
+        kpis = publish_model_kpis(workspace, current)  # e.g. trucks at risk: gold/<uc>/kpi_<id>
         yield dg.MaterializeResult(
             metadata={
                 **{k: v for k, v in report.to_dict().items() if v is not None},
+                **({"model_kpis": ", ".join(sorted(kpis))} if kpis else {}),
                 "dagster/uri": predictions_uri(workspace, current),
             }
         )

@@ -230,7 +230,8 @@ def generate_files(workspace: Workspace, paths: DbtPaths, kpis: list[KpiRef]) ->
         by_usecase.setdefault(source.usecase, []).append(source)
     kpis_by_usecase: dict[str, list[KpiRef]] = {}
     for kpi in kpis:
-        kpis_by_usecase.setdefault(kpi.usecase, []).append(kpi)
+        if kpi.spec.predictions is None:  # model KPIs are published by the predictions asset, not built by dbt
+            kpis_by_usecase.setdefault(kpi.usecase, []).append(kpi)
     for usecase in sorted(set(by_usecase) | set(kpis_by_usecase)):
         generated = models / usecase / GENERATED_DIR
         keep: set[Path] = set()

@@ -169,12 +169,13 @@ def publish_usecase(workspace: Workspace, paths: DbtPaths, usecase: str) -> list
 
 
 def write_catalog(workspace: Workspace, manifest: dict[str, Any]) -> Path:
+    """The dbt KPIs, and the model KPIs (`predictions:`) whose values the predictions asset publishes."""
+    from mlops.kpis import catalog_entries as model_kpi_entries
+
     path = catalog_path(workspace.lakehouse_root)
+    kpis = sorted(catalog_entries(manifest, workspace) + model_kpi_entries(workspace), key=lambda e: e["id"])
     _write_json_atomically(
         path,
-        {
-            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "kpis": catalog_entries(manifest, workspace),
-        },
+        {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kpis": kpis},
     )
     return path

@@ -1,0 +1,209 @@
+"""Benchmark: rows/s of batch inference (`mlops.inference.batch_score`, the `predictions` asset's work, Delta write
+included) against the anchor, the raw model's `predict` on a numpy array of the same rows. Target >= 0.5x.
+
+Run from the repository root::
+
+    .venv/bin/python bench/batch_inference.py                               # 1M rows, the champion and random_forest
+    .venv/bin/python bench/batch_inference.py --rows 200000 --models champion
+
+Data: `foundation demo` (40 trucks x 60 days, cached under --workdir, see bench/training.py) publishes the feature
+table and trains the fleet model; its rows are sampled with replacement up to --rows, numeric features jittered
+(+-1% of the column's standard deviation), and each row given a distinct (truck_id, date_day), then written as the
+gold snapshot `features_truck_day` of a bench workspace. Models: `champion` is the registered champion (loaded from
+MLflow, as the asset does); a candidate name (e.g. `random_forest`) is that candidate fitted once on the demo.
+
+Per model, best of --repeat:
+- batch: `batch_score(workspace, ref, champion)` with no prediction yet (the predictions table is removed before
+  each run): read the unscored rows (DuckDB over the Delta snapshot, prediction ids), build the model inputs,
+  predict_proba, build the Arrow table, append it in one Delta commit;
+- anchor: the fitted estimator's `predict` on the already preprocessed float matrix (numpy) of the same rows;
+- stages of the batch path, timed apart with the same functions, to show where the time goes.
+
+A benchmark reports, it does not fail: exit code 0 whatever the numbers; the target line says met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _workspace import REPO, demo_workspace
+
+USECASE = "fleet_maintenance"
+MODEL = "failure_risk"
+TARGET = 0.5
+
+
+def synthesise(frame: pd.DataFrame, rows: int, entity: str, time_column: str, seed: int = 11) -> pd.DataFrame:
+    """`rows` feature rows sampled from `frame` with replacement, floats jittered, each (entity, time) distinct."""
+    rng = np.random.default_rng(seed)
+    out = frame.iloc[rng.integers(0, len(frame), rows)].reset_index(drop=True)
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column].dtype):
+            std = float(np.nanstd(out[column].to_numpy())) or 1.0
+            out[column] = out[column] + rng.normal(0.0, 0.01 * std, rows)
+    days = 365
+    index = np.arange(rows)
+    out[entity] = pd.Series(index // days).map(lambda i: f"S{i:06d}")
+    start = date(2025, 1, 1)
+    out[time_column] = [start + timedelta(days=int(d)) for d in index % days]
+    return out
+
+
+def bench_workspace(workdir: Path, source: Path, frame: pd.DataFrame) -> Path:
+    from deltalake import write_deltalake
+
+    root = workdir / "batch_inference"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    shutil.copy2(source / "foundation.yaml", root / "foundation.yaml")
+    shutil.copytree(source / "usecases", root / "usecases")
+    from foundation.dbt.publish import gold_uri
+    from foundation.workspace import Workspace
+
+    write_deltalake(gold_uri(Workspace.open(root), USECASE, "features_truck_day"), frame, mode="overwrite")
+    return root
+
+
+def model_for(name: str, demo_root: Path, ref: Any, cache: dict[str, Any]) -> tuple[Any, int, float, list[str]]:
+    from foundation.workspace import Workspace
+    from mlops.dataset import read_feature_table
+    from mlops.inference import load_champion
+    from mlops.training import train_and_evaluate
+
+    workspace = Workspace.open(demo_root)
+    if name == "champion":
+        return load_champion(workspace, ref)
+    if "result" not in cache:
+        frame, _ = read_feature_table(workspace, USECASE, ref.spec, training=True)
+        cache["result"] = train_and_evaluate(frame, ref.spec)
+    result = cache["result"]
+    candidate = next(c for c in result.candidates if c.name == name)
+    return candidate.pipeline, 0, candidate.threshold, result.features
+
+
+def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], repeat: int) -> dict[str, Any]:
+    import duckdb
+    from deltalake import DeltaTable, write_deltalake
+
+    from foundation.workspace import Workspace
+    from mlops.dataset import feature_table_uri
+    from mlops.inference import batch_score, predictions_table, predictions_uri, unscored_rows_sql
+    from mlops.training import model_inputs, positive_scores
+
+    workspace = Workspace.open(root)
+    pipeline, version, threshold, features = champion
+    out = predictions_uri(workspace, ref)
+    batch = []
+    rows = 0
+    for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
+        report = batch_score(workspace, ref, champion)
+        rows = report.rows_scored
+        batch.append(report.seconds)
+    # The batch path's stages, timed apart (same functions, same order), best of `repeat` each.
+    uri = feature_table_uri(workspace, USECASE, ref.spec)
+    stages: dict[str, float] = {}
+
+    def timed(stage: str, run: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        value = run(*args)
+        stages[stage] = min(stages.get(stage, float("inf")), time.perf_counter() - t)
+        return value
+
+    def read(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+        return con.execute(unscored_rows_sql(con, uri, None, ref)).df()
+
+    scratch = f"{out}_stages"
+    for _ in range(repeat):
+        con = duckdb.connect()
+        frame = timed("read", read, con)
+        con.close()
+        inputs = timed("inputs", model_inputs, frame, features)
+        scores = timed("predict_proba", positive_scores, pipeline, inputs)
+        now, feature_version = datetime.now(UTC), DeltaTable(uri).version()
+        table = timed("arrow", predictions_table, frame, scores, threshold, ref, version, now, feature_version)
+        shutil.rmtree(scratch, ignore_errors=True)
+        timed("delta_write", write_deltalake, scratch, table)
+    shutil.rmtree(scratch, ignore_errors=True)
+    # Anchor: the estimator alone on the preprocessed numpy matrix.
+    matrix = np.ascontiguousarray(pipeline[:-1].transform(inputs), dtype=np.float64)
+    estimator = pipeline[-1]
+    anchor = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        estimator.predict(matrix)
+        anchor.append(time.perf_counter() - t)
+    return {
+        "rows": rows,
+        "estimator": type(estimator).__name__,
+        "batch": min(batch),
+        "anchor": min(anchor),
+        "stages": stages,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--models", default="champion,random_forest", help="champion and/or candidate names")
+    parser.add_argument("--workdir", default=str(REPO / "bench" / ".out" / "ml"))
+    parser.add_argument("--size", default="40x60", help="demo fleet the rows are sampled from (trucks x days)")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    from foundation.workspace import Workspace
+    from mlops.checks import load_model_specs
+    from mlops.dataset import read_feature_table
+
+    trucks, days = (int(x) for x in args.size.lower().split("x"))
+    print(f"preparing the demo ({trucks} trucks x {days} days, cached)...", file=sys.stderr, flush=True)
+    demo_root = demo_workspace(Path(args.workdir), trucks, days)
+    ref = next(r for r in load_model_specs(demo_root).models if r.usecase == USECASE and r.spec.name == MODEL)
+    base, _ = read_feature_table(Workspace.open(demo_root), USECASE, ref.spec, training=False)
+    print(f"synthesising {args.rows:,} feature rows from {len(base):,}...", file=sys.stderr, flush=True)
+    root = bench_workspace(
+        Path(args.workdir), demo_root, synthesise(base, args.rows, ref.spec.entity[0], ref.spec.time)
+    )
+    cache: dict[str, Any] = {}
+    results = []
+    for name in args.models.split(","):
+        print(f"measuring {name}...", file=sys.stderr, flush=True)
+        results.append((name, measure(root, ref, model_for(name, demo_root, ref, cache), args.repeat)))
+    print(
+        f"\nBatch inference of {USECASE}/{MODEL}, {args.rows:,} rows ({os.cpu_count()} CPUs), best of {args.repeat}:\n"
+    )
+    header = ["model", "batch_score (rows/s)", "anchor: estimator.predict on numpy (rows/s)", "ratio", "target >= 0.5x"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---:|---:|---:|---|")
+    for name, m in results:
+        ratio = m["anchor"] / m["batch"]
+        cells = [
+            f"{name} ({m['estimator']})",
+            f"{m['rows'] / m['batch']:,.0f} ({m['batch']:.2f} s)",
+            f"{m['rows'] / m['anchor']:,.0f} ({m['anchor']:.3f} s)",
+            f"{ratio:.2f}x",
+            "met" if ratio >= TARGET else "missed",
+        ]
+        print("| " + " | ".join(cells) + " |")
+    print("\nWhere the batch path's time goes (seconds, stages timed apart):\n")
+    names = list(results[0][1]["stages"])
+    print("| model | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for name, m in results:
+        print(f"| {name} | " + " | ".join(f"{m['stages'][n]:.2f}" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()
