@@ -149,6 +149,8 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
                     highlight=False,
                 )
     for source_key, error in listener.errors.items():
-        console.print(f"[red]error[/red] {source_key}: {error}", markup=False, highlight=False)
+        message = str(error).removeprefix(f"{source_key}: ")  # errors often name their source already
+        console.print("[red]error[/red] ", end="", highlight=False)
+        console.print(f"{source_key}: {message}", markup=False, highlight=False)
     lake = Path(workspace.lakehouse_root)
     console.print(f'Lakehouse: {lake}  (query it: foundation sql "select * from bronze.<usecase>__<source>")')

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.specs.errors import SpecValidationError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 
@@ -24,7 +25,12 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         from foundation.cli.quality_command import STATUS_STYLE, quality_report
 
         workspace = open_workspace()
-        sources = workspace.select_sources([usecase] if usecase else None)
+        try:
+            sources = workspace.select_sources([usecase] if usecase else None)
+        except (SpecValidationError, LookupError) as exc:
+            err_console.print(f"[red]error[/red] {exc}", markup=False)
+            err_console.print("fix the workspace YAML first: `foundation check` lists every error")
+            raise typer.Exit(2) from exc
         rows = quality_report(workspace, sources)
         failed = [r for r in rows if r["status"] == "fail"]
         if json_output:
@@ -69,7 +75,7 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         workspace = open_workspace()
         try:
             (ref,) = workspace.select_sources([source])[:1]
-        except LookupError as exc:
+        except (SpecValidationError, LookupError) as exc:
             err_console.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from exc
         result = profile_source(workspace, ref, sample_rows)

@@ -5,6 +5,7 @@ Asset keys: `<usecase>/bronze/<source>`; group = use case; owners, kinds and des
 
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations at runtime.
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,9 +104,10 @@ def freshness_policy(spec: SourceSpec) -> dg.FreshnessPolicy | None:
         return None
     start = datetime(2026, 1, 5, tzinfo=UTC)  # any fixed Monday: only the spacing between runs matters
     runs = croniter(spec.schedule, start)
-    first = runs.get_next(datetime)
-    period = runs.get_next(datetime) - first
-    return dg.FreshnessPolicy.time_window(fail_window=2 * period, warn_window=period + timedelta(minutes=10))
+    times = [runs.get_next(datetime) for _ in range(15)]
+    period = max(b - a for a, b in itertools.pairwise(times))  # the longest gap: weekday crons skip weekends
+    grace = min(timedelta(minutes=10), period)
+    return dg.FreshnessPolicy.time_window(fail_window=2 * period + grace, warn_window=period + grace)
 
 
 def referenced_sources(source: SourceRef) -> list[dg.AssetKey]:

@@ -105,9 +105,10 @@ class SourceLoader:
             record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
             exc.foundation_outcomes = outcomes  # type: ignore[attr-defined]  # for the Dagster asset's checks
             raise
-        record_outcomes(
-            self.workspace, self.source.key, report.load_id, now, self.gate.outcomes if self.gate else self.outcomes
-        )
+        # Nothing new: only the re-measured table rules are history; the last real load's row and load results
+        # stay the latest (Dagster still gets an answer for every check).
+        outcomes = self.gate.outcomes if self.gate else [o for o in self.outcomes if o.stage == "table"]
+        record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
         report.seconds = time.perf_counter() - started
         return report
 

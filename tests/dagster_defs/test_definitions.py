@@ -88,3 +88,33 @@ def test_repository_definitions_load_with_dagster_cli() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_freshness_policy_fits_any_schedule() -> None:
+    """warn < fail for every cadence (Dagster refuses otherwise); weekday crons allow the weekend gap."""
+    from datetime import timedelta
+
+    from foundation.dagster_defs.definitions import freshness_policy
+    from foundation.specs.source import SourceSpec
+
+    def policy(schedule: str) -> dg.FreshnessPolicy:
+        spec = SourceSpec.model_validate(
+            {
+                "name": "s",
+                "description": "a test source",
+                "owner": "a@b.co",
+                "schedule": schedule,
+                "extract": {"type": "csv", "path": "x.csv"},
+            }
+        )
+        result = freshness_policy(spec)
+        assert result is not None
+        return result
+
+    def seconds(window: object) -> float:
+        return timedelta(days=window.days, seconds=window.seconds).total_seconds()  # type: ignore[attr-defined]
+
+    five = policy("*/5 * * * *")
+    assert seconds(five.warn_window) < seconds(five.fail_window) == 15 * 60
+    weekdays = policy("0 6 * * 1-5")
+    assert seconds(weekdays.warn_window) >= 3 * 86400  # Friday 06:00 to Monday 06:00 is not late
