@@ -208,14 +208,14 @@ class SourceLoader:
                 superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
                 report.rows_superseded += superseded
                 report.rows_read += superseded  # removed by the SQL, but read from the files
-                invalid = batch.filter(pc.equal(status, "invalid"))
+                invalid = batch.filter(pc.equal(status, pa.scalar("invalid")))
                 if invalid.num_rows:
                     self._on_invalid(invalid.column("_invalid_reason")[0].as_py(), invalid)
                     reasons.update(_reason_kind(r) for r in invalid.column("_invalid_reason").to_pylist())
                     quarantined.extend(typing_records(invalid))
                     parse_failures[0] += invalid.num_rows
-                report.rows_stale += int(pc.sum(pc.equal(status, "stale")).as_py() or 0)
-                ok = batch.filter(pc.equal(status, "ok")).select(landed_schema.names)
+                report.rows_stale += int(pc.sum(pc.equal(status, pa.scalar("stale"))).as_py() or 0)
+                ok = batch.filter(pc.equal(status, pa.scalar("ok"))).select(landed_schema.names)
                 ok, failed = gate.screen(ok)
                 if failed:
                     self._on_invalid(str(failed[0]["_invalid_reason"]), None)
