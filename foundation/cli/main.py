@@ -21,8 +21,10 @@ from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.workspace import WORKSPACE_ENV, Workspace
 
 app = typer.Typer(
-    help="Data Foundation: declare sources in YAML, land them in a Delta lakehouse through Dagster assets.\n\n"
-    "Start with `foundation demo`, then `foundation check`, `foundation sources list`, `foundation ingest`.",
+    help="Data Foundation: sources declared in YAML, landed in a Delta lakehouse under quality rules, modelled with "
+    "dbt into KPIs, trained and served as models; Dagster orchestrates it all.\n\n"
+    "Start with `foundation demo`, then `foundation check`, `foundation sources list`, `foundation run`, "
+    "`foundation quality`, `foundation kpi list`, `foundation models list`, `foundation serve`.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -207,7 +209,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the deterministic generator.")] = 7,
     json_output: JsonFlag = False,
 ) -> None:
-    """Run the shipped demo end to end on embedded defaults: generate the fleet's landing files, check, ingest."""
+    """Run the shipped demo end to end on embedded defaults: generate the fleet's landing files, check, ingest under
+    the quality rules, build the dbt model and KPIs, train and register the champion."""
     from foundation.demo.run import run_demo
 
     workspace = _open()
