@@ -300,12 +300,17 @@ def snapshot_code(workdir: Path) -> tuple[Path, str]:
 CODE = {"path": "", "digest": ""}  # the snapshot the foundation child runs
 
 
+def child_env(code_path: str) -> dict[str, str]:
+    """The environment of a measured child: no workspace overrides, and the code snapshot first on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOUNDATION_", "DAGSTER_"))}
+    if code_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path, env.get("PYTHONPATH")]))
+    return env
+
+
 def run_foundation(ws: Path) -> tuple[Measurement, dict]:
     shutil.rmtree(ws / ".foundation", ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOUNDATION_", "DAGSTER_"))}
-    if CODE["path"]:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [CODE["path"], env.get("PYTHONPATH")]))
-    result = measure([FOUNDATION, "--workspace", str(ws), "ingest", "--json"], env=env, cwd=ws)
+    result = measure([FOUNDATION, "--workspace", str(ws), "ingest", "--json"], env=child_env(CODE["path"]), cwd=ws)
     try:
         payload = json.loads(result.stdout)
     except json.JSONDecodeError as exc:

@@ -134,28 +134,6 @@ def make_workspace(root: Path, csv_path: Path, rules: bool, table_rule: bool = T
     return root
 
 
-def child_env(code_path: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOUNDATION_", "DAGSTER_"))}
-    if code_path:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_path, env.get("PYTHONPATH")]))
-    return env
-
-
-def run_foundation(helpers: Any, ws: Path, code_path: str) -> tuple[Any, dict]:
-    shutil.rmtree(ws / ".foundation", ignore_errors=True)
-    result = helpers.measure([FOUNDATION, "--workspace", str(ws), "ingest", "--json"], env=child_env(code_path), cwd=ws)
-    try:
-        payload = json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(
-            f"foundation ingest printed no JSON (exit {result.returncode}):\n{result.stdout[-2000:]}\n"
-            f"{result.stderr[-3000:]}"
-        ) from exc
-    if payload.get("errors") or len(payload.get("reports", [])) != 1:
-        raise RuntimeError(f"foundation ingest failed (exit {result.returncode}): {json.dumps(payload)[:3000]}")
-    return result, payload["reports"][0]
-
-
 # --------------------------------------------------------------------------------------------------- (c) child
 
 
@@ -426,7 +404,7 @@ def run_anchor(helpers: Any, ws: Path, slice_rows: int, repeat: int, code_path: 
         str(repeat),
     ]
     helpers.wait_for_quiet()
-    proc = subprocess.run(cmd, env=child_env(code_path), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=helpers.child_env(code_path), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"anchor child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout)
@@ -619,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_snapshot:
             path, digest = helpers.snapshot_code(own)
             code_path = str(path)
+            helpers.CODE["path"] = code_path  # the same snapshot for the CLI runs (bench/ingest.run_foundation)
         csv_path = helpers.telemetry_csv(workdir, args.rows)  # shared with bench/ingest.py's cache
         runs = own / "runs" / str(args.rows)
         plain = make_workspace(runs / "plain", csv_path, rules=False)
@@ -629,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             order = [(plain, result.plain), (no_table, result.no_table_rule), (ruled, result.rules)]
             for ws, into in order if i % 2 == 0 else order[::-1]:
                 measured, report = helpers.least_disturbed(
-                    lambda ws=ws: run_foundation(helpers, ws, code_path), lambda pair: pair[0]
+                    lambda ws=ws: helpers.run_foundation(ws), lambda pair: pair[0]
                 )
                 into.append(_run(measured, report))
                 print(

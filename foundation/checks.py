@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import glob
 import os
 
+from foundation.connectors.files import match_pattern
 from foundation.secrets import MissingSecretError, references
-from foundation.secrets import resolve as resolve_env
 from foundation.specs.errors import SpecError
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
@@ -35,17 +34,16 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
             continue
         for declared in extract.paths:
             try:
-                pattern = resolve_env(declared, "extract.path")
+                _, matched = match_pattern(workspace.root, declared)
             except MissingSecretError:
                 continue  # already reported as an unset variable
-            absolute = pattern if os.path.isabs(pattern) else str(workspace.root / pattern)
-            if not glob.glob(absolute, recursive=True):
+            if not matched:
                 errors.append(
                     SpecError(
                         source.path,
                         line,
                         "extract.path",
-                        f"{pattern!r} matches no file yet",
+                        f"{declared!r} matches no file yet",
                         "land the files, or fix the path (relative to the workspace root)",
                         severity="warning",
                     )

@@ -39,16 +39,21 @@ class SourceFile:
         return [self.size, self.mtime_ns]
 
 
+def match_pattern(workspace_root: Path, declared: str) -> tuple[str, list[str]]:
+    """A declared path or glob (`${VAR}` resolved, relative to the workspace): where it looks, what it matches."""
+    pattern = resolve_env(declared, "extract.path")  # e.g. path: ${LANDING_DIR}/orders/*.csv
+    absolute = pattern if os.path.isabs(pattern) else str(workspace_root / pattern)
+    return absolute, sorted(p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p))
+
+
 def resolve_files(workspace_root: Path, extract: FileExtract) -> list[SourceFile]:
     """Every file the extract's paths/globs match, sorted; raises when a pattern matches nothing."""
     files: dict[str, SourceFile] = {}
     for declared in extract.paths:
-        pattern = resolve_env(declared, "extract.path")  # e.g. path: ${LANDING_DIR}/orders/*.csv
-        absolute = pattern if os.path.isabs(pattern) else str(workspace_root / pattern)
-        matched = sorted(p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p))
+        absolute, matched = match_pattern(workspace_root, declared)
         if not matched:
             raise NoFilesMatchedError(
-                f"extract.path {pattern!r} matched no file (looked for {absolute}); "
+                f"extract.path {declared!r} matched no file (looked for {absolute}); "
                 "check the path, or land the files first"
             )
         for path in matched:

@@ -30,15 +30,16 @@ def _ref(foundation: FoundationResource, key: str) -> tuple[Workspace, ModelRef]
 
 
 def model_assets(ref: ModelRef) -> list[Any]:
-    key, group = ref.key, ref.usecase
-    tags = {"layer": "ml"}
-    owners = [ref.spec.owner]
+    key = ref.key
+    # What every asset of one model shares: its use case's group, the model's owner, the ml layer.
+    common: dict[str, Any] = {"group_name": ref.usecase, "owners": [ref.spec.owner], "tags": {"layer": "ml"}}
+
+    def ins(*steps: str) -> dict[str, dg.AssetIn]:
+        return {step: dg.AssetIn(ml_key(ref, step)) for step in steps}
 
     @dg.asset(
         key=ml_key(ref, "training_set"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"pandas"},
         deps=[dg.AssetKey([ref.usecase, "gold", "published"])],
         description=f"Rows of {ref.spec.feature_table} fit for training ({ref.spec.row_filter or 'all rows'}).",
@@ -60,11 +61,9 @@ def model_assets(ref: ModelRef) -> list[Any]:
 
     @dg.asset(
         key=ml_key(ref, "candidates"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"scikitlearn"},
-        ins={"training_set": dg.AssetIn(ml_key(ref, "training_set"))},
+        ins=ins("training_set"),
         description="The baseline rule and every candidate, split by time, fitted and evaluated on validation.",
     )
     def candidates(context: dg.AssetExecutionContext, foundation: FoundationResource, training_set: Any) -> Any:
@@ -77,14 +76,9 @@ def model_assets(ref: ModelRef) -> list[Any]:
 
     @dg.asset(
         key=ml_key(ref, "evaluation"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"mlflow"},
-        ins={
-            "training_set": dg.AssetIn(ml_key(ref, "training_set")),
-            "candidates": dg.AssetIn(ml_key(ref, "candidates")),
-        },
+        ins=ins("training_set", "candidates"),
         description="MLflow runs: params, metrics, models with signature, the comparison table (markdown + PNG).",
     )
     def evaluation(
@@ -107,15 +101,9 @@ def model_assets(ref: ModelRef) -> list[Any]:
 
     @dg.asset(
         key=ml_key(ref, "registered"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"mlflow"},
-        ins={
-            "training_set": dg.AssetIn(ml_key(ref, "training_set")),
-            "candidates": dg.AssetIn(ml_key(ref, "candidates")),
-            "evaluation": dg.AssetIn(ml_key(ref, "evaluation")),
-        },
+        ins=ins("training_set", "candidates", "evaluation"),
         description="The winner registered in MLflow; `champion` alias only if it passes the gate (history kept).",
     )
     def registered(
@@ -143,9 +131,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
 
     @dg.asset(
         key=ml_key(ref, "predictions"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"delta"},
         deps=[ml_key(ref, "registered"), dg.AssetKey([ref.usecase, "gold", "published"])],
         description="Batch predictions of the champion for every feature row not scored yet (lakehouse, Delta).",
@@ -174,9 +160,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
 
     @dg.asset(
         key=ml_key(ref, "monitoring"),
-        group_name=group,
-        owners=owners,
-        tags=tags,
+        **common,
         kinds={"delta"},
         deps=[ml_key(ref, "predictions")],
         description="Feature drift (PSI, training vs recent) and realised precision/recall per week.",
