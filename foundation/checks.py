@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from foundation.connectors.files import match_pattern
+from foundation.connectors.staging import is_staged
 from foundation.secrets import MissingSecretError, references
 from foundation.specs.errors import SpecError
 from foundation.specs.source import DeltaExtract
@@ -30,7 +31,7 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                     )
                 )
         line = doc.line_of(("extract", "path")) if doc else None
-        if isinstance(extract, DeltaExtract):
+        if isinstance(extract, DeltaExtract) or is_staged(extract):  # no files to look for (rest_api, sql, html)
             continue
         for declared in extract.paths:
             try:
@@ -52,6 +53,10 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
     from mlops.checks import check_model_specs  # usecases/<uc>/ml/*.yaml
 
     errors.extend(check_model_specs(workspace))
+    from foundation.portfolio.report import qualification_warnings  # incomplete sheets
+    from foundation.scaffold.todos import todo_warnings  # what a skeleton still asks to fill in
+
+    errors.extend(qualification_warnings(workspace) + todo_warnings(workspace))
     return errors
 
 

@@ -8,7 +8,7 @@ pyarrow readers, which abort the interpreter at exit).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import duckdb
 import pytest
 import yaml
 from deltalake import DeltaTable
+from pg_server import PostgresServer, running_postgres
 
 from foundation.ingest.report import LoadReport
 from foundation.ingest.runner import ingest_source
@@ -157,3 +158,10 @@ def source_spec(name: str, extract: dict[str, Any], **fields: Any) -> dict[str, 
 def spec() -> Callable[..., dict[str, Any]]:
     """`spec(name, extract, **fields)`: a valid source spec dict to build on."""
     return source_spec
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the test session (tests/pg_server.py); `create_database(name)` gives a test its own."""
+    with running_postgres() as server:
+        yield server

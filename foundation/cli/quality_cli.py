@@ -78,7 +78,14 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         except (SpecValidationError, LookupError) as exc:
             err_console.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from exc
-        result = profile_source(workspace, ref, sample_rows)
+        from foundation.connectors.staging import ExtractError
+
+        try:
+            result = profile_source(workspace, ref, sample_rows)  # rest_api/sql/html_table: staged first
+        except ExtractError as exc:
+            err_console.print("[red]error[/red] ", end="")
+            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
         suggestions = suggest_checks(result)
         if json_output:
             print_json({"profile": result.to_dict(), "suggested": suggestions})

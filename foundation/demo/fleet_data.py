@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from foundation.demo.depot_page import write_depot_page
+
 __all__ = [
     "START",
     "TELEMETRY_COLUMNS",
@@ -480,6 +482,8 @@ def generate_fleet_landing(root: Path, size: FleetSize = FleetSize()) -> FleetLa
     failures_path = root / "failures" / "failures.json"
     with _atomic_text_writer(failures_path, compress=False) as handle:
         handle.write(json.dumps(failure_records, indent=2) + "\n")
+
+    write_depot_page(root, DEPOTS)  # the `depots` source scrapes it (html_table) while `foundation demo` serves it
 
     return FleetLanding(
         root=root,

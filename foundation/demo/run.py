@@ -15,6 +15,7 @@ from foundation.cli.ingest_command import print_reports, run_ingest
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.cli.run_command import model_stage, print_model_stage
 from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
+from foundation.demo.serve import demo_services
 from foundation.lakehouse.catalog import register_bronze
 from foundation.workspace import Workspace
 
@@ -56,7 +57,13 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
         console.print(f"2/3 check: {len(workspace.scan.sources)} sources valid")
         console.print("3/3 ingesting every source into the bronze lakehouse (Dagster, in process)")
     sources = workspace.sources()
-    listener = run_ingest(workspace, sources, show_progress=not json_output)
+    # maintenance and failures come from the workshop's REST API, the depot list from a local web page (html_table):
+    # both up only for the length of the ingestion (`foundation demo serve` keeps them up for later runs)
+    with demo_services(landing_root) as services:
+        if not json_output:
+            console.print(f"    (the workshop REST API serves maintenance and failures at {services.api_url})")
+            console.print(f"    (the depot page is served at {services.depot_page_url})")
+        listener = run_ingest(workspace, sources, show_progress=not json_output)
     ok = not listener.errors and all(s.key in listener.reports for s in sources) and not listener.failed_checks()
     con = duckdb.connect()
     register_bronze(con, workspace.lakehouse_root)
@@ -99,6 +106,7 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
     console.print(
         f"{'[green]done' if ok else '[red]failed'}[/] in {time.perf_counter() - started:.1f}s. Next: "
         "`foundation ui` (asset graph), `foundation sources list`, "
-        '`foundation sql "select * from bronze.fleet_maintenance__engine_telemetry limit 5"`'
+        '`foundation sql "select * from bronze.fleet_maintenance__engine_telemetry limit 5"`, '
+        "`foundation demo serve` (the REST API and web page, for `foundation run` later)"
     )
     return ok

@@ -31,6 +31,7 @@ class LoadReport:
     preview: list[dict[str, Any]] = field(default_factory=list)  # first landed rows
     checks: list[dict[str, Any]] = field(default_factory=list)  # quality outcomes (CheckOutcome.to_dict())
     error: str | None = None
+    notes: dict[str, int | str] = field(default_factory=dict)  # staged extracts: origin, pages fetched, retries...
 
     @property
     def reconciles(self) -> bool:

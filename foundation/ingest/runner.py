@@ -7,6 +7,7 @@ everything as it was and a re-run lands the same rows once.
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -26,10 +27,12 @@ from foundation.connectors.files import (
     reader_sql,
     resolve_files,
 )
+from foundation.connectors.staging import StagedExtract, StageRequest, is_staged, stage_extract
 from foundation.ingest.plan import (
     INTERNAL_COLUMNS,
     LoadContext,
     compile_landing_sql,
+    compile_newest_cursor_sql,
     declared_raw_text_columns,
     plan_columns,
 )
@@ -40,7 +43,7 @@ from foundation.quality.gate import QualityGate, nothing_new_outcomes
 from foundation.quality.outcomes import CheckOutcome
 from foundation.quality.results import record_outcomes
 from foundation.specs.source import CsvExtract, DeltaExtract
-from foundation.sql import quote_ident
+from foundation.sql import quote_ident, quote_literal
 from foundation.workspace import SourceRef, Workspace
 
 ProgressCallback = Callable[[int], None]  # called with the rows read so far
@@ -90,6 +93,7 @@ class SourceLoader:
         self.bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name), options)
         self.quarantine = BronzeTable(workspace.quarantine_uri(source.usecase, source.name), options)
         self.gate: QualityGate | None = None
+        self.staged: StagedExtract | None = None  # a rest_api/sql/html_table extract, staged for this load
         self.outcomes: list[CheckOutcome] = []  # when no gate ran (nothing new to load)
 
     def run(self) -> LoadReport:
@@ -106,15 +110,48 @@ class SourceLoader:
             exc.foundation_outcomes = outcomes  # type: ignore[attr-defined]  # for the Dagster asset's checks
             raise
         # Nothing new: only the re-measured table rules are history; the last real load's row and load results
-        # stay the latest (Dagster still gets an answer for every check).
-        outcomes = self.gate.outcomes if self.gate else [o for o in self.outcomes if o.stage == "table"]
+        # stay the latest (Dagster still gets an answer for every check). A source that never landed has none:
+        # its failed load rules (min_rows) are history too.
+        outcomes = self.gate.outcomes if self.gate else [o for o in self.outcomes if o.stage == "table" or not o.passed]
         record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
         report.seconds = time.perf_counter() - started
         return report
 
     def _run(self, report: LoadReport, now: datetime) -> None:
         state = self.bronze.state()
-        files, relation_files = self._files_to_load(state, report)
+        if is_staged(self.spec.extract):
+            # Fetched into a per-load folder, then read like files; the folder goes whatever happens.
+            staging_dir = (
+                self.workspace.state_dir / "staging" / f"{self.source.usecase}__{self.source.name}-{report.load_id}"
+            )
+            staging_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._run_files(report, now, state, staging_dir)
+            finally:
+                shutil.rmtree(staging_dir, ignore_errors=True)
+        else:
+            self._run_files(report, now, state, None)
+
+    def _stage(self, state: LoadState, staging_dir: Path, report: LoadReport) -> list[str]:
+        request = StageRequest(
+            workspace_root=self.workspace.root,
+            source_key=self.source.key,
+            extract=self.spec.extract,
+            last_cursor=state.cursor,
+            staging_dir=staging_dir,
+            batch_rows=self.workspace.settings.ingest.batch_rows,
+        )
+        self.staged = stage_extract(request)
+        report.notes = {"origin": self.staged.origin, "records": self.staged.rows, **self.staged.notes}
+        report.files_total = report.files_loaded = len(self.staged.paths)
+        return list(self.staged.paths)
+
+    def _run_files(self, report: LoadReport, now: datetime, state: LoadState, staging_dir: Path | None) -> None:
+        if staging_dir is not None:
+            files: list[SourceFile] = []
+            relation_files = self._stage(state, staging_dir, report)
+        else:
+            files, relation_files = self._files_to_load(state, report)
         if not relation_files and not isinstance(self.spec.extract, DeltaExtract):
             report.status = "nothing_new"
             report.delta_version = self.bronze.version()
@@ -154,6 +191,8 @@ class SourceLoader:
         extract = self.spec.extract
         if isinstance(extract, DeltaExtract):
             return delta_reader_sql(con, paths[0], extract)
+        if self.staged is not None:
+            return staged_reader_sql(self.staged)
         return reader_sql(extract, paths, text_columns)
 
     def _load(
@@ -179,10 +218,11 @@ class SourceLoader:
         cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
         new_cursor = state.cursor
         if cursor:
-            # The state goes into the commit, whose metadata is fixed before the stream is read: find the newest
-            # cursor value to land first. Rows at or below the last cursor are stale, so the cursor only grows.
-            newest_sql = f"SELECT max({quote_ident(cursor)}) FROM ({sql}) WHERE _status = 'ok'"
-            newest = con.execute(newest_sql).fetchall()[0][0]
+            # The state goes into the commit, whose metadata deltalake takes when the write starts (write_deltalake
+            # and merge convert CommitProperties before reading the stream; a second commit for the state would not
+            # be atomic with the data): find the newest cursor value to land first, with a query that only types
+            # and filters. Rows at or below the last cursor are stale, so the cursor only grows.
+            newest = con.execute(compile_newest_cursor_sql(self.spec, plans, relation, context)).fetchall()[0][0]
             if newest is not None:
                 new_cursor = newest.isoformat() if isinstance(newest, datetime) else str(newest)
         stream = con.sql(sql).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
@@ -314,6 +354,22 @@ class SourceLoader:
     def _invalid_summary(self, count: int, reasons: Counter[str]) -> str:
         top = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(5))
         return f"{self.source.key}: {count} invalid rows: {top}"
+
+
+def staged_reader_sql(staged: StagedExtract) -> str:
+    """Read staged files; their lineage is the origin (URL, table), not the temporary file.
+
+    JSON is sampled whole (`sample_size=-1`): a value of another type late in the data (a changed type) becomes a
+    JSON-typed column whose bad values are quarantined, instead of failing the scan.
+    """
+    paths = "[" + ", ".join(quote_literal(p) for p in staged.paths) + "]"
+    if staged.file_format == "ndjson":
+        reader = f"read_json({paths}, format='newline_delimited', union_by_name=true, sample_size=-1)"
+    elif staged.file_format == "parquet":
+        reader = f"read_parquet({paths}, union_by_name=true)"
+    else:
+        raise ValueError(f"unknown staged file format {staged.file_format!r}: use parquet or ndjson")
+    return f"(SELECT *, {quote_literal(staged.origin)} AS {quote_ident(SOURCE_FILE_COLUMN)} FROM {reader})"
 
 
 def _dedupe(outcomes: list[CheckOutcome]) -> list[CheckOutcome]:

@@ -18,7 +18,7 @@ from foundation.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredChe
 from foundation.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome
 from foundation.quality.outcomes import CheckOutcome, QualityGateError
 from foundation.quality.row_rules import RowValidator, RuleCompileError, row_json
-from foundation.quality.table_rules import evaluate_table_rules
+from foundation.quality.table_rules import evaluate_table_rules, freshness_outcome
 from foundation.specs.rules import (
     AcceptedValuesRule,
     BetweenRule,
@@ -222,15 +222,19 @@ def nothing_new_outcomes(
     workspace: Workspace, source: SourceRef, now: datetime, last_load_at: datetime | None
 ) -> list[CheckOutcome]:
     """A run with nothing new to load: table rules measured again (freshness matters most when data stops
-    arriving); row and load rules have nothing to judge and pass as such (Dagster wants every check answered)."""
+    arriving); row and load rules have nothing to judge and pass as such (Dagster wants every check answered),
+    except `min_rows` on a source that never landed (no table: 0 rows)."""
     checks = declared_checks(source.spec)
     table = [c for c in checks if c.stage == "table"]
     outcomes = evaluate_table_outcomes(workspace, source, table, now, last_load_at) if table else []
-    outcomes += [
-        CheckOutcome(c.name, c.stage, c.severity, True, c.description, observed="nothing new to load")
-        for c in checks
-        if c.stage != "table"
-    ]
+    for c in checks:
+        if c.stage == "table":
+            continue
+        min_rows = c.rule.completeness.min_rows if isinstance(c.rule, CompletenessRule) else None
+        # Never landed: no earlier load result to keep, and 0 rows is below a declared minimum.
+        never_enough = last_load_at is None and bool(min_rows)
+        observed = f"0 rows landed, fewer than {min_rows} (never loaded)" if never_enough else "nothing new to load"
+        outcomes.append(CheckOutcome(c.name, c.stage, c.severity, not never_enough, c.description, observed=observed))
     return outcomes
 
 
@@ -240,7 +244,10 @@ def evaluate_table_outcomes(
     """Table rules of `source` on its current bronze snapshot (also used by `foundation quality` for freshness)."""
     con = duckdb.connect()
     try:
-        relation = delta_relation_sql(con, workspace.bronze_uri(source.usecase, source.name), empty_name="_self")
+        try:
+            relation = delta_relation_sql(con, workspace.bronze_uri(source.usecase, source.name), empty_name="_self")
+        except TableNotFoundError:  # never landed (e.g. a first load with nothing to load): no data to judge
+            return [_no_table_outcome(check, now) for check in checks]
         parents: dict[str, str | None] = {}
         for i, check in enumerate(checks):
             if isinstance(check.rule, ReferencesRule):
@@ -253,3 +260,11 @@ def evaluate_table_outcomes(
         return evaluate_table_rules(con, checks, relation, now, last_load_at, parents)
     finally:
         con.close()
+
+
+def _no_table_outcome(check: DeclaredCheck, now: datetime) -> CheckOutcome:
+    """A table rule on a source that has no bronze table yet: freshness fails ("no data"); the others have
+    no rows that could break them."""
+    if isinstance(check.rule, FreshnessRule):
+        return freshness_outcome(check, None, now)
+    return CheckOutcome(check.name, "table", check.severity, True, check.description, observed="no data yet")

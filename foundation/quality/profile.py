@@ -2,13 +2,18 @@
 
 DuckDB's SUMMARIZE does the statistics (type, min/max, approximate distinct count, null %); we add the top
 values and the dominant shape of text values (letters -> A, digits -> 9), then turn them into rules a data
-engineer reviews. The profile reads the files through the source's own connector and column declarations.
+engineer reviews. The profile reads the files through the source's own connector and column declarations; a
+staged extract (rest_api, sql, html_table) is first staged by `foundation.connectors.staging`, exactly as the ingest
+runner does, into a temporary folder of the workspace state, and its staged files are profiled.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +22,7 @@ from typing import Any
 import duckdb
 
 from foundation.connectors.files import delta_reader_sql, reader_sql, resolve_files
+from foundation.connectors.staging import ExtractError, StageRequest, is_staged, stage_extract
 from foundation.ingest.plan import LoadContext, compile_landing_sql, declared_raw_text_columns, plan_columns
 from foundation.specs.source import CsvExtract, DeltaExtract
 from foundation.sql import quote_ident
@@ -71,49 +77,87 @@ def _shape_regex(shape: str) -> str:
     return f"^{out}$"
 
 
+@contextmanager
+def staged_relation(workspace: Workspace, source: SourceRef) -> Iterator[str]:
+    """Stage a rest_api/sql/html_table extract whole (no cursor: the profile sees every record) and yield the SQL
+    relation over its staged files, read as the runner reads them; the staging folder goes on exit."""
+    from foundation.ingest.runner import staged_reader_sql  # the runner's reader of staged files: one way to read
+
+    parent = workspace.state_dir / "staging"
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"profile-{source.usecase}__{source.name}-", dir=parent) as folder:
+        request = StageRequest(
+            workspace_root=workspace.root,
+            source_key=source.key,
+            extract=source.spec.extract,
+            last_cursor=None,
+            staging_dir=Path(folder),
+            batch_rows=workspace.settings.ingest.batch_rows,
+        )
+        staged = stage_extract(request)
+        if not staged.paths:
+            raise ExtractError(
+                f"{source.key}: {staged.origin} returned no records, so there is nothing to profile; "
+                "check the extract (table, query, path, data_selector) against the data"
+            )
+        yield staged_reader_sql(staged)
+
+
 def profile_source(workspace: Workspace, source: SourceRef, sample_rows: int | None = None) -> SourceProfile:
+    """Profile a source's data, typed by its YAML; raises ExtractError when a staged extract cannot be fetched."""
     spec = source.spec
     con = duckdb.connect()
     try:
+        if is_staged(spec.extract):
+            with staged_relation(workspace, source) as relation:
+                return _profile_relation(con, source, relation, sample_rows)
         if isinstance(spec.extract, DeltaExtract):
             relation = delta_reader_sql(con, workspace.resolve(spec.extract.path), spec.extract)
         else:
             files = [f.path for f in resolve_files(workspace.root, spec.extract)]
             text = declared_raw_text_columns(spec) if isinstance(spec.extract, CsvExtract) else []
             relation = reader_sql(spec.extract, files, text)
-        raw_schema = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-        plans = plan_columns(spec, raw_schema)
-        context = LoadContext(load_id="profile", loaded_at=datetime.now(UTC))
-        landing = compile_landing_sql(spec, plans, relation, context)
-        limit = f" LIMIT {int(sample_rows)}" if sample_rows else ""
-        names = ", ".join(quote_ident(p.name) for p in plans)
-        con.execute(f"CREATE TEMP TABLE profiled AS SELECT {names} FROM ({landing}) WHERE _status = 'ok'{limit}")
-        rows = con.execute("SELECT count(*) FROM profiled").fetchall()[0][0]
-        summary = con.execute("SUMMARIZE profiled").fetchall()
-        columns = []
-        for name, kind, low, high, distinct, *_, count, null_pct in summary:
-            column = ColumnProfile(name, kind, count, float(null_pct or 0), int(distinct or 0), low, high)
-            ident = quote_ident(name)
-            column.top_values = [
-                (str(v), int(n))
-                for v, n in con.execute(
-                    f"SELECT {ident}, count(*) AS n FROM profiled WHERE {ident} IS NOT NULL "
-                    f"GROUP BY ALL ORDER BY n DESC, 1 LIMIT {TOP_VALUES}"
-                ).fetchall()
-            ]
-            if kind.upper() == "VARCHAR" and rows:
-                shapes = con.execute(
-                    f"SELECT regexp_replace(regexp_replace(regexp_replace({ident}, '[A-Z]', 'A', 'g'), "
-                    f"'[a-z]', 'a', 'g'), '[0-9]', '9', 'g') AS shape, count(*) AS n FROM profiled "
-                    f"WHERE {ident} IS NOT NULL GROUP BY ALL ORDER BY n DESC LIMIT 1"
-                ).fetchall()
-                non_null = rows - round(rows * column.null_percent / 100)
-                if shapes and non_null:
-                    column.pattern, column.pattern_share = shapes[0][0], shapes[0][1] / non_null
-            columns.append(column)
-        return SourceProfile(source.key, rows, columns)
+        return _profile_relation(con, source, relation, sample_rows)
     finally:
         con.close()
+
+
+def _profile_relation(
+    con: duckdb.DuckDBPyConnection, source: SourceRef, relation: str, sample_rows: int | None
+) -> SourceProfile:
+    """Type the relation with the source's column plans (as a load would), keep the valid rows, summarise them."""
+    spec = source.spec
+    raw_schema = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    plans = plan_columns(spec, raw_schema)
+    context = LoadContext(load_id="profile", loaded_at=datetime.now(UTC))
+    landing = compile_landing_sql(spec, plans, relation, context)
+    limit = f" LIMIT {int(sample_rows)}" if sample_rows else ""
+    names = ", ".join(quote_ident(p.name) for p in plans)
+    con.execute(f"CREATE TEMP TABLE profiled AS SELECT {names} FROM ({landing}) WHERE _status = 'ok'{limit}")
+    rows = con.execute("SELECT count(*) FROM profiled").fetchall()[0][0]
+    summary = con.execute("SUMMARIZE profiled").fetchall()
+    columns = []
+    for name, kind, low, high, distinct, *_, count, null_pct in summary:
+        column = ColumnProfile(name, kind, count, float(null_pct or 0), int(distinct or 0), low, high)
+        ident = quote_ident(name)
+        column.top_values = [
+            (str(v), int(n))
+            for v, n in con.execute(
+                f"SELECT {ident}, count(*) AS n FROM profiled WHERE {ident} IS NOT NULL "
+                f"GROUP BY ALL ORDER BY n DESC, 1 LIMIT {TOP_VALUES}"
+            ).fetchall()
+        ]
+        if kind.upper() == "VARCHAR" and rows:
+            shapes = con.execute(
+                f"SELECT regexp_replace(regexp_replace(regexp_replace({ident}, '[A-Z]', 'A', 'g'), "
+                f"'[a-z]', 'a', 'g'), '[0-9]', '9', 'g') AS shape, count(*) AS n FROM profiled "
+                f"WHERE {ident} IS NOT NULL GROUP BY ALL ORDER BY n DESC LIMIT 1"
+            ).fetchall()
+            non_null = rows - round(rows * column.null_percent / 100)
+            if shapes and non_null:
+                column.pattern, column.pattern_share = shapes[0][0], shapes[0][1] / non_null
+        columns.append(column)
+    return SourceProfile(source.key, rows, columns)
 
 
 def _bounds(low: float, high: float) -> list[float | int]:

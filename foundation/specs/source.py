@@ -203,7 +203,252 @@ class DeltaExtract(Spec):
         return [self.path]
 
 
-ExtractSpec = Annotated[CsvExtract | ParquetExtract | JsonExtract | DeltaExtract, Field(discriminator="type")]
+# --- rest_api extract (keys follow dlt's rest_api vocabulary) ---------------------------------------------------------
+
+
+def _env_reference(value: str) -> str:
+    # Credentials come only from the environment: a literal would end up in git and in logs.
+    if not re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*\}", value.strip()):
+        raise ValueError("a credential must be an environment reference like '${API_TOKEN}', not a literal value")
+    return value.strip()
+
+
+EnvReference = Annotated[str, AfterValidator(_env_reference)]
+
+
+class BearerAuth(Spec):
+    type: Literal["bearer"]
+    token: EnvReference = Field(description="`${VAR}` holding the token; sent as `Authorization: Bearer <token>`.")
+
+
+class ApiKeyAuth(Spec):
+    type: Literal["api_key"]
+    name: str = Field("Authorization", description="Header or query parameter name, e.g. X-API-Key or api_key.")
+    api_key: EnvReference = Field(description="`${VAR}` holding the key.")
+    location: Literal["header", "query"] = "header"
+
+
+class HttpBasicAuth(Spec):
+    type: Literal["http_basic"]
+    username: str = Field(description="User name (literal or `${VAR}`).")
+    password: EnvReference = Field(description="`${VAR}` holding the password.")
+
+
+RestAuth = Annotated[BearerAuth | ApiKeyAuth | HttpBasicAuth, Field(discriminator="type")]
+
+
+class SinglePagePaginator(Spec):
+    type: Literal["single_page"]
+
+
+class PageNumberPaginator(Spec):
+    type: Literal["page_number"]
+    page_param: str = Field("page", description="Query parameter carrying the page number.")
+    base_page: int = Field(0, description="Number of the first page on the API's side (0 or 1).")
+    total_path: str | None = Field(None, description="Where the total number of pages sits, e.g. total_pages.")
+    maximum_page: int | None = Field(None, description="Stop at this page number.")
+    has_more_path: str | None = Field(None, description="Where a boolean 'more pages' flag sits.")
+    stop_after_empty_page: bool = Field(True, description="An empty page ends the pagination.")
+
+
+class OffsetPaginator(Spec):
+    type: Literal["offset"]
+    limit: int = Field(gt=0, description="Records asked for per page.")
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    offset: int = Field(0, ge=0, description="Offset of the first page.")
+    total_path: str | None = Field(None, description="Where the total number of records sits, e.g. total.")
+    maximum_offset: int | None = None
+    has_more_path: str | None = None
+    stop_after_empty_page: bool = True
+
+
+class CursorPaginator(Spec):
+    type: Literal["cursor"]
+    cursor_path: str = Field("cursors.next", description="Where the next page's cursor sits in the response body.")
+    cursor_param: str = Field("cursor", description="Query parameter that sends it back.")
+
+
+class JsonLinkPaginator(Spec):
+    type: Literal["json_link"]
+    next_url_path: str = Field("next", description="Where the next page's URL sits in the response body.")
+
+
+class HeaderLinkPaginator(Spec):
+    type: Literal["header_link"]
+    links_next_key: str = Field("next", description="The rel of the `Link` header entry to follow.")
+
+
+RestPaginator = Annotated[
+    SinglePagePaginator
+    | PageNumberPaginator
+    | OffsetPaginator
+    | CursorPaginator
+    | JsonLinkPaginator
+    | HeaderLinkPaginator,
+    Field(discriminator="type"),
+]
+
+
+class ResolveParam(Spec):
+    type: Literal["resolve"]
+    field: str = Field(description="Field of each parent record whose value fills this parameter.")
+
+
+class RestIncremental(Spec):
+    cursor: Identifier = Field(description="The landed column whose newest value is sent on the next run.")
+    param: str = Field(description="Query parameter that carries it, e.g. updated_since.")
+    initial_value: str | None = Field(None, description="Sent on the first run (else the parameter is omitted).")
+
+
+class RestRetries(Spec):
+    max_attempts: int = Field(5, ge=1, le=20, description="Tries per request, on 5xx, 429, timeouts, lost connections.")
+    backoff_factor: float = Field(1.0, ge=0, description="Exponential backoff multiplier, in seconds.")
+    max_delay: float = Field(60.0, ge=0, description="Longest wait between tries (also caps Retry-After).")
+
+
+class RestEndpoint(Spec):
+    path: str = Field(description="Path relative to base_url (or a full URL); {name} is filled by a resolve param.")
+    params: dict[str, str | int | float | bool | ResolveParam] = Field(default_factory=dict)
+    data_selector: str | None = Field(
+        None, description="Where the records sit in each response, e.g. data or results.items ($ = the body itself)."
+    )
+    paginator: RestPaginator | None = Field(None, description="Omitted: a single page.")
+
+
+class RestApiExtract(RestEndpoint):
+    type: Literal["rest_api"]
+    base_url: str = Field(description="API root, e.g. https://api.example.com/v1/ or ${API_URL}.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers (values may be `${VAR}`).")
+    auth: RestAuth | None = None
+    incremental: RestIncremental | None = None
+    parent: RestEndpoint | None = Field(
+        None, description="Parent list endpoint: the child path is fetched once per parent record (resolve params)."
+    )
+    include_from_parent: list[str] = Field(
+        default_factory=list, description="Parent fields copied into each child record as parent_<field>."
+    )
+    max_pages: int = Field(10_000, ge=1, description="Bound on pages per endpoint: more is an error, not a hang.")
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for a response before a retry.")
+    retries: RestRetries = Field(default_factory=RestRetries)
+    help: str | None = Field(
+        None, description="Shown with connection and missing-variable errors: how to start or reach this API."
+    )
+
+    @property
+    def paths(self) -> list[str]:
+        """No files to match: the records are fetched and staged at load time."""
+        return []
+
+    @model_validator(mode="after")
+    def _resolve_needs_parent(self) -> RestApiExtract:
+        resolved = [k for k, v in self.params.items() if isinstance(v, ResolveParam)]
+        if self.parent is None and (resolved or self.include_from_parent):
+            raise ValueError("resolve params and include_from_parent need a parent: {path: ..., data_selector: ...}")
+        if self.parent is not None and not resolved:
+            raise ValueError(
+                "a parent endpoint needs a param of type resolve, e.g. params: {id: {type: resolve, field: id}}"
+            )
+        if self.parent is not None and any(isinstance(v, ResolveParam) for v in self.parent.params.values()):
+            raise ValueError("the parent endpoint cannot itself resolve params (one level of parent/child)")
+        return self
+
+
+# --- sql and html_table extracts -------------------------------------------------------------------------------------
+
+SQL_URL_RE = re.compile(r"^(postgresql|postgres|sqlite)://", re.I)
+SQL_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+ENV_REFERENCE_RE = re.compile(r"\$\{[A-Z_][A-Z0-9_]*\}")
+URL_PASSWORD_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^/@]*)@", re.I)
+
+
+def _sql_url(value: str) -> str:
+    value = value.strip()
+    password = URL_PASSWORD_RE.match(value)
+    if password and not ENV_REFERENCE_RE.fullmatch(password.group(1)):
+        raise ValueError(
+            "the connection URL holds a literal password: put the whole URL in an environment variable and write "
+            "url: ${FLEET_DB_URL} (or the password alone: postgresql://user:${DB_PASSWORD}@host/db)"
+        )
+    if not ENV_REFERENCE_RE.search(value) and not SQL_URL_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a supported connection URL: use postgresql://user:${{PASSWORD}}@host:5432/db, "
+            "sqlite:///relative/path.db, sqlite:////absolute/path.db, or ${VAR} holding one of them"
+        )
+    return value
+
+
+class SqlExtract(Spec):
+    """A table or a query of a database (SQLite, PostgreSQL), streamed in batches through ADBC."""
+
+    type: Literal["sql"]
+    url: Annotated[str, AfterValidator(_sql_url)] = Field(
+        description="Connection URL, normally `${VAR}`: postgresql://user:password@host:5432/db, or "
+        "sqlite:///path.db (relative to the workspace; sqlite:////abs/path.db for an absolute path)."
+    )
+    table: str | None = Field(None, description="Table or view to read, optionally schema-qualified (public.repairs).")
+    query: str | None = Field(None, description="A SELECT to run instead of a table (no trailing semicolon needed).")
+    connect_timeout: int = Field(10, ge=1, le=600, description="Seconds to wait for a PostgreSQL server to answer.")
+    cursor_column: str | None = Field(
+        None,
+        description="Database column compared with the last landed cursor in the WHERE clause; defaults to the "
+        "raw name (from:) of load.incremental.cursor.",
+    )
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlExtract:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table: <name> or query: <SELECT ...>")
+        if self.table is not None and not SQL_TABLE_RE.match(self.table):
+            raise ValueError(
+                f"table {self.table!r} is not a plain table name: use name or schema.name (letters, digits, _), "
+                "or write a query: instead"
+            )
+        if self.query is not None and not self.query.strip().rstrip(";").strip():
+            raise ValueError("query is empty")
+        return self
+
+
+class HtmlTableExtract(Spec):
+    """A table scraped from a web page (http(s) URL or a local file)."""
+
+    type: Literal["html_table"]
+    url: str = Field(
+        min_length=1,
+        description="http(s) URL, `${VAR}`, or a path to an .html file (relative to the workspace).",
+    )
+    table: int | None = Field(None, ge=0, description="Which table, by position on the page (0 = the first).")
+    selector: str | None = Field(None, min_length=1, description="CSS selector of the table, e.g. table#depots.")
+    caption: str | None = Field(
+        None, min_length=1, description="Text the table's <caption> contains (case and spacing ignored)."
+    )
+    header_row: int | None = Field(
+        0, ge=0, description="Which row holds the column names (0 = the first); null when the table has none."
+    )
+    column_names: list[str] | None = Field(None, description="Column names, in order, for a table without a header.")
+    spans: Literal["repeat", "refuse"] = Field(
+        "repeat", description="colspan/rowspan cells: repeat the value into every cell they cover, or refuse the page."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP request headers (values may be `${VAR}`).")
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for the page.")
+    help: str | None = Field(
+        None, description="Shown with connection and missing-variable errors: how to start or reach this page."
+    )
+
+    @model_validator(mode="after")
+    def _one_locator(self) -> HtmlTableExtract:
+        given = [k for k in ("table", "selector", "caption") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"say which table with one of table/selector/caption, not {' and '.join(given)}")
+        if self.header_row is None and not self.column_names:
+            raise ValueError("a table without a header row (header_row: null) needs column_names: [...] in order")
+        return self
+
+
+ExtractSpec = Annotated[
+    CsvExtract | ParquetExtract | JsonExtract | DeltaExtract | RestApiExtract | SqlExtract | HtmlTableExtract,
+    Field(discriminator="type"),
+]
 
 
 class IncrementalSpec(Spec):
@@ -275,6 +520,54 @@ class SourceSpec(Spec):
                 "a delta extract in append mode needs incremental: {cursor: <column>} (else every run lands the "
                 "whole table again); or use mode: replace or merge"
             )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sql_cursor_column(cls, data: object) -> object:
+        # The database filters on its own column name: the raw name of the load cursor, unless the YAML says another.
+        if not isinstance(data, dict) or not isinstance(data.get("extract"), dict):
+            return data
+        extract, load = data["extract"], data.get("load")
+        if extract.get("type") != "sql" or extract.get("cursor_column") or not isinstance(load, dict):
+            return data
+        incremental = load.get("incremental")
+        cursor = incremental.get("cursor") if isinstance(incremental, dict) else None
+        if not isinstance(cursor, str):
+            return data
+        columns = data.get("columns") if isinstance(data.get("columns"), list) else []
+        declared = next((c for c in columns if isinstance(c, dict) and c.get("name") == cursor), {})
+        if declared.get("format"):
+            return data  # text in a custom format (dd/mm/yyyy) does not compare in order: the plan filters alone
+        raw = declared.get("from") or declared.get("from_") or cursor
+        return {**data, "extract": {**extract, "cursor_column": raw}}
+
+    @model_validator(mode="after")
+    def _staged_append_needs_cursor(self) -> SourceSpec:
+        # A database table or a web page is read whole each time: appending it again would land every row twice.
+        incremental = self.load.incremental
+        if (
+            isinstance(self.extract, SqlExtract | HtmlTableExtract)
+            and self.load.mode == "append"
+            and not (incremental and incremental.cursor)
+        ):
+            raise ValueError(
+                f"a {self.extract.type} extract in append mode needs incremental: {{cursor: <column>}} (else every "
+                "run lands the whole table again); or use mode: replace or merge"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rest_incremental_matches_load(self) -> SourceSpec:
+        # The value sent is the landed column's newest value, kept by the load: both must name the same column.
+        rest = self.extract.incremental if isinstance(self.extract, RestApiExtract) else None
+        if rest is not None:
+            load_cursor = self.load.incremental.cursor if self.load.incremental else None
+            if load_cursor != rest.cursor or self.load.mode == "replace":
+                raise ValueError(
+                    f"extract.incremental sends the newest {rest.cursor!r} already landed: declare the same cursor "
+                    f"in load: {{mode: merge (or append), incremental: {{cursor: {rest.cursor}}}}}"
+                )
         return self
 
     def column(self, name: str) -> ColumnSpec | None:

@@ -45,6 +45,7 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
         "fleet_maintenance/trucks",
         "fleet_maintenance/maintenance",
         "fleet_maintenance/failures",
+        "fleet_maintenance/depots",  # scraped from the demo's local depot page (html_table)
         "machine_failure/ai4i_readings",
     }
     assert all(r["reconciles"] for r in reports.values())
@@ -54,6 +55,10 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
     planted = demo["landing_bad_rows"]["telemetry"] + demo["landing_glitch_rows"]["telemetry"]
     assert telemetry["rows_quarantined"] == planted > 0
     assert reports["machine_failure/ai4i_readings"]["rows_landed"] == 10_000
+    # maintenance and failures come from the demo's workshop REST API (paginated, token-protected), every record
+    for name in ("maintenance", "failures"):
+        report = reports[f"fleet_maintenance/{name}"]
+        assert report["rows_landed"] == demo["landing_rows"][name] and report["notes"]["origin"].startswith("http://")
     # The learnable signal survives ingestion: engine temperature is higher in the 48 h before failures.
     by_period = {row[0]: row for row in demo["signal"]}
     assert by_period["48 h before a failure"][2] > by_period["other hours"][2] + 3
