@@ -7,7 +7,7 @@ An environment variable overrides a key: `FOUNDATION_LAKEHOUSE__ROOT=/data/lake`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,9 +37,28 @@ class MlflowSettings(_Section):
     artifact_root: str = f"{STATE_DIR}/mlartifacts"
 
 
+class DagsterSettings(_Section):
+    storage: Literal["sqlite", "postgres"] = Field(
+        "sqlite",
+        description="Where runs and events are recorded: SQLite under the state folder, or PostgreSQL from the "
+        "DAGSTER_PG_HOST/PORT/DB/USER/PASSWORD environment variables (docs/operations.md).",
+    )
+    home: str | None = Field(
+        None, description="A deployed DAGSTER_HOME whose dagster.yaml is used as it is (default: <state_dir>/dagster)."
+    )
+
+
 class DbtSettings(_Section):
     project_dir: str = "dbt_project"
-    target: str = "duckdb"
+    target: str = Field(
+        "duckdb",
+        description="Engine dbt builds on: `duckdb` (embedded) or `spark` (dbt-spark, `uv sync --group spark`; "
+        "docs/operations.md).",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark settings for `target: spark`, over the local defaults (e.g. spark.master).",
+    )
 
 
 class ApiSettings(_Section):
@@ -49,11 +68,56 @@ class ApiSettings(_Section):
     max_batch_size: int = Field(1000, ge=1, description="Most rows one predict/invocations request may carry.")
     max_body_bytes: int = Field(4_194_304, ge=1024, description="Largest request body accepted (413 beyond).")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+    reload_interval_s: float = Field(
+        5.0, ge=0, description="How often the registry is polled for a moved `champion` alias (0: no hot reload)."
+    )
+    batching: bool = Field(True, description="Gather concurrent small requests into one model call.")
+    batch_max_wait_ms: float = Field(2.0, ge=0, le=100, description="Longest a request waits for others to join.")
+    batch_max_rows: int = Field(128, ge=1, description="Most rows scored in one gathered model call.")
+    prediction_log: bool = Field(True, description="Append every prediction to the lakehouse (feedback log).")
+    prediction_log_flush_s: float = Field(5.0, gt=0, description="Seconds between feedback-log writes.")
+    prediction_log_flush_rows: int = Field(5000, ge=1, description="Rows that trigger a feedback-log write early.")
+    prediction_log_queue: int = Field(100_000, ge=1, description="Predictions buffered at most (beyond: dropped).")
+    log_format: Literal["json", "text"] = Field("json", description="`json`: one JSON object per log line.")
 
 
 class IngestSettings(_Section):
     batch_rows: int = Field(122_880, description="Rows per Arrow batch streamed from readers to Delta.")
     pii_salt: str = Field("", description="Salt mixed into hashed PII values; set it from the environment.")
+
+
+class ValueWeights(_Section):
+    strategic_alignment: float = Field(2.0, ge=0)
+    financial_value: float = Field(2.0, ge=0)
+    contribution_to_other_projects: float = Field(1.0, ge=0)
+    reuse_of_data_and_algorithms: float = Field(1.0, ge=0)
+
+
+class ComplexityWeights(_Section):
+    quality_effort: float = Field(2.0, ge=0)
+    accessibility_effort: float = Field(1.0, ge=0)
+    novelty: float = Field(1.0, ge=0)
+    privacy_risk: float = Field(1.0, ge=0)
+    algorithmic_bias: float = Field(1.0, ge=0)
+    explainability: float = Field(1.0, ge=0)
+    energy: float = Field(0.5, ge=0)
+    actors_to_align: float = Field(1.0, ge=0)
+    business_complexity: float = Field(1.0, ge=0)
+    interdependencies: float = Field(1.0, ge=0)
+    sponsorship: float = Field(1.0, ge=0)
+    business_maturity: float = Field(1.0, ge=0)
+    data_science: float = Field(1.0, ge=0)
+    devops_mlops: float = Field(1.0, ge=0)
+    security: float = Field(1.0, ge=0)
+    sla: float = Field(1.0, ge=0)
+
+
+class PortfolioSettings(_Section):
+    """Qualification weights and the quadrant threshold (scores are 0-100; docs/usecases.md gives the formula)."""
+
+    threshold: float = Field(50.0, ge=0, le=100, description="Value/complexity score splitting the quadrants.")
+    value_weights: ValueWeights = Field(default_factory=ValueWeights)
+    complexity_weights: ComplexityWeights = Field(default_factory=ComplexityWeights)
 
 
 class FoundationSettings(BaseSettings):
@@ -65,9 +129,11 @@ class FoundationSettings(BaseSettings):
     lakehouse: LakehouseSettings = Field(default_factory=LakehouseSettings)
     duckdb: DuckDBSettings = Field(default_factory=DuckDBSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     dbt: DbtSettings = Field(default_factory=DbtSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -92,6 +158,9 @@ def read_settings_file(workspace: Path) -> dict[str, Any]:
     return data
 
 
-def load_settings(workspace: Path) -> FoundationSettings:
-    """Settings of the workspace: defaults < foundation.yaml < FOUNDATION_* environment variables."""
-    return FoundationSettings(**read_settings_file(workspace))
+def load_settings(workspace: Path, profile: str | None = None) -> FoundationSettings:
+    """Settings of the workspace: defaults < foundation.yaml < its profile (`--profile`, FOUNDATION_PROFILE; see
+    foundation/profiles.py) < FOUNDATION_* environment variables. `${VAR}` references are expanded."""
+    from foundation.profiles import settings_data  # profiles builds on this module
+
+    return FoundationSettings(**settings_data(workspace, profile))

@@ -146,11 +146,17 @@ def scan_usecases(root: Path) -> ScanResult:
 class Workspace:
     root: Path
     settings: FoundationSettings
+    profile: str = "local"  # the settings profile in use (foundation/profiles.py)
 
     @classmethod
-    def open(cls, root: Path | None = None) -> Workspace:
+    def open(cls, root: Path | None = None, profile: str | None = None) -> Workspace:
+        """The workspace at `root` (default: found from the current folder) with the settings of `profile`
+        (default: FOUNDATION_PROFILE, else `local`)."""
+        from foundation.profiles import selected_profile
+
         root = (root or find_workspace()).resolve()
-        return cls(root=root, settings=load_settings(root))
+        name = selected_profile(profile)
+        return cls(root=root, settings=load_settings(root, name), profile=name)
 
     def resolve(self, path: str) -> str:
         """A settings or spec path made absolute against the workspace root (URIs are left alone)."""

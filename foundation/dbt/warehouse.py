@@ -109,8 +109,15 @@ def _duckdb_type_of(delta_type: object) -> str:
 
 
 def refresh_bronze_views(workspace: Workspace, sources: list[SourceRef] | None = None) -> dict[str, str]:
-    """(Re)create `bronze.<uc>__<source>` in the warehouse for every source; returns view -> SQL. Hold the lock."""
+    """(Re)create `bronze.<uc>__<source>` in the warehouse for every source; returns view -> SQL. Hold the lock.
+
+    With `dbt.target: spark` the dbt run creates them in Spark, from the statements written here (foundation.dbt.spark).
+    """
     sources = workspace.sources() if sources is None else sources
+    if workspace.settings.dbt.target == "spark":
+        from foundation.dbt.spark import write_bronze_views
+
+        return write_bronze_views(workspace, sources)
     path = warehouse_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
     views: dict[str, str] = {}

@@ -187,7 +187,7 @@ def test_mttr_matches_pandas(built: dict, fleet: dict) -> None:
 def test_data_freshness_is_hours_since_each_load(built: dict) -> None:
     root = built["root"]
     values = kpi_series(root, "data_freshness_hours", "day", "source")
-    assert {name for name, _ in values} == {"engine_telemetry", "trucks", "maintenance", "failures"}
+    assert {name for name, _ in values} == {"engine_telemetry", "trucks", "maintenance", "failures", "depots"}
     now = datetime.now(UTC)
     for (name, period), value in values.items():
         loaded = bronze(root, f"fleet_maintenance__{name}")["_loaded_at"].max().to_pydatetime()
@@ -330,3 +330,26 @@ def test_a_failing_test_or_broken_contract_blocks_downstream_and_names_the_file(
     text = run_cli(root, "run", "fleet_maintenance", "--skip-ingestion")
     assert "dbt_project/tests/assert_repairs_are_instant.sql: assert_repairs_are_instant" in text.stdout
     time.sleep(0)  # keep the two runs apart in the log
+
+
+def test_the_feature_table_does_not_depend_on_the_order_rows_were_landed(built: dict, tmp_path: Path) -> None:
+    """Ingestion lands rows in any order; float averages summed in that order differed in the last digits between two
+    demo runs, enough to move a gradient-boosting threshold. The same rows landed reversed build the same features."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    root = tmp_path / "ws"
+    shutil.copytree(built["root"], root, ignore=shutil.ignore_patterns("*.lock"))
+    before = gold(root, "fleet_maintenance", "features_truck_day")
+    telemetry = bronze(root, "fleet_maintenance__engine_telemetry")
+    reversed_rows = pa.Table.from_pandas(telemetry.iloc[::-1].reset_index(drop=True), preserve_index=False)
+    uri = f"{root}/.foundation/lakehouse/bronze/fleet_maintenance/engine_telemetry"
+    write_deltalake(uri, reversed_rows, mode="overwrite")
+
+    result = run_cli(root, "run", "fleet_maintenance", "--skip-ingestion", "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    after = gold(root, "fleet_maintenance", "features_truck_day")
+    keys = ["truck_id", "date_day"]
+    before = before.sort_values(keys).reset_index(drop=True)
+    after = after.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after, check_exact=True)

@@ -31,7 +31,7 @@ def test_sources_are_generated_from_the_source_yaml(platform: Workspace) -> None
     (source,) = yaml.safe_load(generated.read_text())["sources"]
     tables = {t["name"]: t for t in source["tables"]}
     assert source["schema"] == "bronze"
-    assert set(tables) == {"engine_telemetry", "trucks", "maintenance", "failures"}
+    assert set(tables) == {"engine_telemetry", "trucks", "maintenance", "failures", "depots"}
     assert tables["trucks"]["identifier"] == "fleet_maintenance__trucks"
     assert tables["trucks"]["config"]["meta"]["source_yaml"] == "usecases/fleet_maintenance/sources/trucks.yaml"
     profile = yaml.safe_load((paths.profiles_dir / "profiles.yml").read_text())

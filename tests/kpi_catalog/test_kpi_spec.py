@@ -9,7 +9,7 @@ import yaml
 
 from kpi_catalog.catalogue import Point, status_against_target, trend_of
 from kpi_catalog.chart import history_svg
-from kpi_catalog.compile import contract_columns, kpi_properties, simple_kpi_sql
+from kpi_catalog.compile import SPARK_TYPES, contract_columns, kpi_properties, simple_kpi_sql
 from kpi_catalog.spec import load_kpis
 
 SIMPLE = """\
@@ -119,8 +119,12 @@ def test_simple_kpi_compiles_to_grouping_sets_per_grain(tmp_path: Path) -> None:
     sql = simple_kpi_sql(kpi.spec)
     assert "{{ ref('fct_hours') }}" in sql
     assert "where site <> 'lab'" in sql
-    assert sql.count('group by grouping sets ((period), (period, "site"))') == 3
+    # identifiers are quoted by the dbt target (DuckDB "site", Spark `site`), so one SQL text serves every engine
+    assert sql.count("group by grouping sets ((period), (period, {{ adapter.quote('site') }}))") == 3
+    assert "{{ kpi_dimensions_star(['site'], 'unknown') }}" in sql
     assert [c["name"] for c in contract_columns(kpi.spec)] == ["grain", "period", "site", "value"]
+    assert [c["data_type"] for c in contract_columns(kpi.spec)] == ["varchar", "date", "varchar", "double"]
+    assert [c["data_type"] for c in contract_columns(kpi.spec, SPARK_TYPES)] == ["string", "date", "string", "double"]
     properties = yaml.safe_load(kpi_properties([(kpi, "usecases/plant/kpis/uptime.yaml")]))
     (model,) = properties["models"]
     assert model["config"]["contract"] == {"enforced": True}

@@ -4,7 +4,7 @@
 -- data ends before the label window does (such rows must not be used for training).
 {% set horizon = var('failure_horizon_days') | int %}
 with days as (
-    select *, date_day + interval 1 day as day_end from {{ ref('fct_truck_day') }}
+    select *, {{ add_days('date_day', 1) }} as day_end from {{ ref('fct_truck_day') }}
 ),
 
 last_day as (
@@ -53,10 +53,14 @@ rolling as (
 ),
 
 since_maintenance as (
-    select rolling.truck_id, rolling.date_day, epoch(rolling.day_end - maintenance_ends.ended_at) / 3600.0 as hours
+    select
+        rolling.truck_id,
+        rolling.date_day,
+        {{ seconds_between('maintenance_ends.ended_at', 'rolling.day_end') }} / 3600.0 as hours
     from rolling
-    asof left join maintenance_ends
-        on rolling.truck_id = maintenance_ends.truck_id and rolling.day_end > maintenance_ends.ended_at
+    {{ asof_left_join(
+        'rolling', 'maintenance_ends', 'truck_id', 'day_end', '>', 'ended_at', left_key=['truck_id', 'date_day']
+    ) }}
 ),
 
 past_failures as (
@@ -65,7 +69,7 @@ past_failures as (
     left join failures
         on rolling.truck_id = failures.truck_id
         and failures.failed_at < rolling.day_end
-        and failures.failed_at >= rolling.day_end - interval 30 day
+        and failures.failed_at >= {{ add_days('rolling.day_end', -30) }}
     group by all
 ),
 
@@ -75,16 +79,16 @@ labels as (
     left join failures
         on rolling.truck_id = failures.truck_id
         and failures.failed_at >= rolling.day_end
-        and failures.failed_at < rolling.day_end + interval {{ horizon }} day
+        and failures.failed_at < {{ add_days('rolling.day_end', horizon) }}
     group by all
 )
 
 select
-    rolling.* exclude (day_end),
+    {{ star_except('rolling', ['day_end']) }},
     since_maintenance.hours as hours_since_maintenance,
     past_failures.failures_last_30d,
     labels.failure_within_horizon,
-    rolling.date_day + interval {{ horizon }} day <= last_day.last_date_day as label_window_complete,
+    {{ add_days('rolling.date_day', horizon) }} <= last_day.last_date_day as label_window_complete,
     {{ horizon }} as horizon_days
 from rolling
 cross join last_day

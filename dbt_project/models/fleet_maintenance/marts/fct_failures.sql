@@ -24,9 +24,8 @@ select
     corrective.maintenance_id as repair_id,
     corrective.started_at as repair_started_at,
     corrective.ended_at as repaired_at,
-    epoch(corrective.ended_at - failures.failed_at) / 3600.0 as repair_hours,
+    {{ seconds_between('failures.failed_at', 'corrective.ended_at') }} / 3600.0 as repair_hours,
     corrective.cost_eur as repair_cost_eur
 from failures
-asof left join corrective
-    on failures.truck_id = corrective.truck_id and failures.failed_at <= corrective.started_at
+{{ asof_left_join('failures', 'corrective', 'truck_id', 'failed_at', '<=', 'started_at', left_key=['failure_id']) }}
 left join trucks on failures.truck_id = trucks.truck_id

@@ -5,6 +5,6 @@ select
     maintenance.started_at,
     maintenance.ended_at,
     cast(maintenance.started_at as date) as maintenance_date,
-    epoch(maintenance.ended_at - maintenance.started_at) / 3600.0 as duration_hours,
+    {{ seconds_between('maintenance.started_at', 'maintenance.ended_at') }} / 3600.0 as duration_hours,
     maintenance.cost_eur
 from {{ ref('stg_maintenance') }} as maintenance

@@ -1,5 +1,6 @@
 -- One row per truck and day with telemetry: sensor aggregates, operating hours, downtime and failures.
 -- Telemetry is hourly: one reading with the engine under load (rpm >= 1000) is one operating hour.
+{% set day_end = add_days('days.date_day', 1) %}
 with readings as (
     select * from {{ ref('stg_engine_telemetry') }}
 ),
@@ -10,13 +11,13 @@ days as (
         cast(reading_at as date) as date_day,
         count(*) as readings,
         count(*) filter (where rpm >= 1000) * {{ var('hours_per_reading', 1) }} as operating_hours,
-        avg(engine_temp_c) as avg_engine_temp_c,
+        {{ ordered_avg('engine_temp_c', 'reading_at') }} as avg_engine_temp_c,
         max(engine_temp_c) as max_engine_temp_c,
-        avg(oil_pressure_kpa) as avg_oil_pressure_kpa,
+        {{ ordered_avg('oil_pressure_kpa', 'reading_at') }} as avg_oil_pressure_kpa,
         min(oil_pressure_kpa) as min_oil_pressure_kpa,
-        avg(vibration_mm_s) as avg_vibration_mm_s,
+        {{ ordered_avg('vibration_mm_s', 'reading_at') }} as avg_vibration_mm_s,
         max(vibration_mm_s) as max_vibration_mm_s,
-        avg(coolant_temp_c) as avg_coolant_temp_c,
+        {{ ordered_avg('coolant_temp_c', 'reading_at') }} as avg_coolant_temp_c,
         max(coolant_temp_c) as max_coolant_temp_c,
         max(mileage_km) - min(mileage_km) as km_driven
     from readings
@@ -28,15 +29,15 @@ downtime as (
     select
         days.truck_id,
         days.date_day,
-        sum(epoch(
-            least(coalesce(down.down_until, days.date_day + interval 1 day), days.date_day + interval 1 day)
-            - greatest(down.down_from, cast(days.date_day as timestamp))
-        )) / 3600.0 as downtime_hours
+        sum({{ seconds_between(
+            'greatest(down.down_from, cast(days.date_day as timestamp))',
+            'least(coalesce(down.down_until, ' ~ day_end ~ '), ' ~ day_end ~ ')'
+        ) }}) / 3600.0 as downtime_hours
     from days
     inner join {{ ref('fct_downtime') }} as down
         on down.truck_id = days.truck_id
-        and down.down_from < days.date_day + interval 1 day
-        and coalesce(down.down_until, days.date_day + interval 1 day) > days.date_day
+        and down.down_from < {{ day_end }}
+        and coalesce(down.down_until, {{ day_end }}) > days.date_day
     group by all
 ),
 
