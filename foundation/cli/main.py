@@ -17,6 +17,7 @@ import typer
 from foundation.cli.kpi_command import kpi_app
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.cli.run_command import run_cli
+from foundation.profiles import PROFILE_ENV
 from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.workspace import WORKSPACE_ENV, Workspace
 
@@ -45,9 +46,20 @@ def _main(
             "--workspace", "-w", help="Workspace folder (default: the one holding foundation.yaml).", file_okay=False
         ),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Settings profile of foundation.yaml (`local`, `production`...; default: $FOUNDATION_PROFILE, "
+            "else local). See docs/operations.md.",
+        ),
+    ] = None,
 ) -> None:
     if workspace is not None:
         os.environ[WORKSPACE_ENV] = str(workspace.resolve())
+    if profile is not None:
+        os.environ[PROFILE_ENV] = profile
 
 
 def _open() -> Workspace:
@@ -67,13 +79,33 @@ def _fail_on_spec_errors(exc: SpecValidationError, root: Path) -> None:
     raise typer.Exit(1)
 
 
-@app.command()
-def check(json_output: JsonFlag = False) -> None:
-    """Validate every YAML of the workspace; report all errors at once as file:line: field: message."""
-    from foundation.checks import check_workspace
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Settings profile to use (default: $FOUNDATION_PROFILE, else local)."),
+]
 
-    workspace = _open()
-    errors = check_workspace(workspace)
+
+@app.command()
+def check(json_output: JsonFlag = False, profile: ProfileOption = None) -> None:
+    """Validate every YAML of the workspace; report all errors at once as file:line: field: message.
+
+    With --profile P, also validate that settings profile of foundation.yaml without connecting to anything:
+    types and known keys, secrets only as ${VAR}, every ${VAR} unset here listed (run `foundation doctor` to connect).
+    """
+    from foundation.checks import check_workspace
+    from foundation.lakehouse.object_store import is_remote
+    from foundation.profiles import check_profile, selected_profile
+    from foundation.settings import FoundationSettings, LakehouseSettings
+    from foundation.workspace import find_workspace
+
+    root = find_workspace()
+    name = selected_profile(profile)
+    settings, errors = check_profile(root, name)
+    settings = settings or FoundationSettings()
+    if is_remote(settings.lakehouse.root):  # check never connects: the checks peeking at tables look locally
+        settings = settings.model_copy(update={"lakehouse": LakehouseSettings()})
+    workspace = Workspace(root=root, settings=settings, profile=name)
+    errors += check_workspace(workspace)
     n_errors = sum(1 for e in errors if e.severity == "error")
     if json_output:
         print_json({"ok": n_errors == 0, "errors": [e.to_dict() for e in errors]})
@@ -84,8 +116,8 @@ def check(json_output: JsonFlag = False) -> None:
             err_console.print(f"[red]{n_errors} error(s)[/red], {len(errors) - n_errors} warning(s)")
         else:
             console.print(
-                f"[green]ok[/green]: {n_sources} source(s) in {len(workspace.scan.usecases)} use case(s), "
-                f"{len(errors)} warning(s)"
+                f"[green]ok[/green]: profile {name}: {n_sources} source(s) in {len(workspace.scan.usecases)} "
+                f"use case(s), {len(errors)} warning(s)"
             )
     raise typer.Exit(1 if n_errors else 0)
 
@@ -102,7 +134,9 @@ def sources_list(json_output: JsonFlag = False) -> None:
         _fail_on_spec_errors(exc, workspace.root)
     items = []
     for source in sources:
-        table = BronzeTable(workspace.bronze_uri(source.usecase, source.name))
+        table = BronzeTable(
+            workspace.bronze_uri(source.usecase, source.name), workspace.settings.lakehouse.storage_options
+        )
         items.append(
             {
                 "usecase": source.usecase,
@@ -188,7 +222,7 @@ def sql(
 
     workspace = _open()
     con = duckdb.connect()
-    register_bronze(con, workspace.lakehouse_root)
+    register_bronze(con, workspace.lakehouse_root, workspace.settings.lakehouse.storage_options)
     try:
         cursor = con.execute(query)
     except duckdb.Error as exc:
@@ -202,20 +236,13 @@ def sql(
         print_table("", columns, rows)
 
 
-@app.command()
-def demo(
-    trucks: Annotated[int, typer.Option(help="Trucks in the generated fleet.")] = 40,
-    days: Annotated[int, typer.Option(help="Days of hourly telemetry.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the deterministic generator.")] = 7,
-    json_output: JsonFlag = False,
-) -> None:
-    """Run the shipped demo end to end on embedded defaults: generate the fleet's landing files, check, ingest under
-    the quality rules, build the dbt model and KPIs, train and register the champion."""
-    from foundation.demo.run import run_demo
+def _register_demo_commands() -> None:
+    from foundation.cli.demo_command import register
 
-    workspace = _open()
-    ok = run_demo(workspace, trucks=trucks, days=days, seed=seed, json_output=json_output)
-    raise typer.Exit(0 if ok else 1)
+    register(app, _open)  # `foundation demo` and `foundation demo serve`
+
+
+_register_demo_commands()
 
 
 @app.command()
@@ -224,11 +251,11 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open the Dagster UI (`dagster dev`) on this workspace: the asset graph, runs, schedules."""
-    from foundation.cli.ingest_command import dagster_instance
+    from foundation.dagster_defs.instance import prepare_home
 
     workspace = _open()
-    dagster_instance(workspace)  # creates the instance folder and its dagster.yaml
-    env = {**os.environ, "DAGSTER_HOME": str(workspace.state_dir / "dagster"), WORKSPACE_ENV: str(workspace.root)}
+    home = prepare_home(workspace)  # the instance folder and its dagster.yaml (SQLite, or Postgres by settings)
+    env = {**os.environ, "DAGSTER_HOME": str(home), WORKSPACE_ENV: str(workspace.root)}
     command = [
         sys.executable,
         "-m",
@@ -270,6 +297,26 @@ def _register_serve_command() -> None:
 
 
 _register_serve_command()
+
+
+def _register_doctor_command() -> None:
+    from foundation.cli.doctor_command import register
+
+    register(app)
+
+
+_register_doctor_command()
+
+
+def _register_scaffold_and_portfolio_commands() -> None:
+    from foundation.cli.portfolio_command import register as register_portfolio
+    from foundation.cli.scaffold_command import register as register_scaffold
+
+    register_scaffold(app, _open)
+    register_portfolio(app, _open)
+
+
+_register_scaffold_and_portfolio_commands()
 
 
 if __name__ == "__main__":

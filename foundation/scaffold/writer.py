@@ -1,0 +1,100 @@
+"""Writing scaffolds to disk: the only I/O of `foundation.scaffold`. A file that exists is never overwritten."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foundation.scaffold.render import (
+    ScaffoldError,
+    UsecaseAnswers,
+    project_name_of,
+    usecase_files,
+    validate_answers,
+    workspace_files,
+)
+from foundation.workspace import USECASES_DIR
+
+DISTRIBUTION = "data-foundation"
+
+
+@dataclass
+class WriteResult:
+    root: Path
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # existed already: left as the user had it
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> WriteResult:
+    result = WriteResult(root)
+    for relative, content in files.items():
+        path = root / relative
+        if path.exists():
+            result.kept.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        result.written.append(path)
+    return result
+
+
+def framework_source() -> tuple[str, str | None]:
+    """How the new workspace depends on the framework: (requirement, local checkout path or None).
+
+    A framework run from a checkout (its pyproject names data-foundation) is referenced by path; an installed one
+    by its version.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    pyproject = checkout / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            if tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"] == DISTRIBUTION:
+                return DISTRIBUTION, str(checkout)
+        except (tomllib.TOMLDecodeError, KeyError):
+            pass
+    try:
+        return f"{DISTRIBUTION}>={importlib.metadata.version(DISTRIBUTION)}", None
+    except importlib.metadata.PackageNotFoundError:
+        return DISTRIBUTION, None
+
+
+def init_workspace(folder: Path, force: bool = False) -> WriteResult:
+    """Write a new platform workspace into `folder`. Refuses a non-empty folder unless `force`; even then, every
+    file that exists is kept as it is (reported in `kept`)."""
+    folder = folder.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ScaffoldError(f"{folder} is a file: give a folder for the new platform")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise ScaffoldError(
+            f"{folder} is not empty: choose a new folder, or pass --force to add the platform files around what is "
+            "there (existing files are never overwritten)"
+        )
+    requirement, path = framework_source()
+    return write_files(folder, workspace_files(project_name_of(folder.name), requirement, path))
+
+
+def existing_usecases(root: Path) -> list[str]:
+    base = root / USECASES_DIR
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def create_usecase(root: Path, answers: UsecaseAnswers) -> WriteResult:
+    """Write a use-case skeleton into the workspace at `root`; a duplicate name (folder or dbt models) is refused."""
+    answers = validate_answers(answers)
+    if answers.name in existing_usecases(root):
+        raise ScaffoldError(
+            f"a use case named {answers.name!r} already exists ({USECASES_DIR}/{answers.name}/): choose another name"
+        )
+    files = usecase_files(answers)
+    taken = [relative for relative in files if (root / relative).exists()]
+    if taken:
+        raise ScaffoldError(
+            f"{', '.join(taken)} already exist(s): the name {answers.name!r} clashes with existing files; "
+            "choose another name or move them"
+        )
+    return write_files(root, files)

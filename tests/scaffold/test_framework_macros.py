@@ -1,0 +1,95 @@
+"""The framework's dbt macros ship with the package and reach every dbt project through macro-paths, never copied."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from foundation.dbt.project import (
+    FRAMEWORK_MACROS_ENTRY,
+    dbt_paths,
+    framework_macro_errors,
+    framework_macros_dir,
+    macro_definitions,
+    prepare_project,
+)
+from foundation.scaffold.writer import init_workspace
+from foundation.specs.errors import SpecValidationError
+from foundation.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[2]
+# What generated models (source status, KPI models) and the repo's models call.
+NEEDED = ("seconds_between", "add_days", "star_except", "star_replace", "string_type", "asof_left_join")
+NEEDED += ("kpi_dimensions_star", "register_bronze_views", "unique_combination", "value_between")
+
+
+def _defined(folder: Path) -> dict[str, Path]:
+    return {name: p for p in folder.rglob("*.sql") for name, _ in macro_definitions(p.read_text(encoding="utf-8"))}
+
+
+def test_the_package_holds_the_one_copy_of_the_framework_macros() -> None:
+    shipped = _defined(framework_macros_dir())
+    assert framework_macros_dir().parent == REPO / "foundation" / "dbt"  # package data, inside the package
+    assert set(NEEDED) <= set(shipped)
+    # The repo's own project keeps only what is its own (the schema naming), so nothing can drift.
+    assert set(_defined(REPO / "dbt_project" / "macros")) == {"generate_schema_name"}
+    project = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert FRAMEWORK_MACROS_ENTRY in project["macro-paths"]
+
+
+def test_an_init_platform_parses_with_the_installed_macros_and_holds_no_copy(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    init_workspace(root)
+    assert set(_defined(root / "dbt_project" / "macros")) == {"generate_schema_name"}
+    paths = prepare_project(Workspace.open(root))  # a real `dbt parse`
+    macros = json.loads(paths.manifest.read_text(encoding="utf-8"))["macros"]
+    for name in ("seconds_between", "kpi_dimensions_star", "default__seconds_between"):
+        node = macros[f"macro.platform.{name}"]  # in the root project's namespace, as if in its macros/
+        assert Path(node["original_file_path"]).parent == framework_macros_dir(), node["original_file_path"]
+    kpi = next(n for n in json.loads(paths.manifest.read_text())["nodes"].values() if n["name"].startswith("kpi_"))
+    assert "macro.platform.kpi_dimensions_star" in kpi["depends_on"]["macros"]
+    # Spark needs the bronze views registered in dbt's own session: the same hook as the repo's project.
+    project = yaml.safe_load((root / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    repo_project = yaml.safe_load((REPO / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert project["on-run-start"] == repo_project["on-run-start"] == ["{{ register_bronze_views() }}"]
+    hooks = [n for n in json.loads(paths.manifest.read_text())["nodes"].values() if n["resource_type"] == "operation"]
+    assert any("macro.platform.register_bronze_views" in n["depends_on"]["macros"] for n in hooks)
+
+
+def test_copies_left_by_an_older_init_are_named_with_the_fix(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    init_workspace(root)
+    old_copy = root / "dbt_project" / "macros" / "foundation" / "cross_engine.sql"
+    old_copy.parent.mkdir()
+    old_copy.write_text((framework_macros_dir() / "cross_engine.sql").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(SpecValidationError) as caught:
+        prepare_project(Workspace.open(root))
+    first = caught.value.errors[0]
+    assert first.path == old_copy and first.line is not None and first.field == "seconds_between"
+    assert "foundation/dbt/macros/cross_engine.sql" in first.message
+    assert "delete this copy" in first.hint
+
+
+def test_a_project_whose_macro_paths_miss_the_framework_is_told_the_line_to_write(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    init_workspace(root)
+    project_file = dbt_paths(Workspace.open(root)).project_dir / "dbt_project.yml"
+    text = project_file.read_text(encoding="utf-8")
+    project_file.write_text(text.replace(f'"macros", "{FRAMEWORK_MACROS_ENTRY}"', '"macros"'), encoding="utf-8")
+    with pytest.raises(SpecValidationError) as caught:
+        prepare_project(Workspace.open(root))
+    (error,) = caught.value.errors
+    assert error.path == project_file and error.field == "macro-paths"
+    assert FRAMEWORK_MACROS_ENTRY in error.hint
+
+
+def test_framework_macro_errors_is_pure_and_quiet_on_a_good_project() -> None:
+    project = {"macro-paths": ["macros", FRAMEWORK_MACROS_ENTRY]}
+    mine = {Path("macros/mine.sql"): "{% macro my_helper(x) %}{{ x }}{% endmacro %}\n"}
+    assert framework_macro_errors(Path("dbt_project.yml"), project, mine, {"seconds_between": "cross_engine.sql"}) == []
+    clash = {Path("macros/t.sql"): "-- mine\n{%- test value_between(model) %}select 1{% endtest %}\n"}
+    (error,) = framework_macro_errors(Path("dbt_project.yml"), project, clash, {"value_between": "tests/x.sql"})
+    assert (error.line, error.field) == (2, "value_between")
