@@ -3,6 +3,8 @@
 At start-up (lifespan) it loads the `champion` of every registered model from the workspace's MLflow registry;
 `/health/ready` answers 200 only once they are all loaded (503 while a model failed to load or the registry
 cannot be read: the process stays live and says why). The KPI catalogue (`/v1/kpis`, `/kpis`) is mounted.
+The lifespan also starts the hot-reload watcher (serving.reload) and the prediction feedback log
+(serving.feedback), and at shutdown stops the micro-batchers and flushes the feedback log.
 
 `uvicorn --factory serving.app:create_app` (what `foundation serve --workers N` runs) builds it for the workspace
 of `$FOUNDATION_WORKSPACE`, or the one found from the current folder.
@@ -10,6 +12,7 @@ of `$FOUNDATION_WORKSPACE`, or the one found from the current folder.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,11 +26,13 @@ from starlette.concurrency import run_in_threadpool
 
 from foundation.settings import FoundationSettings
 from foundation.workspace import Workspace
-from serving.api.routes import health, invocations, metrics, models, predict
+from serving.api.routes import dashboards, health, invocations, metrics, models, portfolio, predict
 from serving.deps import authenticate, keys_from_environment
+from serving.feedback import PredictionLog
 from serving.metrics import ApiMetrics
 from serving.middleware import ApiMiddleware
 from serving.models import load_champions
+from serving.reload import ChampionWatcher, apply_loaded
 from serving.schemas import InvalidInput, error_items, validation_detail
 
 log = logging.getLogger("serving")
@@ -82,19 +87,44 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
             loaded = await run_in_threadpool(load_champions, workspace, settings.api.max_batch_size)
         except Exception as exc:  # the registry cannot be read: live, not ready, and the log says why
             log.error(
-                "cannot read the model registry (%s): %s: %s", settings.mlflow.tracking_uri, type(exc).__name__, exc
+                "cannot read the model registry (%s): %s: %s; not ready, retried every %s s",
+                settings.mlflow.tracking_uri,
+                type(exc).__name__,
+                exc,
+                settings.api.reload_interval_s or "(never: api.reload_interval_s is 0)",
             )
             app.state.load_errors = {"registry": f"{type(exc).__name__}: {exc}"}
+            api_metrics.registry_up.set(0)
+            api_metrics.ready.set(0)
         else:
-            app.state.models = loaded.models
-            app.state.load_errors = loaded.errors
-            app.state.ready = not loaded.errors
-            for name, model in loaded.models.items():
-                api_metrics.model_version.labels(name).set(model.version)
-        api_metrics.ready.set(1 if app.state.ready else 0)
-        yield
-        app.state.models = {}
-        app.state.ready = False
+            api_metrics.registry_up.set(1)
+            apply_loaded(app.state, api_metrics, loaded.models, loaded.errors)
+        # Imports and models leave ~400k long-lived objects that every full GC pass would scan (0.3-0.6 s stalls of
+        # all requests in flight under load, bench/serving.py): collect the start-up garbage, then exempt the rest.
+        gc.collect()
+        gc.freeze()
+        if settings.api.prediction_log:
+            app.state.prediction_log = PredictionLog(
+                workspace,
+                settings.api.prediction_log_flush_s,
+                settings.api.prediction_log_flush_rows,
+                settings.api.prediction_log_queue,
+                on_written=lambda model, n: api_metrics.prediction_log.labels(model, "written").inc(n),
+                on_dropped=lambda model, n: api_metrics.prediction_log.labels(model, "dropped").inc(n),
+            )
+        watcher = ChampionWatcher(app.state, workspace, api_metrics, settings.api.reload_interval_s)
+        watcher.start()
+        try:
+            yield
+        finally:
+            await watcher.stop()
+            for batcher in list(app.state.batchers.values()):
+                await batcher.close()
+            if app.state.prediction_log is not None:
+                await run_in_threadpool(app.state.prediction_log.close)
+            app.state.models = {}
+            app.state.ready = False
+            gc.unfreeze()  # what this app held becomes collectable again (tests start many apps in one process)
 
     app = FastAPI(
         title="Data Foundation inference API",
@@ -109,6 +139,9 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     app.state.metrics = api_metrics
     app.state.models = {}
     app.state.load_errors = {}
+    app.state.reload_errors = {}
+    app.state.batchers = {}
+    app.state.prediction_log = None
     app.state.ready = False
 
     _install_error_handlers(app)
@@ -118,6 +151,8 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     app.include_router(invocations.router)
     app.include_router(metrics.router)
     app.include_router(catalog_router(workspace.root), dependencies=[Depends(authenticate)])
+    app.include_router(portfolio.router, dependencies=[Depends(authenticate)])
+    app.include_router(dashboards.router, dependencies=[Depends(authenticate)])
 
     if settings.api.cors_origins:
         app.add_middleware(

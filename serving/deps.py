@@ -89,7 +89,7 @@ def get_settings(request: Request) -> FoundationSettings:
     return request.app.state.settings
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """401 without a valid key, unless the settings open the API (`api.open: true`)."""
     settings: FoundationSettings = request.app.state.settings
     if settings.api.open:
@@ -128,7 +128,7 @@ def authorized_model(request: Request, principal: Principal, name: str) -> Serve
     return models[name]
 
 
-def model_for_key(request: Request, name: str, principal: CurrentPrincipal) -> ServedModel:
+async def model_for_key(request: Request, name: str, principal: CurrentPrincipal) -> ServedModel:
     return authorized_model(request, principal, name)
 
 

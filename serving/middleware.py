@@ -1,4 +1,7 @@
-"""ASGI middleware: request id, body size limit (413) and request metrics, in one pass over each request."""
+"""ASGI middleware: request id, body size limit (413), request metrics and the one-line request log, in one pass.
+
+The request log line (logger `serving.http`, message `request`) carries method, route template, status,
+latency_ms, model, version, request_id and key_id (a hash prefix) — never a key, never a body."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from fastapi import HTTPException
 from serving.metrics import ApiMetrics
 
 log = logging.getLogger("serving.http")
+access = logging.getLogger("serving.http.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -80,6 +84,21 @@ class ApiMiddleware:
             model = str((scope.get("path_params") or {}).get("name", ""))
             seconds = time.perf_counter() - started
             self.metrics.observe_request(route, scope["method"], model, int(status["code"]), seconds)
+            if access.isEnabledFor(logging.INFO):
+                state = scope.get("state") or {}
+                access.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": int(status["code"]),
+                        "latency_ms": round(seconds * 1000, 3),
+                        "model": model or None,
+                        "version": state.get("model_version"),
+                        "request_id": request_id,
+                        "key_id": state.get("key_id"),
+                    },
+                )
             if int(status["code"]) >= 500:
                 log.warning("request %s %s %s -> %s", request_id, scope["method"], route, status["code"])
 

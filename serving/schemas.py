@@ -129,6 +129,10 @@ class Health(BaseModel):
     status: str
     models: dict[str, int] = Field(default_factory=dict, description="Served model -> version.")
     errors: dict[str, str] = Field(default_factory=dict, description="Models that failed to load, and why.")
+    reload_errors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Hot reloads that failed (`registry` when it cannot be read): the old version keeps serving.",
+    )
 
 
 class ModelSummary(BaseModel):

@@ -63,3 +63,25 @@ def client(served_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 def auth(key: str = ALL_KEY) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+@pytest.fixture
+def own_workspace(served_workspace: Path, tmp_path: Path) -> Path:
+    """A copy of the trained workspace that a test may change (promote, break the registry) alone."""
+    import shutil
+
+    copy = tmp_path / "ws"
+    shutil.copytree(served_workspace, copy, ignore=shutil.ignore_patterns("api_predictions"))
+    return copy
+
+
+def add_version(root: Path, name: str, source: str | None = None) -> int:
+    """Register one more version of `name` (the same model as its champion, or `source`): a version to move to."""
+    from foundation.workspace import Workspace
+
+    client = mlflow_client(Workspace.open(root))
+    champion = current_champion(client, name)
+    created = client.create_model_version(name, source=source or champion.source, run_id=champion.run_id)
+    for key, value in (champion.tags or {}).items():
+        client.set_model_version_tag(name, created.version, key, value)
+    return int(created.version)

@@ -19,7 +19,7 @@ def test_health_routes_are_open_and_ready_lists_the_champions(client: TestClient
     assert client.get("/health/live").json()["status"] == "live"
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "models": {OTHER: 1, RISK: 1}, "errors": {}}
+    assert ready.json() == {"status": "ready", "models": {OTHER: 1, RISK: 1}, "errors": {}, "reload_errors": {}}
 
 
 def test_list_models_shows_only_what_the_key_may_use(client: TestClient) -> None:

@@ -27,5 +27,6 @@ def ready(request: Request) -> JSONResponse:
         status="ready" if state.ready else "not ready",
         models={name: m.version for name, m in state.models.items()},
         errors=state.load_errors,
+        reload_errors=state.reload_errors,
     )
     return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503)

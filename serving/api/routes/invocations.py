@@ -14,6 +14,8 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from serving.deps import AuthorizedModel, CurrentPrincipal, authorized_model, served_models
 from serving.models import ServedModel
 from serving.schemas import InvalidInput
+from serving.scoring import claimed_rows
+from serving.scoring import score as score_rows
 
 router = APIRouter(tags=["invocations"])
 
@@ -69,25 +71,25 @@ def records_of(payload: dict[str, Any]) -> tuple[str, Any]:
     return key, value
 
 
-def score(request: Request, model: ServedModel, payload: dict[str, Any]) -> dict[str, Any]:
+async def score(request: Request, model: ServedModel, payload: dict[str, Any]) -> dict[str, Any]:
     key, rows = records_of(payload)
-    checked = model.validate({"instances": rows}, rename=key)
-    raw, predictions = model.predict(checked)
-    request.app.state.metrics.count_predictions(model.name, model.version, [p["prediction"] for p in predictions])
+    raw, _ = await score_rows(
+        request, model, lambda: model.validate({"instances": rows}, rename=key), claimed_rows(rows)
+    )
     return {"predictions": raw}
 
 
 @router.post("/v1/models/{name}/invocations", summary="MLflow scoring protocol, for one named model")
-def invocations_for(request: Request, model: AuthorizedModel, payload: dict[str, Any] = BODY) -> dict[str, Any]:
-    return score(request, model, payload)
+async def invocations_for(request: Request, model: AuthorizedModel, payload: dict[str, Any] = BODY) -> dict[str, Any]:
+    return await score(request, model, payload)
 
 
 @router.post("/invocations", summary="MLflow scoring protocol (the only served model)")
-def invocations(request: Request, principal: CurrentPrincipal, payload: dict[str, Any] = BODY) -> dict[str, Any]:
+async def invocations(request: Request, principal: CurrentPrincipal, payload: dict[str, Any] = BODY) -> dict[str, Any]:
     names = sorted(served_models(request))
     if len(names) != 1:
         raise HTTPException(
             400,
             f"{len(names)} models are served ({', '.join(names) or 'none'}): use POST /v1/models/{{name}}/invocations",
         )
-    return score(request, authorized_model(request, principal, names[0]), payload)
+    return await score(request, authorized_model(request, principal, names[0]), payload)

@@ -1,7 +1,7 @@
 """`POST /v1/models/{name}/predict`: `{"instances": [{...}, ...]}` -> one prediction per instance.
 
 The body is validated against the model's own schema (from its MLflow signature): a 422 names each bad field.
-Scoring is CPU-bound, so the route is a plain `def` (FastAPI runs it in its thread pool)."""
+Small requests are gathered by the model's micro-batcher; big ones are scored in a worker thread (serving.scoring)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Request
 
 from serving.deps import AuthorizedModel
 from serving.schemas import PredictResponse
+from serving.scoring import claimed_rows, score
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
@@ -23,7 +24,7 @@ EXAMPLE = {"instances": [{"temp": 97.5, "vibration": 3.4, "truck_type": "van"}]}
     summary="Score instances with the model's champion",
     responses={422: {"description": "A field is missing, unknown or of the wrong type (each one is named)"}},
 )
-def predict(
+async def predict(
     request: Request,
     model: AuthorizedModel,
     payload: dict[str, Any] = Body(
@@ -32,7 +33,6 @@ def predict(
         examples=[EXAMPLE],
     ),
 ) -> dict[str, Any]:
-    rows = model.validate(payload)
-    _, predictions = model.predict(rows)
-    request.app.state.metrics.count_predictions(model.name, model.version, [p["prediction"] for p in predictions])
+    size = claimed_rows(payload.get("instances"))
+    _, predictions = await score(request, model, lambda: model.validate(payload), size)
     return {"model": model.name, "version": model.version, "predictions": predictions}

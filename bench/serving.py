@@ -1,0 +1,584 @@
+"""Serving benchmark: our inference API (`foundation serve`) against `mlflow models serve` on the same model, same run.
+
+Model: the champion of the demo's `fleet_maintenance__failure_risk` (a logistic regression in a preprocessing
+pipeline, 23 inputs), trained by `foundation demo` (40 trucks x 60 days, cached under --demo-dir, shared with
+bench/training.py). The workspace is copied to --workdir and every other model's `champion` alias is removed in
+the copy, so both servers serve that one model and `/invocations` means the same thing on both.
+
+Servers, each its own process on a free loopback port, one uvicorn worker each (both defaults; --workers N sets
+both), all three started before the first step and stopped at the end, even on error or Ctrl+C:
+
+- anchor: `mlflow models serve -m models:/<name>@champion --env-manager local` (MLflow's FastAPI scoring server);
+- ours: `foundation serve` (micro-batching on, prediction feedback log on: the defaults);
+- ours, log off: the same with `FOUNDATION_API__PREDICTION_LOG=false`.
+
+Load generator: `wrk` (Debian package `wrk`; C, epoll, keep-alive connections, one thread), in its own process,
+a Lua script POSTing one fixed JSON body. A Python load generator (asyncio + httpx) spends about as much CPU per
+request as the server it measures; on a 2-core machine it would take the server's second core and cap the result.
+The CPU that wrk, the server and everything else used during each step is measured and printed. wrk is
+closed-loop: N clients each send the next request when the previous answer arrives, so at saturation the mean
+latency is N / throughput (Little's law).
+
+Steps (each: --warmup seconds of the same load, discarded, then --duration seconds measured; with --repeat R the
+servers take turns R times and the best throughput is kept, with its own latencies):
+
+- single row, `dataframe_split` (MLflow's scoring protocol) on `POST /invocations`: anchor, ours, ours log off,
+  at each of --clients (1, 8, 32);
+- single row on our `POST /v1/models/<name>/predict` (`{"instances": [...]}`), log on and off;
+- a 1,000-row `dataframe_split` batch (rows of the demo's feature table) on `/invocations` of each server, and
+  `/predict` with 1,000 instances, one client.
+
+Every answer must be 2xx (wrk counts the others; a step with errors is flagged) and, before the load, both servers
+must return the same probabilities for the same rows.
+
+Targets (issue #6): ours >= 3x the anchor's single-row throughput at 32 clients; our p99 <= 25 ms at 32 clients;
+the prediction log costs <= 10% throughput. A benchmark reports, it does not fail: exit 0 whatever the numbers.
+
+    .venv/bin/python bench/serving.py                            # 10 s per step, ~4 minutes
+    .venv/bin/python bench/serving.py --duration 5 --warmup 1 --clients 1,32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _workspace import REPO, demo_workspace
+
+MODEL = "fleet_maintenance__failure_risk"
+BATCH_ROWS = 1_000
+TARGET_RATIO = 3.0
+TARGET_P99_MS = 25.0
+TARGET_LOG_COST = 0.10
+BIN = Path(sys.executable).parent
+# the documented way to serve in this environment (the default env manager needs pyenv and the network)
+MLFLOW_SERVE_FLAGS = ["--env-manager", "local", "-h", "127.0.0.1", "-p", "{port}"]
+
+# wrk's Lua script: one fixed POST body; `done` prints the summary as one JSON line (latencies in microseconds).
+WRK_SCRIPT = """\
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+local body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("BENCH_KEY")
+if key and key ~= "" then wrk.headers["X-API-Key"] = key end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
+    .. '"mean_us": %.1f, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(url: str, body: Any = None, key: str = "", timeout: float = 30) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text.decode(errors="replace")
+
+
+@dataclass
+class Server:
+    """A server process in its own session (process group), so that stopping it stops its children too."""
+
+    label: str
+    command: list[str]
+    env: dict[str, str]
+    ready_path: str
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [part.replace("{port}", str(self.port)) for part in self.command]
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                if http(self.base + self.ready_path, timeout=5)[0] == 200:
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.label} not ready within {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.3)
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.label} exited ({self.process.returncode}):\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's process tree (mlflow runs uvicorn as a child)."""
+        import psutil
+
+        if self.process is None:
+            return 0.0
+        try:
+            root = psutil.Process(self.process.pid)
+            total = 0.0
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            return total
+        except psutil.Error:
+            return 0.0
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (ours flushes its feedback log then), SIGKILL after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class Step:
+    server: str  # anchor | ours | ours_nolog
+    route: str  # invocations | predict
+    rows: int  # rows per request
+    clients: int
+
+
+@dataclass
+class Result:
+    step: Step
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    server_cpu_s: float  # CPU the server's processes used during the step
+    server_cores: float
+    wrk_cores: float
+    other_cores: float
+    load_avg: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rps * self.step.rows
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per request: what the machine's load changes least (the throughput per core is 1 / this)."""
+        return self.server_cpu_s * 1000 / max(1, self.requests)
+
+
+def bench_workspace(demo_root: Path, workdir: Path) -> tuple[Path, str]:
+    """A fresh copy of the demo workspace where only MODEL has a champion (both servers serve that one model);
+    (its root, the champion's candidate name)."""
+    from foundation.workspace import Workspace
+    from mlops.registry import mlflow_client
+
+    root = workdir / "workspace"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(demo_root, root, ignore=shutil.ignore_patterns("api_predictions", "*.lock"))
+    client = mlflow_client(Workspace.open(root))
+    for registered in client.search_registered_models():
+        if registered.name != MODEL and "champion" in (registered.aliases or {}):
+            client.delete_registered_model_alias(registered.name, "champion")
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    return root, (champion.tags or {}).get("foundation.candidate") or "?"
+
+
+def feature_rows(root: Path, columns: list[str], count: int) -> list[list[Any]]:
+    """`count` complete rows of the demo's feature table, in the model's input column order, JSON-ready."""
+    from foundation.workspace import Workspace
+    from mlops.checks import load_model_specs
+    from mlops.dataset import read_feature_table
+
+    usecase, _, name = MODEL.partition("__")
+    ref = next(r for r in load_model_specs(root).models if r.usecase == usecase and r.spec.name == name)
+    frame, _ = read_feature_table(Workspace.open(root), usecase, ref.spec, training=False)
+    frame = frame[columns].dropna()
+    rows = [[v if isinstance(v, str) else float(v) for v in row] for row in frame.itertuples(index=False)]
+    while len(rows) < count:  # a small demo: repeat its rows
+        rows = rows + rows
+    return rows[:count]
+
+
+def run_wrk(
+    wrk: str, script: Path, url: str, body: Path, key: str, clients: int, seconds: float
+) -> tuple[dict[str, Any], float]:
+    """One wrk run; (its summary, the CPU seconds wrk used)."""
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_KEY": key}
+    command = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}) on {url}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(line[len("BENCH ") :]), used
+
+
+def busy_seconds() -> float:
+    import psutil
+
+    t = psutil.cpu_times()  # guest time is already inside user time: not summed twice
+    return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+def measure(
+    step: Step, server: Server, url: str, body: Path, key: str, wrk: str, script: Path, args: argparse.Namespace
+) -> Result:
+    if args.warmup > 0:
+        run_wrk(wrk, script, url, body, key, step.clients, args.warmup)
+    server.check_alive()
+    cpu_server, cpu_all, load = server.cpu_seconds(), busy_seconds(), os.getloadavg()[0]
+    started = time.perf_counter()
+    summary, wrk_cpu = run_wrk(wrk, script, url, body, key, step.clients, args.duration)
+    wall = time.perf_counter() - started
+    server_cpu = server.cpu_seconds() - cpu_server
+    other = max(0.0, busy_seconds() - cpu_all - server_cpu - wrk_cpu)
+    server.check_alive()
+    seconds = summary["duration_us"] / 1e6
+    errors = sum(summary[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Result(
+        step,
+        summary["requests"],
+        seconds,
+        summary["p50_us"] / 1000,
+        summary["p90_us"] / 1000,
+        summary["p99_us"] / 1000,
+        summary["max_us"] / 1000,
+        errors,
+        server_cpu,
+        server_cpu / wall,
+        wrk_cpu / wall,
+        other / wall,
+        load,
+    )
+
+
+def check_same_answers(servers: dict[str, Server], columns: list[str], rows: list[list[Any]], key: str) -> int:
+    """Both servers must score the same rows the same (up to float rounding); the number of rows compared."""
+    body = {"dataframe_split": {"columns": columns, "data": rows[:50]}}
+    answers = {}
+    for name in ("anchor", "ours"):
+        status, answer = http(servers[name].base + "/invocations", body, key if name != "anchor" else "")
+        if status != 200:
+            raise RuntimeError(f"{servers[name].label} answered {status} to a valid body: {str(answer)[:500]}")
+        answers[name] = answer["predictions"]
+    pairs = zip(answers["anchor"], answers["ours"], strict=True)
+    worst = max(abs(a - b) for ra, rb in pairs for a, b in zip(ra, rb, strict=True))
+    if worst > 1e-9:
+        raise RuntimeError(f"the servers disagree on the same rows (max probability difference {worst:.2e})")
+    return len(rows[:50])
+
+
+def steps_for(clients: list[int]) -> list[Step]:
+    steps = []
+    for c in clients:
+        steps += [Step("anchor", "invocations", 1, c), Step("ours", "invocations", 1, c)]
+        steps += [Step("ours_nolog", "invocations", 1, c), Step("ours", "predict", 1, c)]
+    top = max(clients)
+    steps.append(Step("ours_nolog", "predict", 1, top))
+    for server in ("anchor", "ours", "ours_nolog"):
+        steps.append(Step(server, "invocations", BATCH_ROWS, 1))
+    steps += [Step("ours", "predict", BATCH_ROWS, 1), Step("ours_nolog", "predict", BATCH_ROWS, 1)]
+    return steps
+
+
+LABELS = {
+    "anchor": "anchor: mlflow models serve",
+    "ours": "ours: foundation serve",
+    "ours_nolog": "ours, prediction log off",
+}
+
+
+def label(step: Step) -> str:
+    route = "/invocations" if step.route == "invocations" else "/v1/models/{name}/predict"
+    return f"{LABELS[step.server]} {route}"
+
+
+def print_tables(results: list[Result], args: argparse.Namespace, meta: dict[str, Any]) -> None:
+    def find(server: str, route: str, rows: int, clients: int) -> Result | None:
+        for r in results:
+            s = r.step
+            if (s.server, s.route, s.rows, s.clients) == (server, route, rows, clients):
+                return r
+        return None
+
+    print(
+        f"\nServing {MODEL} v{meta['version']} ({meta['estimator']}), {os.cpu_count()} CPUs, wrk {args.duration:g} s "
+        f"per step after {args.warmup:g} s warm-up, best of {args.repeat}, {args.workers} worker(s) per server; "
+        f"load average {meta['load_before']} before, {meta['load_after']} after\n"
+    )
+    print("Single row (`dataframe_split` on /invocations, `instances` on /predict), requests per second:\n")
+    print(
+        "| server, route | clients | req/s | vs anchor | p50 ms | p90 ms | p99 ms | max ms | errors "
+        "| server CPU ms/req | server CPU (cores) | wrk CPU (cores) | other CPU (cores) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    single = [r for r in results if r.step.rows == 1]
+    for r in sorted(single, key=lambda r: (r.step.clients, r.step.route != "invocations", r.step.server)):
+        anchor = find("anchor", "invocations", 1, r.step.clients)
+        ratio = f"{r.rps / anchor.rps:.2f}x" if anchor else "-"
+        print(
+            f"| {label(r.step)} | {r.step.clients} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.1f} | {r.p90_ms:.1f} "
+            f"| {r.p99_ms:.1f} | {r.max_ms:.0f} | {r.errors} | {r.cpu_ms:.2f} | {r.server_cores:.2f} "
+            f"| {r.wrk_cores:.2f} | {r.other_cores:.2f} |"
+        )
+    print(f"\n{BATCH_ROWS:,}-row batch, one client:\n")
+    print(
+        "| server, route | rows/s | vs anchor | p50 ms | p99 ms | requests | errors | server CPU ms/req "
+        "| server CPU (cores) | other CPU (cores) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    anchor_batch = find("anchor", "invocations", BATCH_ROWS, 1)
+    for r in [r for r in results if r.step.rows == BATCH_ROWS]:
+        ratio = f"{r.rows_per_s / anchor_batch.rows_per_s:.2f}x" if anchor_batch else "-"
+        print(
+            f"| {label(r.step)} | {r.rows_per_s:,.0f} | {ratio} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.requests:,} "
+            f"| {r.errors} | {r.cpu_ms:.1f} | {r.server_cores:.2f} | {r.other_cores:.2f} |"
+        )
+    top = max(int(c) for c in args.clients.split(","))
+    print("\nTargets:\n")
+    print("| target | measured | verdict |")
+    print("|---|---|---|")
+    anchor = find("anchor", "invocations", 1, top)
+    for route in ("invocations", "predict"):
+        ours = find("ours", route, 1, top)
+        if anchor and ours:
+            ratio = ours.rps / anchor.rps
+            verdict = "met" if ratio >= TARGET_RATIO else "missed"
+            print(
+                f"| single-row throughput >= {TARGET_RATIO:g}x the anchor at {top} clients ({label(ours.step)}) "
+                f"| {ratio:.2f}x ({ours.rps:,.0f} vs {anchor.rps:,.0f} req/s) | {verdict} |"
+            )
+    for route in ("invocations", "predict"):
+        ours = find("ours", route, 1, top)
+        if ours:
+            verdict = "met" if ours.p99_ms <= TARGET_P99_MS else "missed"
+            print(
+                f"| p99 <= {TARGET_P99_MS:g} ms at {top} clients ({label(ours.step)}) | {ours.p99_ms:.1f} ms "
+                f"(p50 {ours.p50_ms:.1f} ms; Little's law floor {top / ours.rps * 1000:.1f} ms mean) | {verdict} |"
+            )
+    for route, rows, clients in (("invocations", 1, top), ("predict", 1, top), ("invocations", BATCH_ROWS, 1)):
+        on, off = find("ours", route, rows, clients), find("ours_nolog", route, rows, clients)
+        if on and off:
+            cost = 1 - on.rows_per_s / off.rows_per_s
+            cpu_cost = on.cpu_ms / off.cpu_ms - 1
+            verdict = "met" if cost <= TARGET_LOG_COST else "missed"
+            what = f"{rows:,} row(s), {clients} client(s), {route}"
+            print(
+                f"| prediction log costs <= {TARGET_LOG_COST:.0%} throughput ({what}) | {cost:+.1%} "
+                f"({on.rows_per_s:,.0f} vs {off.rows_per_s:,.0f} rows/s); server CPU per request {cpu_cost:+.1%} "
+                f"| {verdict} |"
+            )
+    bad = [r for r in results if r.errors]
+    if bad:
+        print(
+            f"\nWARNING: {len(bad)} step(s) had non-2xx answers or socket errors: "
+            + ", ".join(label(r.step) for r in bad)
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See docs/benchmarks.md (Serving) for results and how to read them.",
+    )
+    parser.add_argument("--duration", type=float, default=10, help="seconds measured per step (default 10)")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of the same load before each step, discarded")
+    parser.add_argument("--clients", default="1,8,32", help="concurrent clients (keep-alive connections) per step")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the servers take turns, best kept (default 1)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers of every server (default 1, both defaults)"
+    )
+    parser.add_argument("--size", default="40x60", help="demo fleet the model is trained on (trucks x days)")
+    parser.add_argument("--demo-dir", default=str(REPO / "bench" / ".out" / "ml"), help="demo workspace cache")
+    parser.add_argument(
+        "--workdir",
+        default=str(REPO / "bench" / ".out" / "serving"),
+        help="the workspace copy, request bodies, server logs and results-<time>.json (git-ignored by default)",
+    )
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary (apt-get install wrk)")
+    parser.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for each server")
+    args = parser.parse_args()
+    if shutil.which(args.wrk) is None:
+        parser.error(f"wrk not found ({args.wrk}): install it (`apt-get install wrk` on Debian) or pass --wrk PATH")
+    clients = [int(c) for c in args.clients.split(",")]
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    # a SIGTERM (CI timeout, kill) unwinds like Ctrl+C, so the `finally` below stops every server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    trucks, days = (int(x) for x in args.size.lower().split("x"))
+    print(f"preparing the demo ({trucks} trucks x {days} days, cached)...", file=sys.stderr, flush=True)
+    root, candidate = bench_workspace(demo_workspace(Path(args.demo_dir), trucks, days), workdir)
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    key = "bench-" + secrets.token_hex(16)  # a throwaway key for this run's servers only
+    from foundation.workspace import Workspace
+    from mlops.registry import tracking_uri
+
+    base_env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow runs `uvicorn` from PATH
+        "FOUNDATION_API_KEYS": key,
+        "MLFLOW_TRACKING_URI": tracking_uri(Workspace.open(root)),  # absolute: mlflow's server runs elsewhere
+    }
+    workers = ["--workers", str(args.workers)]
+    foundation = [str(BIN / "foundation"), "--workspace", str(root), "serve", "--port", "{port}", *workers]
+    servers = {
+        "anchor": Server(
+            LABELS["anchor"],
+            [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion", *MLFLOW_SERVE_FLAGS, *workers],
+            base_env,
+            "/ping",
+            workdir / "anchor.log",
+        ),
+        "ours": Server(LABELS["ours"], foundation, base_env, "/health/ready", workdir / "ours.log"),
+        "ours_nolog": Server(
+            LABELS["ours_nolog"],
+            foundation,
+            {**base_env, "FOUNDATION_API__PREDICTION_LOG": "false"},
+            "/health/ready",
+            workdir / "ours_nolog.log",
+        ),
+    }
+    results: dict[tuple[str, str, int, int], Result] = {}
+    meta: dict[str, Any] = {"load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    try:
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            print(f"waiting for {server.label} on {server.base}...", file=sys.stderr, flush=True)
+            server.wait_ready(args.start_timeout)
+        status, detail = http(f"{servers['ours'].base}/v1/models/{MODEL}", key=key)
+        if status != 200:
+            raise RuntimeError(f"GET /v1/models/{MODEL} answered {status}: {detail}")
+        columns = [c["name"] for c in detail["input_schema"]]
+        meta["version"] = detail["version"]
+        meta["estimator"] = candidate
+        rows = feature_rows(root, columns, BATCH_ROWS)
+        meta["compared_rows"] = check_same_answers(servers, columns, rows, key)
+        bodies = {
+            ("invocations", 1): {"dataframe_split": {"columns": columns, "data": rows[:1]}},
+            ("predict", 1): {"instances": [dict(zip(columns, rows[0], strict=True))]},
+            ("invocations", BATCH_ROWS): {"dataframe_split": {"columns": columns, "data": rows}},
+            ("predict", BATCH_ROWS): {"instances": [dict(zip(columns, r, strict=True)) for r in rows]},
+        }
+        files = {}
+        for (route, n), body in bodies.items():
+            files[(route, n)] = workdir / f"body-{route}-{n}.json"
+            files[(route, n)].write_text(json.dumps(body))
+        steps = steps_for(clients)
+        for round_ in range(args.repeat):
+            for i, step in enumerate(steps, 1):
+                server = servers[step.server]
+                path = "/invocations" if step.route == "invocations" else f"/v1/models/{MODEL}/predict"
+                print(
+                    f"[{round_ + 1}/{args.repeat}] {i}/{len(steps)} {label(step)}, {step.rows} row(s), "
+                    f"{step.clients} client(s)...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                result = measure(
+                    step,
+                    server,
+                    server.base + path,
+                    files[(step.route, step.rows)],
+                    "" if step.server == "anchor" else key,
+                    args.wrk,
+                    script,
+                    args,
+                )
+                ident = (step.server, step.route, step.rows, step.clients)
+                if ident not in results or result.rps > results[ident].rps:
+                    results[ident] = result
+    finally:
+        for server in servers.values():
+            server.stop()
+    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print_tables(list(results.values()), args, meta)
+    out = workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "args": vars(args),
+                "results": [
+                    {**vars(r.step), **{k: v for k, v in vars(r).items() if k != "step"}} for r in results.values()
+                ],
+            },
+            indent=1,
+        )
+    )
+    print(f"\nraw results: {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Use-case dashboards: `/dashboards` (the index) and `/dashboards/{usecase}` (one page per use case).
+
+A page shows the use case's KPIs against their targets with their history (the catalogue's inline SVG chart), the
+current champion of each of its models with the comparison table of the last training run, and the entities the
+champion flags in the latest period (for the fleet: the trucks at risk). Everything is rendered on the server,
+CSS and SVG inline, no script and no CDN: the page works offline. Mounted by `serving.app` behind the same API-key
+dependency as the KPI pages; every request reads the published catalogue, training reports and predictions afresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from foundation.workspace import Workspace
+
+router = APIRouter(tags=["dashboards"])
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"), autoescape=select_autoescape()
+)
+HISTORY_POINTS = 60  # the latest periods charted per KPI
+
+
+@dataclass
+class ModelCard:
+    """One model spec of the use case: its served champion, last training run and "at risk" list."""
+
+    name: str
+    description: str
+    champion: dict[str, Any] | None  # ServedModel.detail() subset; None when no champion is served
+    candidate: str | None
+    training: dict[str, Any] | None  # the last training report (mlops.pipeline)
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    at_risk: dict[str, Any] | None = None
+    at_risk_label: str | None = None
+
+
+def _cell(value: Any) -> str:
+    """An identifier or time as is (run 9876, not 9,876); a day stored as a timestamp reads as the day."""
+    if isinstance(value, datetime) and value.time() == time(0):
+        return value.date().isoformat()
+    return "-" if value is None else str(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-" if value is None else str(value)
+    if float(value).is_integer() or abs(value) >= 1000:  # counts read as counts (4 trucks, not 4.00)
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def _when(value: Any) -> str:
+    """A timestamp to the minute, UTC as stored ('2026-11-28 18:04')."""
+    return "-" if value is None else str(value).replace("T", " ")[:16]
+
+
+def usecases(workspace: Workspace) -> dict[str, Any]:
+    """Use case name -> its usecase.yaml spec (None when missing or invalid), by name."""
+    from foundation.workspace import scan_usecases
+
+    return dict(sorted(scan_usecases(workspace.root).usecases.items()))
+
+
+def _title(name: str, spec: Any) -> str:
+    return spec.title if spec is not None else name
+
+
+def kpi_cards(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
+    """The use case's published KPIs, each with its latest value, state against target and history chart."""
+    from kpi_catalog.catalogue import KpiCatalog
+    from kpi_catalog.chart import history_svg
+
+    catalog = KpiCatalog(workspace.lakehouse_root)
+    cards = []
+    for item in catalog.list():
+        if item["usecase"] != usecase:
+            continue
+        points = catalog.history(item["id"], item["grain"]).get(None, [])[-HISTORY_POINTS:]
+        chart = history_svg(points, item.get("target"), item.get("alert"), item["unit"], item["label"])
+        cards.append({"target": None, "alert": None, **item, "chart": chart})  # a KPI may declare neither
+    return cards
+
+
+def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[ModelCard]:
+    from kpi_catalog.spec import load_kpis
+    from mlops.checks import load_model_specs
+    from mlops.inference import at_risk_entities
+    from mlops.kpis import model_kpis
+    from mlops.pipeline import report_path
+    from mlops.registry import read_json
+    from mlops.report import comparison_rows
+    from mlops.spec import CostSpec, SelectionSpec
+
+    served = getattr(request.app.state, "models", {}) or {}
+    kpis = load_kpis(workspace.root).kpis
+    cards = []
+    for ref in load_model_specs(workspace.root).models:
+        if ref.usecase != usecase:
+            continue
+        model = served.get(ref.registered_name)
+        path = report_path(workspace, ref)
+        training = read_json(path) if path.exists() else None
+        card = ModelCard(
+            ref.registered_name,
+            ref.spec.description,
+            model.detail() if model is not None else None,
+            model.tags.get("foundation.candidate") if model is not None else None,
+            training,
+        )
+        if training:
+            cost = CostSpec(currency=training["currency"], false_negative=0) if training.get("currency") else None
+            selection = SelectionSpec.model_construct(metric=training["metric"], min_precision=None, cost=cost)
+            card.header = ["", *training["comparison"]]
+            card.rows = comparison_rows(training["comparison"], selection)
+        labels = [k.spec.label for k in model_kpis(kpis, ref)]
+        if labels:  # a model KPI counts what the champion flags: list who they are
+            card.at_risk = at_risk_entities(workspace, ref)
+            card.at_risk_label = labels[0]
+        cards.append(card)
+    return cards
+
+
+def _workspace(request: Request) -> Workspace:
+    served: Workspace = request.app.state.workspace
+    return Workspace(root=served.root, settings=served.settings)
+
+
+def _index(request: Request) -> str:
+    titles = {name: _title(name, spec) for name, spec in usecases(_workspace(request)).items()}
+    return _templates.get_template("dashboards.html").render(usecases=titles, base=request.scope.get("root_path", ""))
+
+
+def _page(request: Request, usecase: str) -> str:
+    workspace = _workspace(request)
+    specs = usecases(workspace)
+    if usecase not in specs:
+        raise HTTPException(404, f"no use case {usecase!r}; known: {', '.join(specs) or 'none'}")
+    spec = specs[usecase]
+    return _templates.get_template("dashboard.html").render(
+        usecase=usecase,
+        title=_title(usecase, spec),
+        description=spec.description if spec else "",
+        kpis=kpi_cards(workspace, usecase),
+        models=model_cards(request, workspace, usecase),
+        base=request.scope.get("root_path", ""),
+        fmt=_fmt,
+        cell=_cell,
+        when=_when,
+    )
+
+
+@router.get("/dashboards", response_class=HTMLResponse, include_in_schema=False)
+async def dashboards_index(request: Request) -> str:
+    return await run_in_threadpool(_index, request)
+
+
+@router.get("/dashboards/{usecase}", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard_page(request: Request, usecase: str) -> str:
+    return await run_in_threadpool(_page, request, usecase)

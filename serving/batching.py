@@ -1,0 +1,148 @@
+"""Adaptive micro-batching: concurrent small requests for one model are scored in one model call.
+
+A model call costs about the same for 1 row as for a hundred, so under concurrency the API gathers requests
+(BentoML's adaptive batching is the anchor): one dispatcher task per model takes the first waiting request, then
+keeps gathering for at most `batch_max_wait_ms` — but only while more requests are on their way (a request that
+has entered a predict route and not yet been queued), so a lone client never waits — or until `batch_max_rows`.
+While a batch is being scored (in a worker thread), the next requests queue up: the busier the API, the bigger
+the batches. Each caller gets its own slice of the output. If the gathered call fails, each request is scored
+alone, so one request's failure never fails the others.
+
+Requests carry the `ServedModel` they started with: after a hot reload, requests already queued are still scored
+by the version they were validated against (a batch never mixes versions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from serving.models import ServedModel
+
+log = logging.getLogger("serving.batching")
+
+Scored = tuple[list[Any], list[dict[str, Any]]]  # (raw output rows, predictions)
+
+
+@dataclass
+class _Job:
+    model: ServedModel
+    rows: list[dict[str, Any]]
+    future: asyncio.Future[Scored]
+
+
+def score_jobs(model: ServedModel, rows_per_job: list[list[dict[str, Any]]]) -> list[Scored | BaseException]:
+    """Score several requests' rows in one model call and split the output back, in order (runs in a thread).
+
+    When the gathered call raises, each request is scored alone: only the request(s) that fail get the error."""
+    rows = [row for job_rows in rows_per_job for row in job_rows]
+    try:
+        raw, predictions = model.predict(rows)
+    except Exception as exc:
+        if len(rows_per_job) == 1:
+            return [exc]
+        results: list[Scored | BaseException] = []
+        for job_rows in rows_per_job:
+            try:
+                results.append(model.predict(job_rows))
+            except Exception as single:
+                results.append(single)
+        return results
+    results = []
+    start = 0
+    for job_rows in rows_per_job:
+        end = start + len(job_rows)
+        results.append((raw[start:end], predictions[start:end]))
+        start = end
+    return results
+
+
+@dataclass
+class MicroBatcher:
+    """The dispatcher of one model name. `submit` is called from the event loop."""
+
+    name: str
+    max_wait_s: float
+    max_rows: int
+    on_batch: Any = None  # callable(model_name, rows): observed batch sizes (metrics)
+    calls: int = 0  # model calls made (what the tests count)
+    requests: int = 0
+    arriving: int = 0  # requests inside a predict route, not queued yet: worth waiting for
+    _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    _task: asyncio.Task[None] | None = None
+
+    def expect(self) -> None:
+        """A request for this model has arrived (called before validation)."""
+        self.arriving += 1
+
+    def unexpect(self) -> None:
+        self.arriving = max(0, self.arriving - 1)
+
+    async def submit(self, model: ServedModel, rows: list[dict[str, Any]]) -> Scored:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name=f"batcher:{self.name}")
+        future: asyncio.Future[Scored] = loop.create_future()
+        self.requests += 1
+        self._queue.put_nowait(_Job(model, rows, future))
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _gather(self) -> list[_Job]:
+        jobs = [await self._queue.get()]
+        rows = len(jobs[0].rows)
+        deadline = time.perf_counter() + self.max_wait_s
+        while rows < self.max_rows:
+            if self._queue.empty():
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self.arriving == 0:  # nobody else on the way: do not make this one wait
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                job = self._queue.get_nowait()
+            jobs.append(job)
+            rows += len(job.rows)
+        return jobs
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._gather()
+            # a batch never mixes model versions (a hot reload may land between two requests)
+            groups: dict[int, list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault(id(job.model), []).append(job)
+            for group in groups.values():
+                live = [j for j in group if not j.future.cancelled()]  # a client that went away
+                if not live:
+                    continue
+                self.calls += 1
+                if self.on_batch is not None:
+                    self.on_batch(self.name, sum(len(j.rows) for j in live))
+                try:
+                    results = await loop.run_in_executor(None, score_jobs, live[0].model, [j.rows for j in live])
+                except BaseException as exc:  # cancelled while scoring: answer, then stop
+                    for job in live:
+                        if not job.future.done():
+                            job.future.set_exception(RuntimeError(f"batcher stopped: {type(exc).__name__}"))
+                    raise
+                for job, result in zip(live, results, strict=True):
+                    if job.future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        job.future.set_exception(result)
+                    else:
+                        job.future.set_result(result)
