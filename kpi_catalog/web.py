@@ -13,11 +13,17 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.routing import NoMatchFound
 
 from kpi_catalog.catalogue import KpiCatalog, KpiNotFoundError, status_against_target
 from kpi_catalog.chart import history_svg
 
 _templates = Environment(loader=PackageLoader("kpi_catalog", "templates"), autoescape=select_autoescape())
+_with_dashboards = _templates.from_string(
+    '{% extends "list.html" %}{% block body %}{% if dashboards %}<p id="dashboards">Dashboards: '
+    '{% for uc in dashboards %}<a href="{{ base }}/dashboards/{{ uc }}">{{ uc }}</a>{{ " · " if not loop.last }}'
+    "{% endfor %}</p>{% endif %}{{ super() }}{% endblock %}"
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -57,7 +63,14 @@ def catalog_router(workspace_root: Path | None = None) -> APIRouter:
     @router.get("/kpis", response_class=HTMLResponse, include_in_schema=False)
     def list_page(request: Request, q: str | None = None) -> str:
         current = catalog()
-        return _templates.get_template("list.html").render(
+        # Where the app also serves the use-case dashboards (serving.api.routes.dashboards), link each one.
+        try:
+            request.app.url_path_for("dashboard_page", usecase="_")
+            dashboards = sorted({current.definition(i)["usecase"] for i in current.ids()})  # no history read
+        except NoMatchFound:
+            dashboards = []
+        return _with_dashboards.render(
+            dashboards=dashboards,
             kpis=current.list(q),
             q=q,
             published=current.published,

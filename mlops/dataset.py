@@ -17,6 +17,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from foundation.dbt.publish import gold_uri
 from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.sql import quote_ident
 from foundation.workspace import Workspace
 from mlops.spec import ModelSpec
 
@@ -43,7 +44,8 @@ def read_feature_table(
 ) -> tuple[pd.DataFrame, int]:
     """The feature table's latest gold snapshot (or `version`); with `training`, only rows passing `row_filter`.
 
-    Returns the frame sorted by time then entity (a stable order, for reproducibility) and the Delta version read.
+    Returns the frame in a total order (time, entity, then the other columns: reproducible whatever order the
+    snapshot stores its rows in) and the Delta version read.
     """
     uri = feature_table_uri(workspace, usecase, spec)
     try:
@@ -56,7 +58,12 @@ def read_feature_table(
     try:
         relation = delta_relation_sql(con, uri, version=table.version())
         where = f"where ({spec.row_filter})" if training and spec.row_filter else ""
-        order = ", ".join(f'"{c}"' for c in (spec.time, *spec.entity))
+        # A total order whatever order the snapshot's files hold the rows in: time, entity, then every other
+        # column as a tie-breaker (seeded subsamples and the calibration slice must see the same rows in the same
+        # order in every run).
+        first = [spec.time, *spec.entity]
+        rest = [f.name for f in table.schema().fields if f.name not in first]
+        order = ", ".join(quote_ident(c) for c in (*first, *rest))
         frame = con.execute(f"select * from {relation} {where} order by {order}").df()
     finally:
         con.close()

@@ -2,6 +2,11 @@
 
 A prediction's id is a hash of (model, entity, time): a re-run adds only new rows, so every feature row has
 exactly one prediction (the one made when it was first seen: what monitoring must judge against reality).
+
+Fast path: for the pipelines training builds (median imputer + standard scaler on numbers, one-hot on text, then
+the estimator), the preprocessing is compiled to DuckDB SQL (`compiled_inputs_sql`), so the read returns the model's
+float matrix as Arrow columns: no pandas round trip, only the needed columns, the same IEEE operations in the same
+order as scikit-learn (identical scores, a test proves it). Any other pipeline is scored through pandas as before.
 """
 
 from __future__ import annotations
@@ -53,11 +58,17 @@ def prediction_id_sql(name: str, columns: list[str]) -> str:
     return f"md5(concat_ws('|', {parts}))"
 
 
-def unscored_rows_sql(con: duckdb.DuckDBPyConnection, features_uri: str, predictions: str | None, ref: ModelRef) -> str:
-    """The feature rows with no prediction yet, each with its prediction id."""
+def unscored_rows_sql(
+    con: duckdb.DuckDBPyConnection,
+    features_uri: str,
+    predictions: str | None,
+    ref: ModelRef,
+    select: Sequence[str] = ("*",),
+) -> str:
+    """The feature rows with no prediction yet, each with its prediction id, then the `select` expressions."""
     spec = ref.spec
     identity = prediction_id_sql(ref.registered_name, [*spec.entity, spec.time])
-    source = f"select {identity} as prediction_id, * from {delta_relation_sql(con, features_uri)}"
+    source = f"select {identity} as prediction_id, {', '.join(select)} from {delta_relation_sql(con, features_uri)}"
     if predictions is None:
         return source
     done = delta_relation_sql(con, predictions, empty_name="_scored")
@@ -66,8 +77,85 @@ def unscored_rows_sql(con: duckdb.DuckDBPyConnection, features_uri: str, predict
     )
 
 
+def _double(value: float) -> str:
+    # A bare 0.1 is a DECIMAL in DuckDB; the shortest repr parsed as DOUBLE gives back the exact same float.
+    return f"cast({quote_literal(repr(float(value)))} as double)"
+
+
+def compiled_inputs_sql(pipeline: Any, features: list[str]) -> list[str] | None:
+    """Pure: one DuckDB expression per column of the matrix `pipeline[:-1]` feeds the estimator, for pipelines
+    built by `mlops.training.build_pipeline`; None for any other shape (scored through pandas instead).
+
+    Numbers: `model_inputs` casts them (and booleans) to float64, NULL and NaN are imputed with the fitted
+    statistic, then `(x - mean_) / scale_`. Text: one 0/1 column per fitted category, in `categories_` order (an
+    unknown or NULL value is all zeros, `handle_unknown="ignore"`)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        return None
+    preprocess = pipeline[0]
+    if not isinstance(preprocess, ColumnTransformer) or preprocess.sparse_output_:
+        return None
+    expressions: list[str] = []
+    used: list[str] = []
+    for name, transformer, columns in preprocess.transformers_:
+        if name == "remainder":
+            if transformer != "drop":
+                return None
+            continue
+        columns = list(columns)
+        used += columns
+        if not columns:
+            continue  # ColumnTransformer skips an empty selection
+        if isinstance(transformer, OneHotEncoder):
+            if transformer.handle_unknown != "ignore" or transformer.drop is not None:
+                return None
+            if getattr(transformer, "_infrequent_enabled", False):
+                return None
+            for column, categories in zip(columns, transformer.categories_, strict=True):
+                if not all(c is None or isinstance(c, str) for c in categories):
+                    return None  # non-text categories (dates, NaN floats): let scikit-learn decide
+                value = f"cast({quote_ident(column)} as varchar)"
+                expressions += [
+                    f"cast(({value} is null) as double)"  # `model_inputs` turns NULL into None, a category
+                    if c is None
+                    else f"cast(coalesce({value} = {quote_literal(c)}, false) as double)"
+                    for c in categories
+                ]
+            continue
+        steps = list(transformer.named_steps.values()) if isinstance(transformer, Pipeline) else [transformer]
+        if not steps or not isinstance(steps[0], SimpleImputer) or len(steps) > 2:
+            return None
+        imputer = steps[0]
+        scaler = steps[1] if len(steps) == 2 else None
+        if scaler is not None and not isinstance(scaler, StandardScaler):
+            return None
+        missing = imputer.missing_values
+        if imputer.add_indicator or not (isinstance(missing, float) and np.isnan(missing)):
+            return None
+        statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+        if np.isnan(statistics).any():
+            return None  # an all-missing training column is dropped by the imputer: not this simple shape
+        mean = scaler.mean_ if scaler is not None and scaler.with_mean else None
+        scale = scaler.scale_ if scaler is not None and scaler.with_std else None
+        for i, column in enumerate(columns):
+            x = f"cast({quote_ident(column)} as double)"
+            expr = f"(case when {x} is null or isnan({x}) then {_double(statistics[i])} else {x} end)"
+            if mean is not None:
+                expr = f"({expr} - {_double(mean[i])})"
+            if scale is not None:
+                expr = f"({expr} / {_double(scale[i])})"
+            expressions.append(expr)
+    if sorted(used) != sorted(features):
+        return None
+    return expressions
+
+
 def predictions_table(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | pa.Table,
     scores: np.ndarray,
     threshold: float,
     ref: ModelRef,
@@ -75,11 +163,15 @@ def predictions_table(
     scored_at: datetime,
     feature_version: int,
 ) -> pa.Table:
-    """Pure: the rows to append (id, model, version, scored-at, entity, time, score, label)."""
+    """Pure: the rows to append (id, model, version, scored-at, entity, time, score, label). `frame`: the scored
+    rows (pandas or Arrow) with their prediction id, entity and time columns."""
     n = len(frame)
+    arrow = isinstance(frame, pa.Table)
     columns: dict[str, Any] = {
-        "prediction_id": pa.array(frame["prediction_id"], pa.string()),
-        "model": pa.array([ref.registered_name] * n, pa.string()),
+        "prediction_id": frame.column("prediction_id").cast(pa.string())
+        if arrow
+        else pa.array(frame["prediction_id"], pa.string()),
+        "model": pa.repeat(pa.scalar(ref.registered_name, pa.string()), n),
         "model_version": pa.array(np.full(n, version, dtype=np.int64)),
         "scored_at": pa.array(
             np.full(n, np.datetime64(scored_at.replace(tzinfo=None), "us")), pa.timestamp("us", "UTC")
@@ -87,12 +179,29 @@ def predictions_table(
     }
     for column in (*ref.spec.entity, ref.spec.time):
         if column not in columns:
-            columns[column] = pa.array(frame[column])
+            columns[column] = frame.column(column) if arrow else pa.array(frame[column])
     columns["score"] = pa.array(scores.astype(np.float64))
     columns["label"] = pa.array(scores >= threshold)
     columns["threshold"] = pa.array(np.full(n, threshold, dtype=np.float64))
     columns["feature_table_version"] = pa.array(np.full(n, feature_version, dtype=np.int64))
     return pa.table(columns)
+
+
+def compiled_scores(pipeline: Any, rows: pa.Table, width: int) -> np.ndarray:
+    """The estimator's positive-class probability on the matrix `compiled_inputs_sql` computed (columns _x0..)."""
+    matrix = np.empty((rows.num_rows, width), dtype=np.float64)  # C order, like ColumnTransformer's hstack
+    names = [f"_x{i}" for i in range(width)]
+    start = 0
+    for batch in rows.select(names).to_batches():  # one copy per value: Arrow buffer -> matrix, no concatenation
+        stop = start + batch.num_rows
+        for i in range(width):
+            matrix[start:stop, i] = batch.column(i).to_numpy(zero_copy_only=False)
+        start = stop
+    estimator = pipeline[-1]
+    classes = list(estimator.classes_)
+    if True not in classes:
+        return np.zeros(rows.num_rows)
+    return estimator.predict_proba(matrix)[:, classes.index(True)]
 
 
 def load_champion(workspace: Workspace, ref: ModelRef) -> tuple[Any, int, float, list[str]]:
@@ -126,9 +235,19 @@ def batch_score(
         existing: str | None = out
     except TableNotFoundError:
         existing = None
+    keys = list(dict.fromkeys((*ref.spec.entity, ref.spec.time)))
+    compiled = compiled_inputs_sql(model, features)
+    if compiled is not None:  # the model's matrix straight out of DuckDB as Arrow columns
+        select = [quote_ident(c) for c in keys] + [f"{e} as {quote_ident(f'_x{i}')}" for i, e in enumerate(compiled)]
+    else:  # any other pipeline: its raw features, scored through pandas below
+        select = [quote_ident(c) for c in dict.fromkeys((*keys, *features))]
     con = duckdb.connect()
     try:
-        frame = con.execute(unscored_rows_sql(con, features_uri, existing, ref)).df()
+        rows = con.sql(unscored_rows_sql(con, features_uri, existing, ref, select)).to_arrow_table()
+        frame = None
+        if compiled is None and rows.num_rows:
+            # The same pandas dtypes training saw (DuckDB's), from the Arrow rows, in the same order.
+            frame = con.sql("select * from rows").df()
         already = 0
         if existing is not None:
             already = con.execute(f"select count(*) from {delta_relation_sql(con, out)}").fetchall()[0][0]
@@ -136,17 +255,41 @@ def batch_score(
         con.close()
     delta_version = None
     flagged = 0
-    if len(frame):
-        scores = positive_scores(model, model_inputs(frame, features))
-        table = predictions_table(frame, scores, threshold, ref, version, datetime.now(UTC), feature_version)
+    if rows.num_rows:
+        if frame is None:
+            scores = compiled_scores(model, rows, len(compiled or []))
+        else:
+            scores = positive_scores(model, model_inputs(frame, features))
+        table = predictions_table(rows, scores, threshold, ref, version, datetime.now(UTC), feature_version)
+        if existing is not None:
+            table = _like(table, DeltaTable(out))
         flagged = int((scores >= threshold).sum())
         options = workspace.settings.lakehouse.storage_options or None
         write_deltalake(out, table, mode="append", storage_options=options)
         delta_version = DeltaTable(out).version()
     seconds = time.perf_counter() - started
     return InferenceReport(
-        ref.registered_name, version, len(frame), int(already), flagged, delta_version, seconds, len(frame) / seconds
+        ref.registered_name,
+        version,
+        rows.num_rows,
+        int(already),
+        flagged,
+        delta_version,
+        seconds,
+        rows.num_rows / seconds,
     )
+
+
+def _like(table: pa.Table, existing: DeltaTable) -> pa.Table:
+    """`table` in the column types of the predictions already written (tables written before batch scoring read
+    Arrow kept a date time column as a timestamp): an append must match, and casting a date up is lossless."""
+    schema = pa.schema(existing.schema().to_arrow())
+    if sorted(schema.names) != sorted(table.column_names) or schema == table.schema:
+        return table
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table  # let the Delta append name the mismatch
 
 
 def at_risk_sql(
@@ -184,3 +327,41 @@ def at_risk(workspace: Workspace, ref: ModelRef, last: int = 7) -> list[dict[str
     finally:
         con.close()
     return [{"grain": g, "period": str(p), "value": v} for g, p, v in reversed(rows)]
+
+
+def at_risk_entities(workspace: Workspace, ref: ModelRef, limit: int = 50) -> dict[str, Any] | None:
+    """The entities the champion flags in the latest period (predicted day; scoring day for an ordinal time), most
+    likely first: the dashboard's "at risk" list. None before the first batch."""
+    uri = predictions_uri(workspace, ref)
+    try:
+        schema = DeltaTable(uri).schema()
+    except TableNotFoundError:
+        return None
+    time_type = str(next(f.type for f in schema.fields if f.name == ref.spec.time)).lower()
+    is_date = "date" in time_type or "timestamp" in time_type
+    day = f"cast({quote_ident(ref.spec.time)} as date)" if is_date else "cast(scored_at as date)"
+    shown = list(dict.fromkeys((*ref.spec.entity, ref.spec.time)))
+    columns = ", ".join(quote_ident(c) for c in shown)
+    con = duckdb.connect()
+    try:
+        relation = delta_relation_sql(con, uri)
+        latest = con.execute(f"select max({day}) from {relation}").fetchall()[0][0]
+        if latest is None:
+            return None
+        where = f"label and {day} = ?"
+        flagged = con.execute(f"select count(*) from {relation} where {where}", [latest]).fetchall()[0][0]
+        rows = con.execute(
+            f"select {columns}, score, threshold, model_version from {relation} where {where} "
+            f"order by score desc, {columns} limit {int(limit)}",
+            [latest],
+        ).fetchall()
+    finally:
+        con.close()
+    names = [*shown, "score", "threshold", "model_version"]
+    return {
+        "period": str(latest),
+        "period_of": "predicted day" if is_date else "scoring day",
+        "flagged": int(flagged),
+        "columns": names,
+        "rows": [dict(zip(names, row, strict=True)) for row in rows],
+    }

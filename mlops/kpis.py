@@ -134,3 +134,19 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def latest_model_kpis(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any]]:
+    """Each model KPI of `ref` at its latest day (e.g. trucks at risk), from the champion's batch predictions:
+    what `foundation train` prints under the comparison. Empty before the first batch or without a model KPI."""
+    from mlops.inference import at_risk
+
+    kpis = model_kpis(load_kpis(workspace.root).kpis, ref)
+    latest = at_risk(workspace, ref, last=1) if kpis else []
+    if not latest:
+        return []
+    day = latest[0]
+    return [
+        {"id": k.spec.id, "label": k.spec.label, "unit": k.spec.unit, "period": day["period"], "value": day["value"]}
+        for k in kpis
+    ]

@@ -57,10 +57,19 @@ def mlflow_client(workspace: Workspace) -> Any:
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def uses_tracking_server(uri: str) -> bool:
+    """An MLflow tracking server (http/https, Databricks) rather than a store this process opens itself."""
+    return uri.split(":", 1)[0] in ("http", "https", "databricks")
+
+
 def experiment_id(workspace: Workspace, client: Any, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
+    if uses_tracking_server(tracking_uri(workspace)):
+        # The server places artifacts (`--artifacts-destination`, proxied by `--serve-artifacts`): clients then
+        # need no object-store credentials, and `mlflow.artifact_root` is not used.
+        return client.create_experiment(name)
     return client.create_experiment(name, artifact_location=f"{artifact_root(workspace).rstrip('/')}/{name}")
 
 
@@ -223,6 +232,21 @@ def current_champion(client: Any, name: str) -> Any | None:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def champion_versions(client: Any) -> dict[str, int | None]:
+    """Every registered model -> the version its `champion` alias points at (None: no champion), in one search
+    (what the API polls for hot reload; raises when the registry cannot be read)."""
+    found: dict[str, int | None] = {}
+    page_token = None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=page_token)
+        for model in page:
+            version = (model.aliases or {}).get(CHAMPION)
+            found[model.name] = int(version) if version is not None else None
+        page_token = page.token
+        if not page_token:
+            return found
 
 
 def _version_or_fail(client: Any, name: str, version: int) -> Any:

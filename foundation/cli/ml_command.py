@@ -61,11 +61,13 @@ def train_models(
             raise_on_error=False,
             tags={"foundation/command": "train", "foundation/usecase": usecase},
         )
+    from mlops.kpis import latest_model_kpis
+
     reports, skipped = [], {}
     for ref in refs:
         path = report_path(workspace, ref)
         if _mtime(path) > before[ref.key]:
-            reports.append(read_json(path))
+            reports.append({**read_json(path), "model_kpis": latest_model_kpis(workspace, ref)})
         elif result.success:
             skipped[ref.key] = _skip_reason(workspace, ref)
     errors = [
@@ -106,6 +108,12 @@ def print_training_report(report: dict[str, Any]) -> None:
         f"{'; '.join(gate['reasons'])}. Champion now: {champion}",
         highlight=False,
     )
+    for kpi in report.get("model_kpis", []):  # e.g. trucks at risk, from the champion's batch predictions
+        console.print(
+            f"{kpi['label']}: {kpi['value']:,.0f} {kpi['unit']} on {kpi['period']} "
+            f"(KPI {kpi['id']}, from the champion's batch predictions)",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
@@ -262,8 +270,11 @@ def train_stage(workspace: Workspace, usecase: str, since: float = 0.0) -> dict[
     refs = [r for r in load_model_specs(workspace.root).models if r.usecase == usecase]
     if not refs:
         return None
+    from mlops.kpis import latest_model_kpis
+
     fresh = [r for r in refs if _mtime(report_path(workspace, r)) > since]
-    ok, reports, skipped = True, [read_json(report_path(workspace, r)) for r in fresh], {}
+    reports = [{**read_json(report_path(workspace, r)), "model_kpis": latest_model_kpis(workspace, r)} for r in fresh]
+    ok, skipped = True, {}
     for ref in refs:
         if ref not in fresh:
             trained_ok, trained, not_trained = train_models(workspace, usecase, ref.spec.name)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from foundation.cli.main import app
 from foundation.dagster_defs.ml_assets import ml_definitions, ml_key
 from tests.mlops.conftest import MlWorkspace, spec_dict, synthetic_features
+from tests.mlops.test_mlops_at_risk import KPI_YAML, independent_counts, write_kpi
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +24,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> MlWorkspace:
     workspace.publish(synthetic_features(trucks=8, days=50))
     weak_rule = {"rule": "temp > 101"}  # a weak "as is", so the first training surely makes a champion
     workspace.write_spec(spec_dict(baseline=weak_rule, schedules={"training": "0 3 * * 1", "inference": "0 6 * * *"}))
+    write_kpi(workspace, KPI_YAML.format(model="risk"))
     return workspace
 
 
@@ -48,6 +50,7 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     table = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet"])
     assert table.exit_code == 0 and "True Negatives" in table.stdout and "As is" in table.stdout
     assert "not promoted" in table.stdout  # the same data and seed: a tie keeps the champion
+    assert "Trucks at risk" not in table.stdout  # no batch predictions yet: nothing to count
 
     from foundation.cli.ingest_command import dagster_instance
     from foundation.dagster_defs.resources import FoundationResource
@@ -63,6 +66,20 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     assert run.success
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     assert set(checks) == {"feature_drift", "realised_performance"}
+
+    # `foundation train` prints the at-risk KPI of the champion's predictions under the comparison.
+    from deltalake import DeltaTable
+
+    from mlops.inference import predictions_uri
+
+    day, count = max(independent_counts(DeltaTable(predictions_uri(kit.workspace, ref)).to_pandas(), "day").items())
+    again = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet"])
+    assert f"Trucks at risk: {count:,.0f} trucks on {day} (KPI trucks_at_risk" in again.stdout, again.stdout
+    as_json = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
+    (report,) = json.loads(as_json.stdout)["reports"]
+    assert report["model_kpis"] == [
+        {"id": "trucks_at_risk", "label": "Trucks at risk", "unit": "trucks", "period": day, "value": count}
+    ]
 
     listing = runner.invoke(app, ["--workspace", str(kit.root), "models", "list", "--json"])
     assert json.loads(listing.stdout)[0]["champion"] == 1
