@@ -1,5 +1,5 @@
 # Data Foundation: the obvious targets. `make demo` and `make test` do all the set-up themselves.
-.PHONY: install demo test test-fast lint format check ui bench schemas lock clean run bench-dbt
+.PHONY: install demo test test-fast test-infra lint format check ui bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
 
 UV_RUN = UV_PYTHON_DOWNLOADS=never uv run --frozen
 
@@ -9,11 +9,16 @@ install:            ## create .venv from uv.lock (installs uv from PyPI if missi
 demo: install       ## the shipped use case end to end on embedded defaults
 	$(UV_RUN) foundation demo
 
-test: install       ## the whole test suite, slow end-to-end tests included
+test:               ## the whole test suite, slow end-to-end tests included (adds the `spark` group: dbt on Spark)
+	./scripts/bootstrap.sh --group spark
 	$(UV_RUN) pytest -n 2 --dist loadfile
 
 test-fast: install  ## skip the slow end-to-end tests
 	$(UV_RUN) pytest -n 2 --dist loadfile -m "not slow"
+
+test-infra:         ## what moves beyond one machine: S3 lakehouse (moto server), Dagster and MLflow on PostgreSQL, Spark
+	./scripts/bootstrap.sh --group spark
+	$(UV_RUN) pytest tests/infra -n 2 --dist loadfile
 
 lint: install       ## ruff lint + format check
 	$(UV_RUN) ruff check .
@@ -26,6 +31,9 @@ format: install
 check: install      ## validate every YAML of the workspace
 	$(UV_RUN) foundation check
 
+portfolio: install  ## rank the use cases; matrix PNG + HTML page into .foundation/portfolio/
+	$(UV_RUN) foundation portfolio --out .foundation/portfolio
+
 ui: install         ## Dagster UI on http://127.0.0.1:3000
 	$(UV_RUN) foundation ui
 
@@ -37,6 +45,15 @@ run: install        ## materialise everything: ingestion, checks, dbt build, gol
 
 bench-dbt: install  ## foundation run vs dbt build directly (ratios against the anchor, docs/benchmarks.md)
 	$(UV_RUN) python bench/dbt_build.py
+
+bench-sql: install  ## sql extract: 5M-row SQLite table through foundation ingest vs ADBC -> Delta (docs/benchmarks.md)
+	$(UV_RUN) python bench/sql_ingest.py
+
+bench-rest: install ## rest_api extract: 1M records from a local paginated API vs dlt's rest_api pipeline (docs/benchmarks.md)
+	$(UV_RUN) python bench/rest_ingest.py
+
+bench-serving: install ## inference API vs mlflow models serve, same model, wrk load (needs `apt-get install wrk`; docs/benchmarks.md)
+	$(UV_RUN) python bench/serving.py
 
 schemas: install    ## regenerate schemas/*.schema.json from the spec models
 	$(UV_RUN) python -m foundation.specs.jsonschema

@@ -8,8 +8,10 @@ Run from the repository root::
 For each size it generates the demo's landing files once (cached under --workdir), then, on a fresh workspace:
 
 (a) `foundation run --json`, timed from outside: the total, split by the run's own step timings into ingestion,
-    checks, dbt (the dbt step: bronze views + `dbt build` + dagster-dbt's event handling) and publish (gold Delta
-    snapshots); orchestration overhead = total - those parts (Python and Dagster start-up, definitions, the run);
+    checks, dbt (`dbt parse` when stale + the dbt step: bronze views + `dbt build` + dagster-dbt's event handling),
+    publish (gold Delta snapshots) and ml (the model specs' training, registration, predictions, monitoring: the
+    demo has two); orchestration overhead = total - those parts (Python and Dagster start-up, definitions, the
+    run's event storage). Its share is given of the total and of the total without ml (what issue #4 measured);
 (b) anchor: `dbt build` of the same project on the same warehouse, run directly (sources = the bronze views);
 (c) the alternative for dbt sources: copy every bronze snapshot into a DuckDB table first, then `dbt build`
     (against (b), where sources are views over the snapshots' Parquet files).
@@ -26,6 +28,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,6 +78,7 @@ class SizeResult:
     checks_s: float
     dbt_step_s: float
     publish_s: float
+    ml_s: float
     overhead_s: float
     anchor_dbt_s: float
     views_then_build_s: float
@@ -82,6 +87,10 @@ class SizeResult:
     @property
     def overhead_ratio(self) -> float:
         return self.overhead_s / self.total_s
+
+    @property
+    def overhead_ratio_without_ml(self) -> float:
+        return self.overhead_s / (self.total_s - self.ml_s)
 
     @property
     def dbt_ratio(self) -> float:
@@ -96,7 +105,8 @@ def landing(workdir: Path, trucks: int, days: int) -> tuple[Path, int]:
     """The demo's landing files for a fleet size, generated once and cached (the generator is deterministic)."""
     folder = workdir / f"landing_{trucks}x{days}"
     marker = folder / "rows.json"
-    if not marker.exists():
+    # A cache from an older generator (before the depot page) lacks files the sources now read: regenerate it.
+    if not marker.exists() or not (folder / "fleet_maintenance" / "web").is_dir():
         from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
 
         shutil.rmtree(folder, ignore_errors=True)
@@ -105,17 +115,32 @@ def landing(workdir: Path, trucks: int, days: int) -> tuple[Path, int]:
     return folder, json.loads(marker.read_text())["telemetry"]
 
 
-def workspace(workdir: Path, landing_dir: Path, trucks: int, days: int) -> Path:
+def workspace(workdir: Path, landing_dir: Path, trucks: int, days: int, with_ml: bool = False) -> Path:
+    """A fresh copy of the repository's workspace on the cached landing files; without the model specs
+    (`usecases/*/ml/`) unless `with_ml`: issue #4 times ingestion, checks and dbt, bench/training.py the models."""
     ws = workdir / f"ws_{trucks}x{days}"
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
     shutil.copy(REPO / "foundation.yaml", ws / "foundation.yaml")
-    shutil.copytree(REPO / "usecases", ws / "usecases")
+    skip = ["_generated", "target", "logs", "__pycache__"] + ([] if with_ml else ["ml"])
+    shutil.copytree(REPO / "usecases", ws / "usecases", ignore=shutil.ignore_patterns(*skip))
     ignore = shutil.ignore_patterns("_generated", "kpis", "target", "logs")
     shutil.copytree(REPO / "dbt_project", ws / "dbt_project", ignore=ignore)
     (ws / "landing").mkdir()
     (ws / "landing" / "fleet_maintenance").symlink_to(landing_dir / "fleet_maintenance")
     return ws
+
+
+@contextmanager
+def demo_servers(landing_dir: Path) -> Iterator[None]:
+    """The workshop REST API and the depot page the demo's REST/HTML sources read, as `foundation demo` serves them
+    (threads of this process on 127.0.0.1; their URLs and token are in the environment the children inherit)."""
+    from foundation.demo.depot_page import running_depot_page
+    from foundation.demo.workshop_api import running_workshop_api
+
+    root = landing_dir / "fleet_maintenance"
+    with running_workshop_api(root), running_depot_page(root):
+        yield
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
@@ -128,25 +153,26 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
 
 
 def dbt_env(ws: Path) -> dict[str, str]:
-    state = ws / ".foundation" / "dbt"
-    return {
-        **os.environ,
-        "DBT_PROFILES_DIR": str(state),
-        "DBT_TARGET_PATH": str(state / "target" / "bench"),
-        "DBT_LOG_PATH": str(state / "logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
+    """The environment foundation gives dbt (profiles, the framework's macros...), with the anchor's own target."""
+    from foundation.dbt.project import dbt_env as foundation_dbt_env
+    from foundation.dbt.project import dbt_paths
+    from foundation.workspace import Workspace
+
+    paths = dbt_paths(Workspace.open(ws))
+    return {**foundation_dbt_env(paths), "DBT_TARGET_PATH": str(paths.target_dir / "bench")}
 
 
-def bench_size(workdir: Path, trucks: int, days: int) -> SizeResult:
+def bench_size(workdir: Path, trucks: int, days: int, with_ml: bool = False) -> SizeResult:
     landing_dir, rows = landing(workdir, trucks, days)
-    ws = workspace(workdir, landing_dir, trucks, days)
-    total, result = timed([FOUNDATION, "--workspace", str(ws), "run", "--json"], cwd=ws)
+    ws = workspace(workdir, landing_dir, trucks, days, with_ml)
+    with demo_servers(landing_dir):
+        total, result = timed([FOUNDATION, "--workspace", str(ws), "run", "--json"], cwd=ws)
     run = json.loads(result.stdout)
     if not run["ok"]:
         raise RuntimeError(f"foundation run failed: {run['step_errors']} {run['problems']}")
     stages = run["stage_seconds"]
-    parts = {k: stages.get(k, 0.0) for k in ("ingestion", "checks", "dbt", "publish")}
+    (workdir / f"run_{trucks}x{days}.json").write_text(result.stdout)  # every step's timing, for reading later
+    parts = {k: stages.get(k, 0.0) for k in ("ingestion", "checks", "dbt", "publish", "ml")}
     build = [DBT, "build", "--project-dir", str(ws / "dbt_project")]
     anchor, _ = timed(build, cwd=ws / "dbt_project", env=dbt_env(ws))
     # sources as views over the snapshots' Parquet (ours) vs copied into DuckDB tables first
@@ -164,6 +190,7 @@ def bench_size(workdir: Path, trucks: int, days: int) -> SizeResult:
         checks_s=round(parts["checks"], 2),
         dbt_step_s=round(parts["dbt"], 2),
         publish_s=round(parts["publish"], 2),
+        ml_s=round(parts["ml"], 2),
         overhead_s=round(total - sum(parts.values()), 2),
         anchor_dbt_s=round(anchor, 2),
         views_then_build_s=round(views_prep + views_build, 2),
@@ -173,23 +200,27 @@ def bench_size(workdir: Path, trucks: int, days: int) -> SizeResult:
 
 def render(results: list[SizeResult]) -> str:
     lines = [
-        "| fleet | telemetry rows | `foundation run` | ingestion | checks | dbt step | publish | overhead | "
-        "`dbt build` (anchor) | dbt step / anchor | sources: tables / views |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| fleet | telemetry rows | `foundation run` | ingestion | checks | dbt step | publish | ml | overhead | "
+        "overhead without ml | `dbt build` (anchor) | dbt step / anchor | sources: tables / views |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.trucks} trucks x {r.days} d | {r.telemetry_rows:,} | {r.total_s:.1f} s | {r.ingestion_s:.1f} s | "
-            f"{r.checks_s:.1f} s | {r.dbt_step_s:.1f} s | {r.publish_s:.1f} s | {r.overhead_s:.1f} s "
-            f"({r.overhead_ratio:.0%}) | {r.anchor_dbt_s:.1f} s | {r.dbt_ratio:.2f} | {r.source_ratio:.2f} |"
+            f"{r.checks_s:.1f} s | {r.dbt_step_s:.1f} s | {r.publish_s:.1f} s | {r.ml_s:.1f} s | {r.overhead_s:.1f} s "
+            f"({r.overhead_ratio:.0%}) | {r.overhead_ratio_without_ml:.0%} | {r.anchor_dbt_s:.1f} s | "
+            f"{r.dbt_ratio:.2f} | {r.source_ratio:.2f} |"
         )
     lines.append("")
     for r in results:
         met = "met" if r.overhead_ratio <= OVERHEAD_TARGET else "missed"
+        met_without_ml = "met" if r.overhead_ratio_without_ml <= OVERHEAD_TARGET else "missed"
         lines.append(
             f"- {r.trucks} trucks: orchestration overhead {r.overhead_ratio:.0%} of the total "
-            f"(target <= {OVERHEAD_TARGET:.0%}): {met}"
+            f"(target <= {OVERHEAD_TARGET:.0%}): {met}; {r.overhead_ratio_without_ml:.0%} of the total without ml: "
+            f"{met_without_ml}"
         )
+    lines.append(f"- load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return "\n".join(lines)
 
 
@@ -197,6 +228,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100x365,2000x365", help="fleet sizes as TRUCKSxDAYS, comma-separated")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".out" / "dbt", help="git-ignored work folder")
+    parser.add_argument(
+        "--with-ml",
+        action="store_true",
+        help="keep the model specs (usecases/*/ml/): the run also trains, registers and scores (the ml column)",
+    )
     return parser.parse_args(argv)
 
 
@@ -207,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes.split(","):
         trucks, days = (int(x) for x in size.lower().split("x"))
         print(f"{trucks} trucks x {days} days ...", file=sys.stderr, flush=True)
-        results.append(bench_size(args.workdir, trucks, days))
+        results.append(bench_size(args.workdir, trucks, days, args.with_ml))
         print(render(results[-1:]), file=sys.stderr, flush=True)  # each size as soon as it is measured
     table = render(results)
     print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -52,16 +54,41 @@ class ProgressListener:
             self.progress.update(self.tasks[source], description=f"[red]{source} failed", total=1, completed=1)
 
 
-def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kept lazy: dagster is slow to import)
-    """The workspace's persistent Dagster instance, so CLI runs show up in `foundation ui`."""
-    import dagster as dg
+GC_THRESHOLDS = (20_000, 50, 100)  # Python's default is (700, 10, 10); measured in `foundation run`, see below
 
-    home = workspace.state_dir / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return dg.DagsterInstance.from_config(str(home))
+
+def _console_script() -> bool:
+    """True in the `foundation` command itself; False in tests, the UI, or any process that imports foundation."""
+    return Path(sys.argv[0]).name == "foundation"
+
+
+def quiet_garbage_collector() -> None:
+    """In the `foundation` console script only, once its definitions are built: collect less, and never the
+    objects that live until the command ends (modules, definitions, dbt's manifest).
+
+    Dagster's run allocates many small objects, and each full collection walked the millions imported and loaded
+    before it: 4.2 s of a `foundation run --skip-ingestion` went to the collector (1,457 collections), 1.8 s with
+    these settings. `gc.freeze` is the documented way to take long-lived objects out of collections; reference
+    counting still frees everything else at once, so memory does not grow. Not in other processes (tests, the UI),
+    where frozen garbage would never be freed."""
+    if _console_script():
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+
+
+def freeze_heap_for_exit() -> None:
+    """In the `foundation` console script only, once the command's work is done: hide every live object from the
+    collector. What is left is printing and interpreter shutdown, whose module teardown triggers collections that
+    walk the ~2,300 imported modules' objects again and again: 1.0 s measured, 0.1 s once frozen."""
+    if _console_script():
+        gc.freeze()
+
+
+def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kept lazy: dagster is slow to import)
+    """The workspace's persistent Dagster instance (SQLite or PostgreSQL by settings), shown in `foundation ui`."""
+    from foundation.dagster_defs.instance import dagster_instance as instance_of
+
+    return instance_of(workspace)
 
 
 def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bool) -> ProgressListener:
@@ -86,6 +113,7 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
         else None
     )
     listener = ProgressListener(progress)
+    quiet_garbage_collector()
     with events.listening(listener):
         if progress is not None:
             progress.start()
@@ -102,6 +130,7 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
         finally:
             if progress is not None:
                 progress.stop()
+    freeze_heap_for_exit()
     return listener
 
 

@@ -14,7 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from foundation.cli.ingest_command import QUIET_RUN_CONFIG, ProgressListener, dagster_instance
+from foundation.cli.ingest_command import (
+    QUIET_RUN_CONFIG,
+    ProgressListener,
+    dagster_instance,
+    freeze_heap_for_exit,
+    quiet_garbage_collector,
+)
 from foundation.cli.output import tool_output_to
 from foundation.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
 from foundation.ingest import events
@@ -26,7 +32,7 @@ RUN_DIR = "run"  # dbt's target folder for runs, under <state>/dbt/target
 @dataclass
 class StageTiming:
     step: str
-    stage: str  # ingestion | checks | dbt | publish
+    stage: str  # ingestion | checks | dbt | publish | ml
     seconds: float
     status: str
 
@@ -71,6 +77,8 @@ def stage_of(step_key: str) -> str:
         return "dbt"
     if "__gold__" in step_key:
         return "publish"
+    if "__ml__" in step_key:
+        return "ml"
     if "__bronze__" in step_key and "check" not in step_key:
         return "ingestion"
     return "checks"
@@ -131,13 +139,14 @@ def run_pipeline(
     parse_started = time.perf_counter()
     paths = prepare_project(workspace) if dbt_paths(workspace).exists() else None
     parse_seconds = time.perf_counter() - parse_started  # generated files + `dbt parse` when stale: dbt's share
-    defs = build_definitions(workspace.root)
+    defs = build_definitions(workspace=workspace, prepared_dbt=paths)
     selection = dg.AssetSelection.groups(usecase) if usecase else dg.AssetSelection.all()
     if skip_ingestion:
         from foundation.dagster_defs.definitions import bronze_asset_key
 
         selection = selection - dg.AssetSelection.assets(*(bronze_asset_key(s) for s in workspace.sources()))
     listener = listener or ProgressListener(None)
+    quiet_garbage_collector()
     instance = dagster_instance(workspace)
     # dagster-dbt re-prints dbt's whole event stream on stdout: keep it in a log, stdout is for our output (--json).
     log_path = workspace.state_dir / "logs" / "run.log"
@@ -192,7 +201,7 @@ def print_summary(workspace: Workspace, summary: RunSummary) -> None:
         ["stage", "steps", "seconds"],
         [
             [stage, sum(1 for s in summary.stages if s.stage == stage), f"{totals[stage]:.2f}"]
-            for stage in ("ingestion", "checks", "dbt", "publish")
+            for stage in ("ingestion", "checks", "dbt", "publish", "ml")
             if stage in totals
         ]
         + [["total (wall)", len(summary.stages), f"{summary.seconds:.2f}"]],
@@ -245,6 +254,7 @@ def run_cli(
     """
     from foundation.cli.ingest_command import print_reports
     from foundation.cli.output import err_console, print_json
+    from foundation.dagster_defs.instance import DagsterInstanceError
     from foundation.dbt.project import DbtPrepareError
     from foundation.specs.errors import SpecValidationError
 
@@ -256,9 +266,10 @@ def run_cli(
         for error in exc.errors:
             err_console.print(f"[red]error[/red] {error.format(relative_to=workspace.root)}", highlight=False)
         raise typer.Exit(1) from exc
-    except (DbtPrepareError, LookupError) as exc:
+    except (DbtPrepareError, LookupError, DagsterInstanceError) as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, LookupError) else 1) from exc
+    freeze_heap_for_exit()
     if json_output:
         print_json({**summary.to_dict(), "reports": [r.to_dict() for r in listener.reports.values()]})
     else:

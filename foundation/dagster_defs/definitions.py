@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from croniter import croniter
@@ -20,6 +20,9 @@ from foundation.quality.checks import declared_checks
 from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
 from foundation.specs.source import SourceSpec
 from foundation.workspace import SourceRef, Workspace
+
+if TYPE_CHECKING:  # foundation.dbt is imported only by the commands that build dbt assets
+    from foundation.dbt.project import DbtPaths
 
 
 def bronze_asset_key(source: SourceRef) -> dg.AssetKey:
@@ -185,14 +188,19 @@ def ingestion_definitions(workspace: Workspace) -> dg.Definitions:
     )
 
 
-def build_definitions(workspace_dir: Path | None = None) -> dg.Definitions:
-    """All definitions of the workspace; raises with every spec error if a YAML is invalid."""
-    workspace = Workspace.open(workspace_dir)
+def build_definitions(
+    workspace_dir: Path | None = None, workspace: Workspace | None = None, prepared_dbt: "DbtPaths | None" = None
+) -> dg.Definitions:
+    """All definitions of the workspace; raises with every spec error if a YAML is invalid.
+
+    `workspace` reuses an open workspace (its YAML already scanned); `prepared_dbt` (the `DbtPaths` that
+    `prepare_project` just returned) skips preparing the dbt project a second time in the same command."""
+    workspace = workspace if workspace is not None else Workspace.open(workspace_dir)
     ingestion = ingestion_definitions(workspace)
     # dbt models downstream of the ingestion assets (none when the workspace has no dbt project)
     from foundation.dagster_defs.dbt_assets import dbt_definitions
 
-    dbt_assets, dbt_resources = dbt_definitions(workspace)
+    dbt_assets, dbt_resources = dbt_definitions(workspace, prepared_dbt)
     # model specs (usecases/<uc>/ml/*.yaml): training, batch predictions, monitoring, downstream of gold
     from foundation.dagster_defs.ml_assets import ml_definitions
 

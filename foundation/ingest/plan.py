@@ -147,6 +147,33 @@ def _reason_expr(plan: ColumnPlan) -> str | None:
     return f"CASE {' '.join(whens)} END" if whens else None
 
 
+def _valid_expr(plan: ColumnPlan) -> str | None:
+    """The negation of `_reason_expr`: the value types (and is present when required). No reason text is built."""
+    raw, typed = quote_ident(plan.raw), _typed_expr(plan)
+    conditions = []
+    if plan.target_type is not None:
+        conditions.append(f"({raw} IS NULL OR {typed} IS NOT NULL)")
+    if plan.required:
+        conditions.append(f"{typed} IS NOT NULL")
+    return " AND ".join(conditions) or None
+
+
+def compile_newest_cursor_sql(spec: SourceSpec, plans: list[ColumnPlan], relation: str, context: LoadContext) -> str:
+    """The newest cursor value among the rows the landing SQL marks `ok` (they type, and are newer than the last
+    cursor): what the load state records. Equal to `max(cursor) ... WHERE _status = 'ok'` over the landing SQL,
+    without what only the landed rows need (reason text, lineage, raw records, the merge's deduplication window,
+    which cannot change a maximum): this query reads the files once more before the stream, so it must be cheap."""
+    if spec.load.incremental is None or spec.load.incremental.cursor is None:
+        raise ValueError(f"{spec.name}: no incremental cursor to compute")
+    cursor_plan = next(p for p in plans if p.name == spec.load.incremental.cursor)
+    typed = _typed_expr(cursor_plan)
+    conditions = [c for c in (_valid_expr(p) for p in plans) if c is not None]
+    if context.last_cursor is not None:
+        conditions.append(f"NOT ({typed} <= CAST({quote_literal(context.last_cursor)} AS {cursor_plan.landed_type}))")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"SELECT max({_landed_expr(cursor_plan, context.pii_salt)}) FROM {relation}{where}"
+
+
 def compile_landing_sql(spec: SourceSpec, plans: list[ColumnPlan], relation: str, context: LoadContext) -> str:
     """SELECT typing every column, flagging invalid and stale rows, adding lineage (and deduplicating for merge)."""
     reasons = [r for r in (_reason_expr(p) for p in plans) if r is not None]
