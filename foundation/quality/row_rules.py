@@ -38,8 +38,19 @@ from foundation.specs.rules import (
 
 def _pandera():
     """pandera (and pandas, which it imports) costs over a second to import: only sources with row rules pay it."""
-    import pandera.polars
-
+    # pandera imports pyspark.pandas whenever pyspark is installed (the spark group, for dbt on Spark): seconds of
+    # import and a pandas-version warning for nothing, since our rules run on polars. pandera guards every pyspark
+    # import with `except ImportError`, so hiding pyspark while pandera loads only skips its Spark integration.
+    hidden = {name: sys.modules.get(name) for name in ("pyspark", "pyspark.pandas", "pyspark.sql")}
+    if any(module is None for module in hidden.values()):
+        for name in hidden:
+            sys.modules.setdefault(name, None)  # type: ignore[assignment]  # None in sys.modules = ImportError
+    try:
+        import pandera.polars
+    finally:
+        for name, module in hidden.items():
+            if module is None:
+                sys.modules.pop(name, None)
     return pandera.polars
 
 

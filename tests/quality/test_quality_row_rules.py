@@ -465,3 +465,18 @@ def test_not_null_on_a_hashed_pii_column_still_applies(make_workspace, spec, ing
     ingest(kit, "drivers")
     assert quarantined_ids(kit, "drivers") == [2]
     assert "a@example.com" not in str(kit.rows("drivers"))  # landed hashed
+
+
+def test_pandera_loads_without_pyspark_even_where_pyspark_is_installed() -> None:
+    """pandera imports pyspark.pandas when it can (seconds, and a warning); our rules run on polars and skip it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from foundation.quality.row_rules import _pandera; pa = _pandera(); "
+        "assert pa.DataFrameSchema is not None; "
+        "print(sorted(m for m in sys.modules if m == 'pyspark' or m.startswith('pyspark.')))"
+    )
+    result = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
