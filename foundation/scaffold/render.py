@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
@@ -20,6 +21,21 @@ TEMPLATES = resources.files("foundation.scaffold") / "templates"
 RENDERED_SUFFIX = ".j2"
 EXAMPLE_USECASE = "equipment_failure"
 CI_PATH = ".github/workflows/ci.yml"
+PIPELINE_TEMPLATE = "github-actions.yaml.j2"
+# This repository's pipeline is this template rendered with framework_repo=True (tests/scaffold keep them equal).
+FRAMEWORK_PIPELINE = "infra/ci/github-actions.yaml"
+FRAMEWORK_IMAGE = "data-foundation"
+# Files of the framework repository a new platform gets as they are (the image build and the Dagster instance it
+# copies). The checkout's files are the source; a wheel carries the same files under foundation/scaffold/_infra
+# (pyproject.toml: [tool.hatch.build.targets.wheel.force-include]), so there is no second copy to drift.
+PLATFORM_INFRA_FILES = (
+    "infra/docker/Dockerfile",
+    ".dockerignore",
+    "infra/dagster/dagster.yaml",
+    "infra/dagster/workspace.yaml",
+)
+PACKAGED_INFRA = resources.files("foundation.scaffold") / "_infra"
+CHECKOUT = Path(__file__).resolve().parents[2]
 # Template names that cannot be package data as they are (dotfiles) -> their name in the workspace.
 RENAMED = {"gitignore": ".gitignore"}
 PREDICTION_TYPES = frozenset({"prediction"})
@@ -170,8 +186,34 @@ def workspace_files(project_name: str, requirement: str, framework_path: str | N
             files[target] = _render(item.read_text(encoding="utf-8"), context)
         else:
             files[relative] = item.read_bytes()
-    files[CI_PATH] = _render((TEMPLATES / "ci.yml.j2").read_text(encoding="utf-8"), context)
+    files[CI_PATH] = pipeline(project_name, framework_repo=False)
+    for relative in PLATFORM_INFRA_FILES:
+        files[relative] = framework_infra_file(relative)
     return files
+
+
+def pipeline(project_name: str, framework_repo: bool) -> str:
+    """The CI/CD pipeline (GitHub Actions): a platform's, or this framework repository's infra/ci/github-actions.yaml.
+
+    One template for both: the framework's own run adds the engines its infra tests start and the Helm deploy jobs.
+    """
+    image = FRAMEWORK_IMAGE if framework_repo else project_name
+    context = {"project_name": project_name, "image_name": image, "framework_repo": framework_repo}
+    return _render((TEMPLATES / PIPELINE_TEMPLATE).read_text(encoding="utf-8"), context)
+
+
+def framework_infra_file(relative: str) -> bytes:
+    """A file of PLATFORM_INFRA_FILES: from the framework checkout when run from one, else from the installed wheel."""
+    in_checkout = CHECKOUT / relative
+    if (CHECKOUT / FRAMEWORK_PIPELINE).is_file() and in_checkout.is_file():
+        return in_checkout.read_bytes()
+    packaged = PACKAGED_INFRA.joinpath(*relative.split("/"))
+    if not packaged.is_file():
+        raise ScaffoldError(
+            f"{relative} is missing from the installed data-foundation package: reinstall it (a wheel built with "
+            "hatchling includes it, see pyproject.toml's force-include)"
+        )
+    return packaged.read_bytes()
 
 
 def project_name_of(folder_name: str) -> str:

@@ -111,9 +111,11 @@ def test_init_writes_a_platform_that_depends_on_the_framework(platform: Path) ->
     assert '"data-foundation' in pyproject
     assert not (platform / "foundation").exists(), "the framework is a dependency, never copied"
     ci = yaml.safe_load((platform / ".github/workflows/ci.yml").read_text())
-    steps = " ".join(str(s.get("run", "")) for s in ci["jobs"]["check"]["steps"])
-    for command in ("ruff check", "foundation check", "prepare_project", "pytest"):
+    steps = " ".join(str(s.get("run", "")) for s in ci["jobs"]["validate"]["steps"])
+    for command in ("ruff check", "foundation check --profile production", "prepare_project", "pytest"):
         assert command in steps
+    assert ci["jobs"]["image"]["steps"][-1]["with"]["file"] == "infra/docker/Dockerfile"
+    assert (platform / "infra/docker/Dockerfile").is_file()
 
 
 def test_a_new_platform_passes_check_with_no_warning(platform: Path) -> None:
