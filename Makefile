@@ -40,8 +40,8 @@ ui: install         ## Dagster UI on http://127.0.0.1:3000
 bench: install      ## ingestion benchmark (prints ratios against the bare DuckDB -> Delta anchor)
 	$(UV_RUN) python bench/ingest.py
 
-run: install        ## materialise everything: ingestion, checks, dbt build, gold snapshots
-	$(UV_RUN) foundation run
+run: install        ## materialise everything (ingestion, checks, dbt build, gold), the demo's REST API and web page up meanwhile
+	$(UV_RUN) foundation demo serve -- foundation run
 
 bench-dbt: install  ## foundation run vs dbt build directly (ratios against the anchor, docs/benchmarks.md)
 	$(UV_RUN) python bench/dbt_build.py
