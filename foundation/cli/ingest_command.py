@@ -181,5 +181,5 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
         message = str(error).removeprefix(f"{source_key}: ")  # errors often name their source already
         console.print("[red]error[/red] ", end="", highlight=False)
         console.print(f"{source_key}: {message}", markup=False, highlight=False)
-    lake = Path(workspace.lakehouse_root)
+    lake = workspace.lakehouse_root  # a string: Path() would turn s3://bucket into s3:/bucket
     console.print(f'Lakehouse: {lake}  (query it: foundation sql "select * from bronze.<usecase>__<source>")')

@@ -202,6 +202,21 @@ def test_bare_invocations_serves_the_only_model(
         assert response.json() == named.json()
 
 
+def test_start_up_objects_are_frozen_out_of_the_collector_and_released_at_shutdown(
+    served_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full GC passes over the start-up objects stalled every request in flight (bench/serving.py): the lifespan
+    freezes them once the champions are loaded, and unfreezes at shutdown so a process running many apps can collect."""
+    import gc
+
+    monkeypatch.setenv("FOUNDATION_API_KEYS", KEYS)
+    gc.unfreeze()
+    with TestClient(create_app(served_workspace)) as running:
+        assert running.get("/health/ready").status_code == 200
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
 # -- metrics, KPIs, docs -----------------------------------------------------------------------------------------
 
 
