@@ -30,16 +30,10 @@ from foundation.secrets import resolve as resolve_env
 from foundation.specs.source import (
     ApiKeyAuth,
     BearerAuth,
-    CursorPaginator,
-    HeaderLinkPaginator,
     HttpBasicAuth,
-    JsonLinkPaginator,
-    OffsetPaginator,
-    PageNumberPaginator,
     ResolveParam,
     RestApiExtract,
     RestEndpoint,
-    SinglePagePaginator,
 )
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -122,37 +116,22 @@ class _StagingClient(RESTClient):
         return records
 
 
+# paginator `type` -> dlt's class; the spec's other fields are named as dlt's keyword arguments (its vocabulary)
+DLT_PAGINATORS: dict[str, type[dlt_paginators.BasePaginator]] = {
+    "single_page": dlt_paginators.SinglePagePaginator,
+    "page_number": dlt_paginators.PageNumberPaginator,
+    "offset": dlt_paginators.OffsetPaginator,
+    "cursor": dlt_paginators.JSONResponseCursorPaginator,
+    "json_link": dlt_paginators.JSONLinkPaginator,
+    "header_link": dlt_paginators.HeaderLinkPaginator,
+}
+
+
 def _paginator(endpoint: RestEndpoint) -> dlt_paginators.BasePaginator:
     spec = endpoint.paginator
-    if spec is None or isinstance(spec, SinglePagePaginator):
+    if spec is None:
         return dlt_paginators.SinglePagePaginator()
-    if isinstance(spec, PageNumberPaginator):
-        return dlt_paginators.PageNumberPaginator(
-            base_page=spec.base_page,
-            page_param=spec.page_param,
-            total_path=spec.total_path,
-            maximum_page=spec.maximum_page,
-            stop_after_empty_page=spec.stop_after_empty_page,
-            has_more_path=spec.has_more_path,
-        )
-    if isinstance(spec, OffsetPaginator):
-        return dlt_paginators.OffsetPaginator(
-            limit=spec.limit,
-            offset=spec.offset,
-            offset_param=spec.offset_param,
-            limit_param=spec.limit_param,
-            total_path=spec.total_path,
-            maximum_offset=spec.maximum_offset,
-            stop_after_empty_page=spec.stop_after_empty_page,
-            has_more_path=spec.has_more_path,
-        )
-    if isinstance(spec, CursorPaginator):
-        return dlt_paginators.JSONResponseCursorPaginator(cursor_path=spec.cursor_path, cursor_param=spec.cursor_param)
-    if isinstance(spec, JsonLinkPaginator):
-        return dlt_paginators.JSONLinkPaginator(next_url_path=spec.next_url_path)
-    if isinstance(spec, HeaderLinkPaginator):
-        return dlt_paginators.HeaderLinkPaginator(links_next_key=spec.links_next_key)
-    raise TypeError(f"unknown paginator {spec!r}")
+    return DLT_PAGINATORS[spec.type](**spec.model_dump(exclude={"type"}))
 
 
 def _auth(extract: RestApiExtract, secrets: _Secrets) -> dlt_auth.AuthConfigBase | None:

@@ -4,16 +4,13 @@ Chromium (Debian's `chromium` package), nothing reachable but 127.0.0.1, so the 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kpi_catalog.test_catalogue_page import CHROMIUM, _free_port, chromium
+from tests.kpi_catalog.test_catalogue_page import CHROMIUM, chromium
+from tests.serving.server import Server
 from tests.serving.test_dashboards import build_dashboard_workspace, flagged_on_last_day
 
 pytestmark = [
@@ -28,42 +25,10 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = build_dashboard_workspace(tmp_path_factory.mktemp("dashboards_browser") / "ws")
-    port = _free_port()
     # A browser sends no API key: the demo's open mode (api.open) for the page; the keys are tested over HTTP.
-    env = {**os.environ, "FOUNDATION_WORKSPACE": str(root), "FOUNDATION_API__OPEN": "true"}
-    env.pop("FOUNDATION_API_KEYS", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serving.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health/ready", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError("the API did not become ready") from None
-                time.sleep(0.3)
-        yield base, root
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+    with Server(root, env={"FOUNDATION_API__OPEN": "true"}) as running:
+        running.wait_ready()
+        yield running.base, root
 
 
 def test_dashboard_renders_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
