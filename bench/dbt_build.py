@@ -162,11 +162,23 @@ def dbt_env(ws: Path) -> dict[str, str]:
     return {**foundation_dbt_env(paths), "DBT_TARGET_PATH": str(paths.target_dir / "bench")}
 
 
-def bench_size(workdir: Path, trucks: int, days: int, with_ml: bool = False) -> SizeResult:
+def stock_event_log_env(ws: Path) -> dict[str, str]:
+    """The environment of a `foundation run` on Dagster's own SQLite event log (a connection per operation, fsync at
+    each commit) instead of foundation's: a hand-written dagster.yaml in `dagster.home` is used as it is."""
+    home = ws / ".dagster_stock"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return {**os.environ, "FOUNDATION_DAGSTER__HOME": str(home.resolve())}
+
+
+def bench_size(
+    workdir: Path, trucks: int, days: int, with_ml: bool = False, event_log: str = "foundation"
+) -> SizeResult:
     landing_dir, rows = landing(workdir, trucks, days)
     ws = workspace(workdir, landing_dir, trucks, days, with_ml)
-    with demo_servers(landing_dir):
-        total, result = timed([FOUNDATION, "--workspace", str(ws), "run", "--json"], cwd=ws)
+    with demo_servers(landing_dir):  # the servers' URLs and token are in os.environ from here on
+        env = stock_event_log_env(ws) if event_log == "dagster" else None
+        total, result = timed([FOUNDATION, "--workspace", str(ws), "run", "--json"], cwd=ws, env=env)
     run = json.loads(result.stdout)
     if not run["ok"]:
         raise RuntimeError(f"foundation run failed: {run['step_errors']} {run['problems']}")
@@ -233,20 +245,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the model specs (usecases/*/ml/): the run also trains, registers and scores (the ml column)",
     )
+    parser.add_argument(
+        "--event-log",
+        choices=["foundation", "dagster"],
+        default="foundation",
+        help="the run's Dagster event log on SQLite: foundation's (connections kept open, the default) or Dagster's "
+        "stock SqliteEventLogStorage (a connection per operation): the before/after of docs/benchmarks.md",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    args.workdir = args.workdir.resolve()  # the children run in the workspace folder: no relative paths
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for size in args.sizes.split(","):
         trucks, days = (int(x) for x in size.lower().split("x"))
         print(f"{trucks} trucks x {days} days ...", file=sys.stderr, flush=True)
-        results.append(bench_size(args.workdir, trucks, days, args.with_ml))
+        results.append(bench_size(args.workdir, trucks, days, args.with_ml, args.event_log))
         print(render(results[-1:]), file=sys.stderr, flush=True)  # each size as soon as it is measured
     table = render(results)
     print(table)
+    print(f"- Dagster event log: {args.event_log}'s")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (args.workdir / f"results-{stamp}.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
 

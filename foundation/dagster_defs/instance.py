@@ -29,17 +29,34 @@ WAREHOUSE_POOL_LIMIT = 1  # DuckDB: one writer per database file, so one step at
 HOME_DIR = "dagster"  # under the workspace's state folder
 GENERATED_MARK = "# Dagster instance of"  # first words of every dagster.yaml foundation writes
 EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"  # what earlier versions wrote
+# The SQLite event log foundation names (Dagster's, with its connections kept open); a generated dagster.yaml of an
+# earlier version (Dagster's default event log) starts with GENERATED_MARK and is rewritten with it.
+EVENT_LOG_MODULE = "foundation.dagster_defs.event_storage"
+EVENT_LOG_CLASS = "KeptOpenSqliteEventLogStorage"
 
 
 class DagsterInstanceError(RuntimeError):
     """The instance settings cannot work (a missing environment variable, a missing dagster.yaml)."""
 
 
-def instance_config(storage: str) -> dict[str, Any]:
-    """Pure: the dagster.yaml of an instance on `storage` (`sqlite` or `postgres`)."""
+def instance_config(storage: str, home: Path | None = None) -> dict[str, Any]:
+    """Pure: the dagster.yaml of an instance on `storage` (`sqlite` or `postgres`); `home` (the instance folder) is
+    needed for SQLite, whose event log is named with its folder."""
     config: dict[str, Any] = {"telemetry": {"enabled": False}}
     if storage != "postgres":
-        return config  # Dagster's default: SQLite files in DAGSTER_HOME, runs launched in process
+        if home is None:
+            raise ValueError("an instance on SQLite needs its folder (home) for the event log's base_dir")
+        # Dagster's default SQLite files in DAGSTER_HOME (runs launched in process); the event log's class keeps its
+        # connections open (foundation/dagster_defs/event_storage.py; Dagster's opens one per event). Run and
+        # schedule storage stay Dagster's defaults in the same folders.
+        return {
+            **config,
+            "event_log_storage": {
+                "module": EVENT_LOG_MODULE,
+                "class": EVENT_LOG_CLASS,
+                "config": {"base_dir": str(Path(home).absolute() / "history" / "runs") + os.sep},
+            },
+        }
     postgres_db: dict[str, Any] = {field: {"env": variable} for field, variable in POSTGRES_ENV.items()}
     # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; the driver installed (dagster-postgres') is psycopg2.
     postgres_db["scheme"] = "postgresql+psycopg2"
@@ -58,16 +75,17 @@ def instance_config(storage: str) -> dict[str, Any]:
     }
 
 
-def render_instance_yaml(storage: str) -> str:
+def render_instance_yaml(storage: str, home: Path | None = None) -> str:
     header = (
         "# Dagster instance of a Data Foundation platform on PostgreSQL (docs/operations.md#dagster-on-postgresql).\n"
         "# The connection is read from the environment when the instance loads: DAGSTER_PG_HOST, DAGSTER_PG_PORT,\n"
         "# DAGSTER_PG_DB, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD. `foundation` writes the same file itself when\n"
         "# foundation.yaml says `dagster: {storage: postgres}`.\n"
         if storage == "postgres"
-        else "# Dagster instance of a workspace on embedded defaults (SQLite in this folder).\n"
+        else "# Dagster instance of a workspace on embedded defaults (SQLite in this folder; the event log keeps its\n"
+        "# connections open and commits with synchronous=NORMAL: docs/operations.md#dagster-on-postgresql).\n"
     )
-    return header + yaml.safe_dump(instance_config(storage), sort_keys=False)
+    return header + yaml.safe_dump(instance_config(storage, home), sort_keys=False)
 
 
 def missing_postgres_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
@@ -94,7 +112,7 @@ def prepare_home(workspace: Workspace) -> Path:
             )
         return home
     home.mkdir(parents=True, exist_ok=True)
-    text = render_instance_yaml(settings.storage)
+    text = render_instance_yaml(settings.storage, home)
     # Rewrite only a file we wrote (storage changed); a dagster.yaml someone edited by hand is theirs.
     current = config.read_text(encoding="utf-8") if config.exists() else None
     if current != text and (current is None or current.startswith(GENERATED_MARK) or current == EARLIER_DEFAULT):
