@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
@@ -65,11 +66,12 @@ def keys_from_environment() -> list[ApiKey]:
     return parse_api_keys(os.environ.get(API_KEYS_ENV))
 
 
-def presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key sent as `X-API-Key` or `Authorization: Bearer` (`headers`: Starlette's, or any lower-case mapping)."""
+    key = headers.get("x-api-key")
     if key:
         return key.strip()
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return None
@@ -89,39 +91,45 @@ def get_settings(request: Request) -> FoundationSettings:
     return request.app.state.settings
 
 
-async def authenticate(request: Request) -> Principal:
-    """401 without a valid key, unless the settings open the API (`api.open: true`)."""
-    settings: FoundationSettings = request.app.state.settings
-    if settings.api.open:
+def principal_of(state: Any, headers: Mapping[str, str]) -> Principal:
+    """Who sends these headers; 401 without a valid key, unless the settings open the API (`api.open: true`).
+    `state` is the app's state (settings, api_keys)."""
+    if state.settings.api.open:
         return Principal("open", None)
-    presented = presented_key(request)
+    presented = presented_key(headers)
     challenge = {"WWW-Authenticate": "Bearer"}
     if presented is None:
         raise HTTPException(
             401, "missing API key: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`", headers=challenge
         )
-    key = match_key(request.app.state.api_keys, presented)
+    key = match_key(state.api_keys, presented)
     if key is None:
         raise HTTPException(401, "invalid API key", headers=challenge)
-    request.state.key_id = key.key_id
     return Principal(key.key_id, key.models)
+
+
+async def authenticate(request: Request) -> Principal:
+    principal = principal_of(request.app.state, request.headers)
+    if principal.key_id != "open":
+        request.state.key_id = principal.key_id
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
-def served_models(request: Request) -> dict[str, ServedModel]:
-    return request.app.state.models
+def served_models(state: Any) -> dict[str, ServedModel]:
+    return state.models
 
 
-def authorized_model(request: Request, principal: Principal, name: str) -> ServedModel:
+def authorized_model(state: Any, principal: Principal, name: str) -> ServedModel:
     """403 when the key may not use the model (whether it exists or not: a limited key learns nothing of others),
     404 when no champion of that name is served, 503 before the models are loaded."""
     if not principal.may_use(name):
         raise HTTPException(403, f"this API key may not use the model {name!r}")
-    models = served_models(request)
+    models = served_models(state)
     if name not in models:
-        if not request.app.state.ready:
+        if not state.ready:
             raise HTTPException(503, "the models are not loaded yet (see /health/ready)")
         known = sorted(m for m in models if principal.may_use(m))
         raise HTTPException(404, f"no served model named {name!r}; served: {', '.join(known) or 'none'}")
@@ -129,7 +137,7 @@ def authorized_model(request: Request, principal: Principal, name: str) -> Serve
 
 
 async def model_for_key(request: Request, name: str, principal: CurrentPrincipal) -> ServedModel:
-    return authorized_model(request, principal, name)
+    return authorized_model(request.app.state, principal, name)
 
 
 AuthorizedModel = Annotated[ServedModel, Depends(model_for_key)]

@@ -1,9 +1,13 @@
 """The prediction feedback log: every prediction the API answers, appended to the lakehouse in the background.
 
-The request path only appends a reference to a bounded in-memory buffer (never blocks, never writes); a writer
-thread turns the buffer into Arrow and appends it to one Delta table per model every `prediction_log_flush_s`
-seconds or `prediction_log_flush_rows` rows, and once more at shutdown. When the buffer is full, predictions are
-dropped, counted (`foundation_api_prediction_log_dropped_total`) and logged: the API never slows down for it.
+The request path turns its rows into the log's values (JSON text: a few microseconds a row) and appends them to a
+bounded in-memory buffer (never blocks, never writes); a writer thread turns the buffer into Arrow and appends it to
+one Delta table per model every `prediction_log_flush_s` seconds or `prediction_log_flush_rows` rows, and once more
+at shutdown. The JSON is made on the request path on purpose: made by the writer, 5,000 rows at a time, it held
+the GIL in bursts of 10-25 ms that every request in flight waited through (bench/serving.py: p99), and the
+buffered row dicts kept the garbage collector busy; strings are not tracked by it. When the buffer is full,
+predictions are dropped, counted (`foundation_api_prediction_log_dropped_total`) and logged: the API never
+slows down for it.
 
 Table: `<lakehouse>/ml/<usecase>/<model>/api_predictions` for a registered model `<usecase>__<model>` (next to the
 batch `predictions`), `<lakehouse>/ml/_api/<name>/api_predictions` otherwise. Columns: prediction_id,
@@ -20,7 +24,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -53,7 +56,7 @@ def feedback_uri(workspace: Workspace, model: str) -> str:
 
 @dataclass(frozen=True)
 class Served:
-    """One answered request: what the writer turns into rows (kept as references: no work on the request path)."""
+    """One answered request, as the scoring path hands it over."""
 
     model: str
     version: int
@@ -64,22 +67,59 @@ class Served:
     predictions: list[dict[str, Any]]
 
 
-def feedback_table(items: list[Served]) -> pa.Table:
-    """Pure: the rows to append for some answered requests (one per prediction)."""
+@dataclass(frozen=True, slots=True)
+class LoggedRows:
+    """One answered request, ready for the table: its rows' values, JSON already made (see the module's doc)."""
+
+    model: str
+    version: int
+    request_id: str
+    key_id: str | None
+    at: float
+    prediction_ids: list[str]
+    inputs: list[str]
+    predictions: list[str]
+    scores: list[float | None]
+
+
+def prepare(item: Served) -> LoggedRows:
+    """Pure: the log's values of an answered request (one per prediction)."""
+    if len(item.rows) != len(item.predictions):
+        raise ValueError(f"request {item.request_id}: {len(item.rows)} rows but {len(item.predictions)} predictions")
+    return LoggedRows(
+        item.model,
+        item.version,
+        item.request_id,
+        item.key_id,
+        item.at,
+        [p["prediction_id"] for p in item.predictions],
+        [_json(row) for row in item.rows],
+        [_json(p["prediction"]) for p in item.predictions],
+        [p.get("score") for p in item.predictions],
+    )
+
+
+def feedback_table(items: list[LoggedRows]) -> pa.Table:
+    """Pure: the rows to append for some answered requests (one per prediction), column by column."""
     columns: dict[str, list[Any]] = {name: [] for name in FEEDBACK_SCHEMA.names}
     for item in items:
-        at = datetime.fromtimestamp(item.at, UTC)
-        for row, prediction in zip(item.rows, item.predictions, strict=True):
-            columns["prediction_id"].append(prediction["prediction_id"])
-            columns["request_id"].append(item.request_id)
-            columns["model"].append(item.model)
-            columns["model_version"].append(item.version)
-            columns["predicted_at"].append(at)
-            columns["inputs"].append(_json(row))
-            columns["prediction"].append(_json(prediction["prediction"]))
-            columns["score"].append(prediction.get("score"))
-            columns["key_id"].append(item.key_id)
-    return pa.table(columns, schema=FEEDBACK_SCHEMA)
+        n = len(item.prediction_ids)
+        columns["prediction_id"].extend(item.prediction_ids)
+        columns["request_id"].extend([item.request_id] * n)
+        columns["model"].extend([item.model] * n)
+        columns["model_version"].extend([item.version] * n)
+        columns["predicted_at"].extend([round(item.at * 1_000_000)] * n)  # microseconds, cast below
+        columns["inputs"].extend(item.inputs)
+        columns["prediction"].extend(item.predictions)
+        columns["score"].extend(item.scores)
+        columns["key_id"].extend([item.key_id] * n)
+    arrays = [
+        pa.array(columns[f.name], pa.int64()).cast(f.type)
+        if f.name == "predicted_at"
+        else pa.array(columns[f.name], f.type)
+        for f in FEEDBACK_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=FEEDBACK_SCHEMA)
 
 
 def _json(value: Any) -> str:
@@ -119,7 +159,7 @@ class PredictionLog:
         self.on_dropped = on_dropped
         self.written = 0
         self.dropped = 0
-        self._buffer: deque[Served] = deque()
+        self._buffer: deque[LoggedRows] = deque()
         self._pending = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -130,12 +170,13 @@ class PredictionLog:
 
     def record(self, item: Served) -> None:
         n = len(item.predictions)
+        prepared = None if self._pending + n > self.capacity or self._stop else prepare(item)
         with self._lock:
-            if self._pending + n > self.capacity or self._stop:
+            if prepared is None or self._pending + n > self.capacity or self._stop:
                 self.dropped += n
                 dropped = True
             else:
-                self._buffer.append(item)
+                self._buffer.append(prepared)
                 self._pending += n
                 dropped = False
                 if self._pending >= self.flush_rows:
@@ -162,7 +203,7 @@ class PredictionLog:
             return 0
         from deltalake import write_deltalake
 
-        by_model: dict[str, list[Served]] = {}
+        by_model: dict[str, list[LoggedRows]] = {}
         for item in items:
             by_model.setdefault(item.model, []).append(item)
         total = 0

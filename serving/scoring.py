@@ -1,5 +1,9 @@
 """The scoring path shared by `/predict` and `/invocations`: validate, score (gathered or alone), count, log.
 
+The answers of the scoring routes are built here, from the app's state and the request's `context` (the ASGI
+scope's `state` dict: request id and key id in, the version that scored out, for the request log), so FastAPI's
+routes (serving.api.routes) and the lean ASGI handler in front of them (serving.fast_routes) answer the same.
+
 Small requests (fewer rows than `api.batch_max_rows`) are validated in the event loop and handed to the model's
 micro-batcher; big ones are validated and scored in a worker thread, as one model call. Either way the answer
 names the version that scored it, and every prediction goes to the feedback log (when on).
@@ -11,12 +15,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from serving.batching import MicroBatcher, Scored
+from serving.deps import Principal, authorized_model, served_models
 from serving.feedback import Served
 from serving.models import ServedModel
+from serving.protocol import records_of
 
 Rows = list[dict[str, Any]]
 
@@ -37,10 +43,11 @@ def batcher_for(state: Any, name: str) -> MicroBatcher:
     return batcher
 
 
-async def score(request: Request, model: ServedModel, rows_of: Callable[[], Rows], size: int) -> Scored:
+async def score(
+    state: Any, context: dict[str, Any], model: ServedModel, rows_of: Callable[[], Rows], size: int
+) -> Scored:
     """Score the rows `rows_of()` validates (it raises InvalidInput for a 422); `size` is the row count claimed by
     the body, to choose the path before validating."""
-    state = request.app.state
     api = state.settings.api
     if api.batching and size < api.batch_max_rows:
         batcher = batcher_for(state, model.name)
@@ -57,7 +64,7 @@ async def score(request: Request, model: ServedModel, rows_of: Callable[[], Rows
             return checked, model.predict(checked)
 
         rows, (raw, predictions) = await run_in_threadpool(alone)
-    request.state.model_version = model.version
+    context["model_version"] = model.version
     state.metrics.count_predictions(model.name, model.version, [p["prediction"] for p in predictions])
     feedback = state.prediction_log
     if feedback is not None:
@@ -65,8 +72,8 @@ async def score(request: Request, model: ServedModel, rows_of: Callable[[], Rows
             Served(
                 model.name,
                 model.version,
-                getattr(request.state, "request_id", ""),
-                getattr(request.state, "key_id", None),
+                context.get("request_id", ""),
+                context.get("key_id"),
                 time.time(),
                 rows,
                 predictions,
@@ -78,3 +85,32 @@ async def score(request: Request, model: ServedModel, rows_of: Callable[[], Rows
 def claimed_rows(value: Any) -> int:
     """How many rows a body part claims (a list's length; 1 for anything else)."""
     return len(value) if isinstance(value, list) else 1
+
+
+async def predict_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
+    """`POST /v1/models/{name}/predict`: a prediction (id, model, version, prediction, score) per instance."""
+    size = claimed_rows(payload.get("instances"))
+    _, predictions = await score(state, context, model, lambda: model.validate(payload), size)
+    return {"model": model.name, "version": model.version, "predictions": predictions}
+
+
+def invocations_model(state: Any, principal: Principal, name: str | None) -> ServedModel:
+    """The model of an MLflow-protocol call: the named one, or for `/invocations` the only one served."""
+    if name is None:
+        names = sorted(served_models(state))
+        if len(names) != 1:
+            raise HTTPException(
+                400,
+                f"{len(names)} models are served ({', '.join(names) or 'none'}): "
+                "use POST /v1/models/{name}/invocations",
+            )
+        name = names[0]
+    return authorized_model(state, principal, name)
+
+
+async def invocations_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
+    """MLflow's scoring protocol: `{"predictions": [...]}` as the model's pyfunc returns them."""
+    key, rows = records_of(payload)
+    rows_of = lambda: model.validate({"instances": rows}, rename=key)  # noqa: E731
+    raw, _ = await score(state, context, model, rows_of, claimed_rows(rows))
+    return {"predictions": raw}

@@ -217,6 +217,20 @@ def test_start_up_objects_are_frozen_out_of_the_collector_and_released_at_shutdo
     assert gc.get_freeze_count() == 0
 
 
+def test_the_gil_switch_interval_is_the_settings_while_serving_and_restored_after(
+    served_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setenv("FOUNDATION_API_KEYS", KEYS)
+    monkeypatch.setenv("FOUNDATION_API__GIL_SWITCH_INTERVAL_MS", "0.25")
+    before = sys.getswitchinterval()
+    with TestClient(create_app(served_workspace)) as running:
+        assert running.get("/health/ready").status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    assert sys.getswitchinterval() == before
+
+
 # -- metrics, KPIs, docs -----------------------------------------------------------------------------------------
 
 

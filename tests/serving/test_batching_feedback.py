@@ -18,7 +18,7 @@ from foundation.lakehouse.catalog import delta_relation_sql
 from foundation.workspace import Workspace
 from serving.app import create_app
 from serving.batching import MicroBatcher
-from serving.feedback import PredictionLog, Served, feedback_table, feedback_uri
+from serving.feedback import PredictionLog, Served, feedback_table, feedback_uri, prepare
 from serving.models import ServedModel
 from tests.serving.conftest import KEYS, RISK, auth
 
@@ -138,7 +138,7 @@ def _served(n: int, request_id: str = "r1") -> Served:
 
 
 def test_feedback_table_has_one_row_per_prediction_with_json_inputs() -> None:
-    table = feedback_table([_served(2), _served(1, "r2")])
+    table = feedback_table([prepare(_served(2)), prepare(_served(1, "r2"))])
     rows = table.to_pylist()
     assert [r["prediction_id"] for r in rows] == ["r1-0", "r1-1", "r2-0"]
     assert [r["request_id"] for r in rows] == ["r1", "r1", "r2"]

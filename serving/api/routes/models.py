@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 @router.get("", response_model=list[ModelSummary], summary="The served champions this key may use")
 def list_models(request: Request, principal: CurrentPrincipal) -> list[dict]:
-    return [m.summary() for name, m in sorted(served_models(request).items()) if principal.may_use(name)]
+    return [m.summary() for name, m in sorted(served_models(request.app.state).items()) if principal.may_use(name)]
 
 
 @router.get("/{name}", response_model=ModelDetail, summary="One champion: version, metrics, input schema, promotion")

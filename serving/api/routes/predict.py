@@ -1,7 +1,8 @@
 """`POST /v1/models/{name}/predict`: `{"instances": [{...}, ...]}` -> one prediction per instance.
 
 The body is validated against the model's own schema (from its MLflow signature): a 422 names each bad field.
-Small requests are gathered by the model's micro-batcher; big ones are scored in a worker thread (serving.scoring)."""
+Small requests are gathered by the model's micro-batcher; big ones are scored in a worker thread (serving.scoring).
+(Served by serving.fast_routes unless `api.fast_routes` is off; this route documents it and answers the same.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Body, Request
 
 from serving.deps import AuthorizedModel
 from serving.schemas import PredictResponse
-from serving.scoring import claimed_rows, score
+from serving.scoring import predict_answer
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
@@ -33,6 +34,4 @@ async def predict(
         examples=[EXAMPLE],
     ),
 ) -> dict[str, Any]:
-    size = claimed_rows(payload.get("instances"))
-    _, predictions = await score(request, model, lambda: model.validate(payload), size)
-    return {"model": model.name, "version": model.version, "predictions": predictions}
+    return await predict_answer(request.app.state, request.scope["state"], model, payload)

@@ -1,0 +1,122 @@
+"""The scoring routes (`/v1/models/{name}/predict`, `/invocations`, `/v1/models/{name}/invocations`) as a lean
+ASGI handler in front of FastAPI.
+
+Under load most of a single-row request's CPU went to FastAPI's machinery (routing, dependency resolution, the
+response model, `jsonable_encoder`), not to scoring (bench/serving.py, py-spy). This handler answers those three
+routes directly, with the same functions as FastAPI's routes (serving.deps for keys and models, serving.scoring
+for the answers) and the same errors, and orjson for the body both ways; every other request, and any method but
+POST, goes on to FastAPI. It sits inside serving.middleware.ApiMiddleware, so the request id, the body limit, the
+metrics and the request log are the same. FastAPI's routes stay declared: they document these routes at /docs
+and serve them when `api.fast_routes` is off.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import HTTPException
+from starlette.datastructures import Headers
+
+from serving.deps import authorized_model, principal_of
+from serving.schemas import InvalidInput, error_items
+from serving.scoring import invocations_answer, invocations_model, predict_answer
+
+
+@dataclass(frozen=True)
+class Route:
+    """What serving.middleware reads from `scope["route"]` for the metrics and the log: the route's template."""
+
+    path: str
+    kind: str  # predict | invocations
+
+
+PREDICT = Route("/v1/models/{name}/predict", "predict")
+NAMED_INVOCATIONS = Route("/v1/models/{name}/invocations", "invocations")
+INVOCATIONS = Route("/invocations", "invocations")
+_NAMED = re.compile(r"^/v1/models/([^/]+)/(predict|invocations)$")
+
+
+def route_of(path: str) -> tuple[Route, str | None] | None:
+    """Pure: (the scoring route, the model name in the path) for a path, None for any other path."""
+    if path == "/invocations":
+        return INVOCATIONS, None
+    matched = _NAMED.match(path)
+    if matched is None:
+        return None
+    return (PREDICT if matched.group(2) == "predict" else NAMED_INVOCATIONS), matched.group(1)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """Pure: the JSON object of a request body; InvalidInput with FastAPI's wording for a `dict` body otherwise."""
+    if not body:
+        raise InvalidInput(error_items([{"loc": ("body",), "msg": "Field required", "type": "missing"}]))
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            error_items([{"loc": ("body", exc.pos), "msg": "JSON decode error", "type": "json_invalid"}])
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(
+            error_items([{"loc": ("body",), "msg": "Input should be a valid dictionary", "type": "dict_type"}])
+        )
+    return payload
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+class FastScoringRoutes:
+    """ASGI middleware: the scoring routes answered here, the rest passed to `app` (FastAPI)."""
+
+    def __init__(self, app: Any, state: Any) -> None:
+        self.app = app
+        self.state = state  # the FastAPI app's state: settings, keys, models, batchers, prediction log, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        found = route_of(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if found is None or not self.state.settings.api.fast_routes:
+            await self.app(scope, receive, send)
+            return
+        route, name = found
+        scope["route"] = route
+        if name is not None:
+            scope["path_params"] = {"name": name}
+        context = scope.setdefault("state", {})
+        headers: dict[str, str] = {}
+        try:
+            principal = principal_of(self.state, Headers(scope=scope))
+            if principal.key_id != "open":
+                context["key_id"] = principal.key_id
+            if route.kind == "predict":
+                model = authorized_model(self.state, principal, name or "")
+            else:
+                model = invocations_model(self.state, principal, name)
+            payload = parse_body(await _read_body(receive))
+            if route.kind == "predict":
+                answer = await predict_answer(self.state, context, model, payload)
+            else:
+                answer = await invocations_answer(self.state, context, model, payload)
+            status = 200
+        except InvalidInput as exc:
+            status, answer = 422, {"detail": str(exc), "errors": exc.items, "request_id": context.get("request_id")}
+        except HTTPException as exc:  # 400, 401, 403, 404, 413, 503: as FastAPI renders them, with the request id
+            status, answer = exc.status_code, {"detail": exc.detail, "request_id": context.get("request_id")}
+            headers = dict(exc.headers or {})
+        body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        response_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})

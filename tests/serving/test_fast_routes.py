@@ -1,0 +1,123 @@
+"""The lean ASGI scoring routes (serving.fast_routes) answer exactly as FastAPI's own routes do.
+
+Every case is sent to the app twice, once with `api.fast_routes` on (the default) and once off, and the status,
+the body (prediction and request ids aside) and the auth challenge must be the same."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.fast_routes import INVOCATIONS, NAMED_INVOCATIONS, PREDICT, parse_body, route_of
+from serving.schemas import InvalidInput
+from tests.serving.conftest import ALL_KEY, KEYS, OTHER, RISK, RISK_KEY
+
+PREDICT_URL = f"/v1/models/{RISK}/predict"
+INVOKE_URL = f"/v1/models/{RISK}/invocations"
+
+
+def test_route_of_matches_only_the_scoring_routes() -> None:
+    assert route_of(PREDICT_URL) == (PREDICT, RISK)
+    assert route_of(INVOKE_URL) == (NAMED_INVOCATIONS, RISK)
+    assert route_of("/invocations") == (INVOCATIONS, None)
+    for other in ("/v1/models", f"/v1/models/{RISK}", f"/v1/models/{RISK}/predict/x", "/v1/models//predict", "/kpis"):
+        assert route_of(other) is None, other
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "kind"),
+    [(b"", "body", "missing"), (b'{"instances": [', "[15]", "json_invalid"), (b"[1, 2]", "body", "dict_type")],
+)
+def test_parse_body_names_what_is_wrong(body: bytes, field: str, kind: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_body(body)
+    assert [(e["field"], e["type"]) for e in caught.value.items] == [(field, kind)]
+
+
+@pytest.fixture(scope="module")
+def both(served_workspace: Path) -> Iterator[dict[bool, TestClient]]:
+    """The same workspace served twice: fast routes on and off (started once for the module)."""
+    from serving.app import create_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FOUNDATION_API_KEYS", KEYS)
+        patch.setenv("FOUNDATION_API__PREDICTION_LOG", "false")
+        patch.setenv("FOUNDATION_API__MAX_BATCH_SIZE", "50")
+        patch.setenv("FOUNDATION_API__FAST_ROUTES", "true")
+        fast = TestClient(create_app(served_workspace), raise_server_exceptions=False)
+        patch.setenv("FOUNDATION_API__FAST_ROUTES", "false")
+        plain = TestClient(create_app(served_workspace), raise_server_exceptions=False)
+    with fast, plain:
+        yield {True: fast, False: plain}
+
+
+def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str], Any]]:
+    key = {"X-API-Key": ALL_KEY}
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
+    bad_type = [rows[0], {**rows[1], "temp": "hot"}]
+    return {
+        "predict": (PREDICT_URL, key, {"instances": rows}),
+        "predict, bearer": (PREDICT_URL, {"Authorization": f"Bearer {ALL_KEY}"}, {"instances": rows}),
+        "dataframe_split": (INVOKE_URL, key, {"dataframe_split": split}),
+        "dataframe_records": (INVOKE_URL, key, {"dataframe_records": rows}),
+        "instances": (INVOKE_URL, key, {"instances": rows}),
+        "inputs by column": (INVOKE_URL, key, {"inputs": {c: [r[c] for r in rows] for c in columns}}),
+        "other model": (f"/v1/models/{OTHER}/predict", key, {"instances": rows}),
+        "no key": (PREDICT_URL, {}, {"instances": rows}),
+        "wrong key": (PREDICT_URL, {"X-API-Key": "nope"}, {"instances": rows}),
+        "limited key": (f"/v1/models/{OTHER}/invocations", {"X-API-Key": RISK_KEY}, {"instances": rows}),
+        "unknown model": ("/v1/models/fleet__nope/predict", key, {"instances": rows}),
+        "two models on /invocations": ("/invocations", key, {"instances": rows}),
+        "wrong type": (PREDICT_URL, key, {"instances": bad_type}),
+        "unknown field": (PREDICT_URL, key, {"instances": [{**rows[0], "colour": "red"}]}),
+        "wrong type, records": (INVOKE_URL, key, {"dataframe_records": bad_type}),
+        "two formats": (INVOKE_URL, key, {"instances": rows, "inputs": rows}),
+        "ragged split": (INVOKE_URL, key, {"dataframe_split": {"columns": ["temp"], "data": [[1, 2]]}}),
+        "too many rows": (PREDICT_URL, key, {"instances": rows * 20}),
+        "broken JSON": (PREDICT_URL, key, b'{"instances": ['),
+        "a list body": (INVOKE_URL, key, b"[1, 2]"),
+        "no body": (PREDICT_URL, key, b""),
+    }
+
+
+def _comparable(response: Any) -> tuple[int, Any, str | None]:
+    body = response.json()
+    body.pop("request_id", None)
+    for prediction in body.get("predictions", []):
+        if isinstance(prediction, dict):
+            prediction.pop("prediction_id", None)
+    return response.status_code, body, response.headers.get("www-authenticate")
+
+
+def test_fast_routes_answer_as_fastapi_does(both: dict[bool, TestClient], instances: list[dict]) -> None:
+    statuses = {}
+    for case, (url, headers, body) in _cases(instances).items():
+        answers = {}
+        for fast, client in both.items():
+            if isinstance(body, bytes):
+                response = client.post(url, headers={**headers, "Content-Type": "application/json"}, content=body)
+            else:
+                response = client.post(url, headers=headers, json=body)
+            assert response.headers["x-request-id"], case
+            if response.status_code != 200:
+                assert response.json()["request_id"] == response.headers["x-request-id"], case
+            answers[fast] = _comparable(response)
+        assert answers[True] == answers[False], (case, json.dumps(answers, default=str)[:2000])
+        statuses[case] = answers[True][0]
+    # the battery covers every answer the routes give
+    assert {s for s in statuses.values()} == {200, 400, 401, 403, 404, 422}
+    assert statuses["predict"] == statuses["dataframe_split"] == 200
+
+
+def test_fast_routes_feed_the_metrics_by_route_template(both: dict[bool, TestClient], instances: list[dict]) -> None:
+    client = both[True]
+    client.post(PREDICT_URL, headers={"X-API-Key": ALL_KEY}, json={"instances": instances})
+    metrics = client.get("/metrics", headers={"X-API-Key": ALL_KEY}).text
+    line = next(m for m in metrics.splitlines() if m.startswith("foundation_api_requests_total") and "/predict" in m)
+    assert 'route="/v1/models/{name}/predict"' in line and f'model="{RISK}"' in line and 'status="200"' in line
