@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from foundation.cli.ingest_command import GC_THRESHOLDS
+from foundation.gc_tuning import GC_THRESHOLDS
 from foundation.settings import FoundationSettings
 from foundation.workspace import Workspace
 from serving.api.routes import dashboards, health, invocations, metrics, models, portfolio, predict

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from foundation.settings import FoundationSettings
 from serving.models import ServedModel
 
 API_KEYS_ENV = "FOUNDATION_API_KEYS"
@@ -85,10 +84,6 @@ def match_key(keys: list[ApiKey], presented: str) -> ApiKey | None:
         if hmac.compare_digest(key.secret, candidate):
             found = key
     return found
-
-
-def get_settings(request: Request) -> FoundationSettings:
-    return request.app.state.settings
 
 
 def principal_of(state: Any, headers: Mapping[str, str]) -> Principal:

@@ -100,6 +100,11 @@ def error_items(errors: list[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> l
     items = []
     for error in errors:
         loc = (*prefix, *error.get("loc", ()))
+        if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>), not a field
+            at = next((part for part in loc if isinstance(part, int)), None)
+            where = f" at character {at}" if at is not None else ""
+            items.append({"field": "body", "message": f"not valid JSON{where}", "type": "json_invalid"})
+            continue
         items.append({"field": field_path(loc), "message": error.get("msg", "invalid"), "type": error.get("type", "")})
     return items
 

@@ -18,11 +18,10 @@ from foundation.cli.ingest_command import (
     QUIET_RUN_CONFIG,
     ProgressListener,
     dagster_instance,
-    freeze_heap_for_exit,
-    quiet_garbage_collector,
 )
 from foundation.cli.output import tool_output_to
 from foundation.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
+from foundation.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
 from foundation.ingest import events
 from foundation.workspace import Workspace
 

@@ -31,12 +31,18 @@ def test_route_of_matches_only_the_scoring_routes() -> None:
 
 @pytest.mark.parametrize(
     ("body", "field", "kind"),
-    [(b"", "body", "missing"), (b'{"instances": [', "[15]", "json_invalid"), (b"[1, 2]", "body", "dict_type")],
+    [(b"", "body", "missing"), (b'{"instances": [', "body", "json_invalid"), (b"[1, 2]", "body", "dict_type")],
 )
 def test_parse_body_names_what_is_wrong(body: bytes, field: str, kind: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_body(body)
     assert [(e["field"], e["type"]) for e in caught.value.items] == [(field, kind)]
+
+
+def test_broken_json_names_the_character_where_it_breaks() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_body(b'{"instances": [')
+    assert caught.value.items[0]["message"] == "not valid JSON at character 15"
 
 
 @pytest.fixture(scope="module")
