@@ -30,7 +30,6 @@ from foundation.workspace import Workspace
 from mlops.checks import ModelRef
 from mlops.dataset import FeatureTableMissing, feature_table_uri
 from mlops.registry import CHAMPION, RegistryError, current_champion, mlflow_client
-from mlops.training import model_inputs, positive_scores
 
 
 @dataclass(frozen=True)
@@ -259,6 +258,10 @@ def batch_score(
         if frame is None:
             scores = compiled_scores(model, rows, len(compiled or []))
         else:
+            # here, not at the top: scikit-learn and scipy take seconds to import, and the KPI catalogue
+            # (`foundation run`'s publish step) imports this module for its SQL only
+            from mlops.training import model_inputs, positive_scores
+
             scores = positive_scores(model, model_inputs(frame, features))
         table = predictions_table(rows, scores, threshold, ref, version, datetime.now(UTC), feature_version)
         if existing is not None:

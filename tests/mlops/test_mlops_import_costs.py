@@ -1,0 +1,15 @@
+"""The KPI catalogue imports the model KPIs' SQL on every `foundation run` (its publish step): it must not pay
+scikit-learn's and scipy's import (3 s measured) for SQL text."""
+
+import subprocess
+import sys
+
+
+def test_the_model_kpis_sql_does_not_import_scikit_learn() -> None:
+    code = (
+        "import sys; import mlops.kpis, mlops.inference; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'mlflow'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
