@@ -12,6 +12,8 @@ and serve them when `api.fast_routes` is off.
 
 from __future__ import annotations
 
+import email.message
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,21 +51,51 @@ def route_of(path: str) -> tuple[Route, str | None] | None:
     return (PREDICT if matched.group(2) == "predict" else NAMED_INVOCATIONS), matched.group(1)
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
-    """Pure: the JSON object of a request body; InvalidInput with FastAPI's wording for a `dict` body otherwise."""
-    if not body:
-        raise InvalidInput(error_items([{"loc": ("body",), "msg": "Field required", "type": "missing"}]))
+def decode_body(body: bytes, content_type: str | None) -> Any:
+    """Pure: the body as FastAPI decodes it before any check: JSON for a JSON content type (`application/json`,
+    `application/*+json`), the raw bytes otherwise or when empty. InvalidInput (422) for broken JSON, 400 for a
+    body that is not text (FastAPI's answers)."""
+    if not body or not _is_json(content_type):
+        return body
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # orjson is stricter than FastAPI's json.loads (NaN, a BOM, UTF-16): json.loads decides, as in FastAPI
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
         raise InvalidInput(
             error_items([{"loc": ("body", exc.pos), "msg": "JSON decode error", "type": "json_invalid"}])
         ) from None
-    if not isinstance(payload, dict):
+    except Exception:
+        raise HTTPException(400, "There was an error parsing the body") from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type == "application/json":
+        return True
+    if not content_type:  # FastAPI's strict_content_type: no content type, no JSON
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def payload_of(decoded: Any) -> dict[str, Any]:
+    """Pure: the JSON object of a decoded body; InvalidInput with FastAPI's wording for a `dict` body otherwise."""
+    if decoded == b"":
+        raise InvalidInput(error_items([{"loc": ("body",), "msg": "Field required", "type": "missing"}]))
+    if not isinstance(decoded, dict):  # a list, a number, null, or a body that was not sent as JSON
         raise InvalidInput(
             error_items([{"loc": ("body",), "msg": "Input should be a valid dictionary", "type": "dict_type"}])
         )
-    return payload
+    return decoded
+
+
+def parse_body(body: bytes, content_type: str | None = "application/json") -> dict[str, Any]:
+    """Pure: the JSON object of a request body (decode_body, then payload_of)."""
+    return payload_of(decode_body(body, content_type))
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -97,14 +129,18 @@ class FastScoringRoutes:
         context = scope.setdefault("state", {})
         headers: dict[str, str] = {}
         try:
-            principal = principal_of(self.state, Headers(scope=scope))
+            # FastAPI's order: the body read and decoded first (so a client still sending gets the answer, not a
+            # broken pipe, and broken JSON is a 422 whoever sends it), then the key, the model, the body's shape
+            request_headers = Headers(scope=scope)
+            decoded = decode_body(await _read_body(receive), request_headers.get("content-type"))
+            principal = principal_of(self.state, request_headers)
             if principal.key_id != "open":
                 context["key_id"] = principal.key_id
             if route.kind == "predict":
                 model = authorized_model(self.state, principal, name or "")
             else:
                 model = invocations_model(self.state, principal, name)
-            payload = parse_body(await _read_body(receive))
+            payload = payload_of(decoded)
             if route.kind == "predict":
                 answer = await predict_answer(self.state, context, model, payload)
             else:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.fast_routes import INVOCATIONS, NAMED_INVOCATIONS, PREDICT, parse_body, route_of
+from serving.fast_routes import INVOCATIONS, NAMED_INVOCATIONS, PREDICT, decode_body, parse_body, route_of
 from serving.schemas import InvalidInput
 from tests.serving.conftest import ALL_KEY, KEYS, OTHER, RISK, RISK_KEY
 
@@ -39,6 +39,16 @@ def test_parse_body_names_what_is_wrong(body: bytes, field: str, kind: str) -> N
     assert [(e["field"], e["type"]) for e in caught.value.items] == [(field, kind)]
 
 
+def test_only_a_json_content_type_is_decoded() -> None:
+    assert decode_body(b'{"a": 1}', "application/json; charset=utf-8") == {"a": 1}
+    assert decode_body(b'{"a": 1}', "application/problem+json") == {"a": 1}
+    assert decode_body(b'{"a": NaN}', "application/json")["a"] != 0  # json.loads' NaN, as FastAPI takes it
+    for other in (None, "", "text/plain", "application/x-www-form-urlencoded"):
+        assert decode_body(b'{"a": 1}', other) == b'{"a": 1}', other
+    with pytest.raises(InvalidInput):
+        parse_body(b'{"a": 1}', "text/plain")
+
+
 def test_broken_json_names_the_character_where_it_breaks() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_body(b'{"instances": [')
@@ -62,11 +72,12 @@ def both(served_workspace: Path) -> Iterator[dict[bool, TestClient]]:
         yield {True: fast, False: plain}
 
 
-def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str], Any]]:
+def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str | None], Any]]:
     key = {"X-API-Key": ALL_KEY}
     columns = list(rows[0])
     split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
     bad_type = [rows[0], {**rows[1], "temp": "hot"}]
+    good = json.dumps({"instances": rows}).encode()
     return {
         "predict": (PREDICT_URL, key, {"instances": rows}),
         "predict, bearer": (PREDICT_URL, {"Authorization": f"Bearer {ALL_KEY}"}, {"instances": rows}),
@@ -89,6 +100,20 @@ def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str], A
         "broken JSON": (PREDICT_URL, key, b'{"instances": ['),
         "a list body": (INVOKE_URL, key, b"[1, 2]"),
         "no body": (PREDICT_URL, key, b""),
+        # FastAPI decodes JSON only for a JSON content type (`curl -d` sends a form's), with json.loads
+        "no content type": (PREDICT_URL, {**key, "Content-Type": None}, good),
+        "text/plain": (PREDICT_URL, {**key, "Content-Type": "text/plain"}, good),
+        "a +json content type": (PREDICT_URL, {**key, "Content-Type": "application/vnd.api+json"}, good),
+        "a NaN": (PREDICT_URL, key, good.replace(b"99.5", b"NaN", 1)),
+        "a BOM": (PREDICT_URL, key, b"\xef\xbb\xbf" + good),
+        "not UTF-8": (PREDICT_URL, key, b'{"instances": "\xff"}'),
+        "null": (PREDICT_URL, key, b"null"),
+        # FastAPI reads and decodes the body before the key; the model (a dependency) before the body's shape
+        "broken JSON, no key": (PREDICT_URL, {}, b'{"instances": ['),
+        "a list body, no key": (PREDICT_URL, {}, b"[1, 2]"),
+        "limited key, a list body": (f"/v1/models/{OTHER}/invocations", {"X-API-Key": RISK_KEY}, b"[1, 2]"),
+        "unknown model, no body": ("/v1/models/fleet__nope/invocations", key, b""),
+        "two models, a list body": ("/invocations", key, b"[1, 2]"),
     }
 
 
@@ -106,8 +131,9 @@ def test_fast_routes_answer_as_fastapi_does(both: dict[bool, TestClient], instan
     for case, (url, headers, body) in _cases(instances).items():
         answers = {}
         for fast, client in both.items():
-            if isinstance(body, bytes):
-                response = client.post(url, headers={**headers, "Content-Type": "application/json"}, content=body)
+            if isinstance(body, bytes):  # sent as JSON unless the case says otherwise (None: no content type)
+                sent = {k: v for k, v in {"Content-Type": "application/json", **headers}.items() if v is not None}
+                response = client.post(url, headers=sent, content=body)
             else:
                 response = client.post(url, headers=headers, json=body)
             assert response.headers["x-request-id"], case

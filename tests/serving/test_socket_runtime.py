@@ -254,6 +254,17 @@ def test_body_limit_unknown_model_and_broken_json_over_a_socket(shared_server: S
     response = connection.getresponse()
     assert response.status == 413 and "262,144 bytes" in json.loads(response.read())["detail"]
     connection.close()
+    # streamed with no key, no model a key may use or no such model, the connection closed after the answer: the
+    # body is read before any answer (as FastAPI does), so the client gets the 413, not a connection reset
+    refused = [{}, {"X-API-Key": RISK_KEY}, {"X-API-Key": ALL_KEY}]
+    for key, url in zip(refused, [RISK, OTHER, "fleet__nope"], strict=True):
+        connection = http.client.HTTPConnection("127.0.0.1", shared_server.port, timeout=15)
+        chunks = (json.dumps(instances).encode() for _ in range(30_000))
+        headers = {**key, "Content-Type": "application/json", "Connection": "close"}
+        connection.request("POST", f"/v1/models/{url}/predict", body=chunks, headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 413, (key, url, response.read())
+        connection.close()
     status, body = call(f"{base}/v1/models/fleet__nope/predict", {"instances": instances}, key=ALL_KEY)
     assert status == 404 and RISK in body["detail"]
     status, body = call(f"{base}/v1/models/{RISK}/predict", key=ALL_KEY, raw=b'{"instances": [')

@@ -4,15 +4,17 @@ Accepts the bodies of MLflow's scoring server (`dataframe_split`, `dataframe_rec
 answers `{"predictions": [...]}` with what the model's pyfunc returns (for our classifiers, `predict_proba` rows),
 so a client written for `mlflow models serve` works unchanged. `/invocations` serves the only model when exactly
 one is served; with several, use the named route. (Served by serving.fast_routes unless `api.fast_routes` is off;
-these routes document them and answer the same.)"""
+these routes document them and answer the same.) The model is a dependency, as for `/predict`: a key that may not
+use it gets its 403 (404, 400) whatever the body, before the body's shape is checked."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 
 from serving.deps import CurrentPrincipal
+from serving.models import ServedModel
 from serving.scoring import invocations_answer, invocations_model
 
 router = APIRouter(tags=["invocations"])
@@ -24,15 +26,23 @@ BODY = Body(
 )
 
 
+async def named_model(request: Request, name: str, principal: CurrentPrincipal) -> ServedModel:
+    return invocations_model(request.app.state, principal, name)
+
+
+async def only_model(request: Request, principal: CurrentPrincipal) -> ServedModel:
+    return invocations_model(request.app.state, principal, None)
+
+
 @router.post("/v1/models/{name}/invocations", summary="MLflow scoring protocol, for one named model")
 async def invocations_for(
-    request: Request, name: str, principal: CurrentPrincipal, payload: dict[str, Any] = BODY
+    request: Request, model: Annotated[ServedModel, Depends(named_model)], payload: dict[str, Any] = BODY
 ) -> dict[str, Any]:
-    state = request.app.state
-    return await invocations_answer(state, request.scope["state"], invocations_model(state, principal, name), payload)
+    return await invocations_answer(request.app.state, request.scope["state"], model, payload)
 
 
 @router.post("/invocations", summary="MLflow scoring protocol (the only served model)")
-async def invocations(request: Request, principal: CurrentPrincipal, payload: dict[str, Any] = BODY) -> dict[str, Any]:
-    state = request.app.state
-    return await invocations_answer(state, request.scope["state"], invocations_model(state, principal, None), payload)
+async def invocations(
+    request: Request, model: Annotated[ServedModel, Depends(only_model)], payload: dict[str, Any] = BODY
+) -> dict[str, Any]:
+    return await invocations_answer(request.app.state, request.scope["state"], model, payload)
