@@ -173,14 +173,17 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     app.include_router(portfolio.router, dependencies=[Depends(authenticate)])
     app.include_router(dashboards.router, dependencies=[Depends(authenticate)])
 
-    # innermost first: the scoring routes are answered before FastAPI, inside CORS and ApiMiddleware
+    # innermost first: the scoring routes are answered before FastAPI, inside ApiMiddleware and CORS
     app.add_middleware(FastScoringRoutes, state=app.state)
+    app.add_middleware(ApiMiddleware, metrics=api_metrics, max_body_bytes=settings.api.max_body_bytes)
     if settings.api.cors_origins:
+        # outermost, so that ApiMiddleware's own answers (413, 500) carry the CORS headers too: without them a
+        # browser hides the status from the page and reports a network error
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(ApiMiddleware, metrics=api_metrics, max_body_bytes=settings.api.max_body_bytes)
     return app

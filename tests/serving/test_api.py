@@ -317,9 +317,17 @@ def test_cors_is_off_unless_configured(served_workspace: Path, monkeypatch: pyte
     with TestClient(_app(served_workspace)) as off:
         response = off.options(f"/v1/models/{RISK}/predict", headers=preflight)
         assert "access-control-allow-origin" not in response.headers
-    with TestClient(_app(served_workspace, cors_origins=["https://app.example.com"])) as on:
+    with TestClient(_app(served_workspace, cors_origins=["https://app.example.com"], max_body_bytes=2048)) as on:
         response = on.options(f"/v1/models/{RISK}/predict", headers=preflight)
         assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+        # every answer a page may read carries the headers, the middleware's own refusals too
+        origin = {"Origin": "https://app.example.com"}
+        too_big = on.post(f"/v1/models/{RISK}/predict", headers={**auth(), **origin}, content=b"x" * 4096)
+        no_key = on.post(f"/v1/models/{RISK}/predict", headers=origin, json={"instances": []})
+        for refused, status in ((too_big, 413), (no_key, 401)):
+            assert refused.status_code == status
+            assert refused.headers["access-control-allow-origin"] == "https://app.example.com"
+            assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
 
 
 def test_a_failing_model_answers_500_without_a_stack_trace(client: TestClient, instances: list[dict]) -> None:
