@@ -93,11 +93,6 @@ def payload_of(decoded: Any) -> dict[str, Any]:
     return decoded
 
 
-def parse_body(body: bytes, content_type: str | None = "application/json") -> dict[str, Any]:
-    """Pure: the JSON object of a request body (decode_body, then payload_of)."""
-    return payload_of(decode_body(body, content_type))
-
-
 async def _read_body(receive: Any) -> bytes:
     chunks = []
     while True:

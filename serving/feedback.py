@@ -104,7 +104,13 @@ def prepare(item: Served) -> LoggedRows:
 
 
 def feedback_table(items: list[LoggedRows]) -> pa.Table:
-    """Pure: the rows to append for some answered requests (one per prediction), column by column."""
+    """Pure: the rows to append for some answered requests (one per prediction), built ARROW_CHUNK_ITEMS requests
+    at a time so that no single conversion holds the GIL long."""
+    chunks = [items[i : i + ARROW_CHUNK_ITEMS] for i in range(0, len(items), ARROW_CHUNK_ITEMS)] or [[]]
+    return pa.concat_tables([_feedback_chunk(chunk) for chunk in chunks])
+
+
+def _feedback_chunk(items: list[LoggedRows]) -> pa.Table:
     columns: dict[str, list[Any]] = {name: [] for name in FEEDBACK_SCHEMA.names}
     for item in items:
         n = len(item.prediction_ids)
@@ -212,8 +218,7 @@ class PredictionLog:
             by_model.setdefault(item.model, []).append(item)
         total = 0
         for model, served in by_model.items():
-            chunks = [served[i : i + ARROW_CHUNK_ITEMS] for i in range(0, len(served), ARROW_CHUNK_ITEMS)]
-            table = pa.concat_tables([feedback_table(chunk) for chunk in chunks])
+            table = feedback_table(served)
             try:
                 write_deltalake(
                     feedback_uri(self.workspace, model),

@@ -18,7 +18,15 @@ from foundation.lakehouse.catalog import delta_relation_sql
 from foundation.workspace import Workspace
 from serving.app import create_app
 from serving.batching import MicroBatcher
-from serving.feedback import PredictionLog, Served, feedback_table, feedback_uri, prepare
+from serving.feedback import (
+    ARROW_CHUNK_ITEMS,
+    FEEDBACK_SCHEMA,
+    PredictionLog,
+    Served,
+    feedback_table,
+    feedback_uri,
+    prepare,
+)
 from serving.models import ServedModel
 from tests.serving.conftest import KEYS, RISK, auth
 
@@ -145,6 +153,14 @@ def test_feedback_table_has_one_row_per_prediction_with_json_inputs() -> None:
     assert json.loads(rows[1]["inputs"]) == _rows(2)[1]
     assert rows[0]["prediction"] == "true" and rows[0]["model_version"] == 3
     assert str(rows[0]["predicted_at"]).startswith("2023-11-14 22:13:20")
+
+
+def test_feedback_table_keeps_every_prediction_in_order_across_chunks() -> None:
+    requests = [prepare(_served(2, f"r{i}")) for i in range(2 * ARROW_CHUNK_ITEMS + 1)]
+    table = feedback_table(requests)
+    assert table.schema == FEEDBACK_SCHEMA
+    assert table["prediction_id"].to_pylist() == [f"r{i}-{j}" for i in range(len(requests)) for j in range(2)]
+    assert feedback_table([]).num_rows == 0
 
 
 def test_feedback_log_flushes_by_rows_and_on_close_and_joins_in_duckdb(tmp_path: Path) -> None:
