@@ -95,11 +95,22 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return path or "body"
 
 
+# The whole body's problems, with the fix: pydantic's own words ("Input should be a valid dictionary") do not tell
+# a client that forgot the content type what to do.
+BODY_MESSAGES = {
+    "missing": "a JSON object is required: send the request as JSON (Content-Type: application/json)",
+    "dict_type": "must be a JSON object, sent with Content-Type: application/json",
+}
+
+
 def error_items(errors: list[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """pydantic error dicts -> what a client sees: the field, the problem and its type (never the input echoed)."""
     items = []
     for error in errors:
         loc = (*prefix, *error.get("loc", ()))
+        if loc == ("body",) and error.get("type") in BODY_MESSAGES:
+            items.append({"field": "body", "message": BODY_MESSAGES[error["type"]], "type": error["type"]})
+            continue
         if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>), not a field
             at = next((part for part in loc if isinstance(part, int)), None)
             where = f" at character {at}" if at is not None else ""

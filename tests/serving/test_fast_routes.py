@@ -55,6 +55,13 @@ def test_only_a_json_content_type_is_decoded() -> None:
         parse_body(b'{"a": 1}', "text/plain")
 
 
+def test_a_body_not_sent_as_json_says_how_to_send_it() -> None:
+    for body, content_type in ((b'{"a": 1}', "text/plain"), (b"", "application/json"), (b"[1]", "application/json")):
+        with pytest.raises(InvalidInput) as caught:
+            parse_body(body, content_type)
+        assert "Content-Type: application/json" in caught.value.items[0]["message"], (body, content_type)
+
+
 def test_broken_json_names_the_character_where_it_breaks() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_body(b'{"instances": [')
