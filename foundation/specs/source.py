@@ -10,8 +10,10 @@ import re
 from typing import Annotated, Literal
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from foundation.specs.partitions import PartitionsSpec
 from foundation.specs.rules import ColumnRule, TableRule
 
 IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -490,6 +492,9 @@ class SourceSpec(Spec):
     on_invalid_rows: Literal["quarantine", "fail", "drop-with-count"] = "quarantine"
     max_invalid_percent: float = Field(100.0, ge=0, le=100, description="Above this share of invalid rows, fail.")
     tags: list[str] = Field(default_factory=list)
+    partitions: PartitionsSpec | None = Field(
+        None, description="Time partitions (daily/hourly/monthly) from a column or the file name: see docs/sources.md."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceSpec:
@@ -570,5 +575,59 @@ class SourceSpec(Spec):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _partitions_fit(self) -> SourceSpec:
+        # Raised with the location of the offending key, so that `check` points at its line.
+        problem = partition_problem(self)
+        if problem is not None:
+            loc, message = problem
+            error = InitErrorDetails(
+                type=PydanticCustomError("partitions", message), loc=("partitions", *loc), input=None
+            )
+            raise ValidationError.from_exception_data(type(self).__name__, [error])
+        return self
+
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name == name), None)
+
+
+PARTITION_COLUMN_TYPES = ("date", "timestamp", "timestamptz")
+
+
+def partition_problem(spec: SourceSpec) -> tuple[tuple[str, ...], str] | None:
+    """What makes a source's partitions unusable (the key at fault under `partitions`, the message), or None."""
+    partitions = spec.partitions
+    if partitions is None:
+        return None
+    if spec.load.mode != "replace":
+        # A partition load replaces its window: merge and append would keep or duplicate rows of other loads, and
+        # an incremental cursor or new_files_only would skip the rows a re-load must read again.
+        return (), (
+            f"partitions need load: {{mode: replace}} (each partition load replaces exactly its partition), not "
+            f"mode: {spec.load.mode}; remove incremental too"
+        )
+    if partitions.column is not None:
+        column = spec.column(partitions.column)
+        declared = ", ".join(c.name for c in spec.columns) or "none"
+        if column is None:
+            return ("column",), (
+                f"partition column {partitions.column!r} is not declared in columns: (declared: {declared}); "
+                f"add {{name: {partitions.column}, type: timestamp, required: true}} or name a declared column"
+            )
+        if column.type not in PARTITION_COLUMN_TYPES:
+            return ("column",), (
+                f"partition column {partitions.column!r} is declared with type {column.type or 'inferred'}: a "
+                f"partition column is a {', '.join(PARTITION_COLUMN_TYPES)}; declare its type"
+            )
+        if not column.required:
+            return ("column",), (
+                f"partition column {partitions.column!r} must be required: true (a row without a value would "
+                "belong to no partition)"
+            )
+        if column.pii and column.pii_handling != "keep":
+            return ("column",), f"partition column {partitions.column!r} is hashed or dropped PII: use another column"
+    elif not isinstance(spec.extract, CsvExtract | ParquetExtract | JsonExtract):
+        return ("file_name",), (
+            f"a {spec.extract.type} extract has no file names to partition by: use column: <timestamp column>"
+        )
+    return None
