@@ -39,6 +39,13 @@ from foundation.ingest.plan import (
 from foundation.ingest.quarantine import quarantine_table, reject_records, typing_records
 from foundation.ingest.report import LoadReport
 from foundation.lakehouse.bronze import BronzeTable, LoadState
+from foundation.lakehouse.partitions import (
+    PartitionWindow,
+    files_in_window,
+    partition_landing_sql,
+    replace_partition,
+    replace_quarantine_partition,
+)
 from foundation.quality.gate import QualityGate, nothing_new_outcomes
 from foundation.quality.outcomes import CheckOutcome
 from foundation.quality.results import record_outcomes
@@ -84,8 +91,16 @@ def _connect(workspace: Workspace) -> duckdb.DuckDBPyConnection:
 class SourceLoader:
     """One load of one source. `run()` returns the report or raises, leaving the lakehouse unchanged."""
 
-    def __init__(self, workspace: Workspace, source: SourceRef, progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        source: SourceRef,
+        progress: ProgressCallback | None = None,
+        partition: PartitionWindow | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.partition = partition  # a partitioned source's load reads and replaces this window only
+        self.file_times: dict[str, datetime] = {}  # file-name partitions: the time each file's name carries
         self.source = source
         self.spec = source.spec
         self.progress = progress
@@ -179,6 +194,9 @@ class SourceLoader:
             return [], [uri]
         files = resolve_files(self.workspace.root, self.spec.extract)
         report.files_total = len(files)
+        if self.partition is not None:
+            self.file_times = files_in_window(self.spec, [f.path for f in files], self.partition)
+            files = [f for f in files if f.path in self.file_times]
         skip_known = self.spec.load.mode == "append" or (
             self.spec.load.incremental is not None and self.spec.load.incremental.new_files_only
         )
@@ -215,6 +233,8 @@ class SourceLoader:
             pii_salt=self.workspace.settings.ingest.pii_salt,
         )
         sql = compile_landing_sql(self.spec, plans, relation, context)
+        if self.partition is not None:
+            sql = partition_landing_sql(self.spec, sql, self.partition, SOURCE_FILE_COLUMN, self.file_times)
         cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
         new_cursor = state.cursor
         if cursor:
@@ -303,13 +323,18 @@ class SourceLoader:
 
         data = pa.RecordBatchReader.from_batches(landed_schema, recorded(valid_batches()))
         try:
-            result = self.bronze.write(
-                data,
-                self.spec.load.mode,
-                new_state,
-                primary_key=self.spec.load.primary_key,
-                metadata={"foundation.load_id": report.load_id},
-            )
+            if self.partition is not None:
+                result = replace_partition(
+                    self.bronze, data, self.spec, self.partition, new_state, {"foundation.load_id": report.load_id}
+                )
+            else:
+                result = self.bronze.write(
+                    data,
+                    self.spec.load.mode,
+                    new_state,
+                    primary_key=self.spec.load.primary_key,
+                    metadata={"foundation.load_id": report.load_id},
+                )
         except Exception:
             # deltalake wraps an error raised while it reads the stream (InvalidRowsError...) in a DeltaError
             if stream_errors:
@@ -325,10 +350,16 @@ class SourceLoader:
         report.invalid_reasons = dict(reasons)
         if self.spec.on_invalid_rows == "drop-with-count":
             report.rows_dropped = len(quarantined)
-        elif quarantined:
+        elif quarantined or self.partition is not None:
             try:
                 table = quarantine_table(quarantined, report.load_id, now)
-                report.quarantine_version = self.quarantine.append_rows(table, {"foundation.load_id": report.load_id})
+                metadata = {"foundation.load_id": report.load_id}
+                if self.partition is not None:  # the partition's earlier quarantine rows go in the same commit
+                    report.quarantine_version = replace_quarantine_partition(
+                        self.quarantine, table, self.partition, metadata
+                    )
+                else:
+                    report.quarantine_version = self.quarantine.append_rows(table, metadata)
                 report.rows_quarantined = len(quarantined)
             except Exception:
                 if previous_version is None:
@@ -379,5 +410,16 @@ def _dedupe(outcomes: list[CheckOutcome]) -> list[CheckOutcome]:
     return list(seen.values())
 
 
-def ingest_source(workspace: Workspace, source: SourceRef, progress: ProgressCallback | None = None) -> LoadReport:
-    return SourceLoader(workspace, source, progress).run()
+def ingest_source(
+    workspace: Workspace,
+    source: SourceRef,
+    progress: ProgressCallback | None = None,
+    partition: PartitionWindow | None = None,
+) -> LoadReport:
+    """Load a source; `partition`: only that window of a partitioned source, replacing it."""
+    if partition is None and source.spec.partitions is not None:
+        raise ValueError(
+            f"{source.key} is partitioned by {source.spec.partitions.by} partitions: load a partition or a range "
+            f"of them with `foundation backfill {source.key} --from DATE --to DATE` (or from the Dagster UI)"
+        )
+    return SourceLoader(workspace, source, progress, partition).run()
