@@ -282,7 +282,8 @@ def check_profile(
             loc = tuple(err["loc"])
             field = ".".join(str(p) for p in loc)
             # err["msg"] only: the input (possibly an expanded secret) is never repeated
-            hint = "remove it or fix its spelling" if err["type"] == "extra_forbidden" else "see docs/operations.md"
+            doc_page = "docs/automation.md" if loc and loc[0] == "automation" else "docs/operations.md"
+            hint = "remove it or fix its spelling" if err["type"] == "extra_forbidden" else f"see {doc_page}"
             problems.append(SpecError(path, line(loc), field, err["msg"], hint))
         return None, problems
     problems.extend(_semantic_errors(settings, name, path, line))

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from foundation.specs.automation import AutomationPolicy, AutomationSpec
+from foundation.specs.source import Schedule
 
 SETTINGS_FILE = "foundation.yaml"
 STATE_DIR = ".foundation"
@@ -98,6 +101,28 @@ class IngestSettings(_Section):
     pii_salt: str = Field("", description="Salt mixed into hashed PII values; set it from the environment.")
 
 
+class AutomationSettings(_Section):
+    """The default `automation:` policy of the workspace's dbt, gold and ML assets (foundation/specs/automation.py),
+    and how often the daemon looks."""
+
+    policy: AutomationPolicy = Field(
+        "eager", description="eager (refresh when an input changes), on_cron (at the ticks of `cron`), or manual."
+    )
+    cron: Schedule | None = Field(None, description="The ticks of policy on_cron (e.g. '0 6 * * *').")
+    sensor_interval_s: int = Field(30, ge=1, description="Seconds between two evaluations of the automation sensor.")
+    file_sensor_interval_s: int = Field(
+        30, ge=1, description="Seconds between two looks at the landing folder of an `on_new_files` source."
+    )
+
+    @model_validator(mode="after")
+    def _valid_policy(self) -> AutomationSettings:
+        self.default()  # the same rules as a use case's or a model's automation:
+        return self
+
+    def default(self) -> AutomationSpec:
+        return AutomationSpec(policy=self.policy, cron=self.cron)
+
+
 class ValueWeights(_Section):
     strategic_alignment: float = Field(2.0, ge=0)
     financial_value: float = Field(2.0, ge=0)
@@ -146,6 +171,7 @@ class FoundationSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from foundation.specs.automation import AutomationSpec
 from foundation.specs.source import Email, Identifier, Schedule, Spec
 
 # Candidate shortcuts -> scikit-learn classes. Anything else is a dotted class path (`package.module.Class`).
@@ -167,6 +168,11 @@ class ModelSpec(Spec):
     gate: GateSpec = Field(default_factory=GateSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
+    automation: AutomationSpec | None = Field(
+        None,
+        description="When batch predictions and monitoring refresh (default: the use case's, else foundation.yaml's); "
+        "training follows schedules.training.",
+    )
     seed: int = Field(42, description="Seed of every estimator: the same data and seed give the same model.")
 
     @model_validator(mode="after")

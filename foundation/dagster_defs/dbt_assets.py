@@ -22,6 +22,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from packaging.version import Version
 
+from foundation.dagster_defs.automation import AutomationPlan, policy_condition
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.dbt.project import (
     GENERATED_DIR,
@@ -49,7 +50,19 @@ def model_layer(fqn: Sequence[str]) -> str:
 
 
 class FoundationDbtTranslator(DagsterDbtTranslator):
-    """Sources map onto the ingestion assets; models get `<uc>/<layer>/<model>` keys and their use case's group."""
+    """Sources map onto the ingestion assets; models get `<uc>/<layer>/<model>` keys, their use case's group and
+    its automation condition (foundation/dagster_defs/automation.py)."""
+
+    def __init__(
+        self, settings: DagsterDbtTranslatorSettings | None = None, automation: AutomationPlan | None = None
+    ) -> None:
+        super().__init__(settings=settings)
+        self.automation = automation
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        if self.automation is None or dbt_resource_props["resource_type"] == "source":
+            return None
+        return policy_condition(self.automation.for_usecase(dbt_resource_props["fqn"][1]))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -73,8 +86,9 @@ class FoundationDbtTranslator(DagsterDbtTranslator):
         return tags
 
 
-def translator() -> FoundationDbtTranslator:
-    return FoundationDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+def translator(automation: AutomationPlan | None = None) -> FoundationDbtTranslator:
+    settings = DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    return FoundationDbtTranslator(settings=settings, automation=automation)
 
 
 class FoundationDbtCliResource(DbtCliResource):
@@ -117,10 +131,10 @@ def reuse_partial_parse(parsed_target: Path, run_target: Path) -> bool:
     return True
 
 
-def dbt_models_asset(paths: DbtPaths) -> dg.AssetsDefinition:
+def dbt_models_asset(paths: DbtPaths, automation: AutomationPlan | None = None) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=paths.manifest,
-        dagster_dbt_translator=translator(),
+        dagster_dbt_translator=translator(automation),
         name=DBT_OP_NAME,
         pool=WAREHOUSE_POOL,
     )
@@ -142,7 +156,13 @@ def dbt_models_asset(paths: DbtPaths) -> dg.AssetsDefinition:
     return _dbt_models
 
 
-def publish_asset(paths: DbtPaths, workspace: Workspace, usecase: str, manifest: dict[str, Any]) -> dg.AssetsDefinition:
+def publish_asset(
+    paths: DbtPaths,
+    workspace: Workspace,
+    usecase: str,
+    manifest: dict[str, Any],
+    automation: AutomationPlan | None = None,
+) -> dg.AssetsDefinition:
     translate = translator()
     nodes = published_models(manifest, usecase)
     deps = [translate.get_asset_key(node) for node in nodes]
@@ -159,6 +179,7 @@ def publish_asset(paths: DbtPaths, workspace: Workspace, usecase: str, manifest:
         ),
         tags={"layer": "gold"},
         metadata={"dagster/uri": gold_uri(workspace, usecase, "")},
+        automation_condition=policy_condition(automation.for_usecase(usecase)) if automation else None,
     )
     def _publish(context: dg.AssetExecutionContext, foundation: FoundationResource) -> dg.MaterializeResult:
         current = foundation.workspace()
@@ -200,6 +221,9 @@ def dbt_definitions(
             return [], {}
     manifest = load_manifest(paths)
     usecases = sorted({n["fqn"][1] for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"})
-    assets = [dbt_models_asset(paths)]
-    assets += [publish_asset(paths, workspace, uc, manifest) for uc in usecases if published_models(manifest, uc)]
+    automation = AutomationPlan.of(workspace)
+    assets = [dbt_models_asset(paths, automation)]
+    assets += [
+        publish_asset(paths, workspace, uc, manifest, automation) for uc in usecases if published_models(manifest, uc)
+    ]
     return assets, {"dbt": dbt_resource(paths, workspace)}

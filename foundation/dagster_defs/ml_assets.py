@@ -12,7 +12,9 @@ from typing import Any
 
 import dagster as dg
 
+from foundation.dagster_defs.automation import AutomationPlan, eager_condition, policy_condition, training_condition
 from foundation.dagster_defs.resources import FoundationResource
+from foundation.specs.automation import AutomationSpec
 from foundation.workspace import Workspace
 from mlops.checks import ModelRef, load_model_specs
 
@@ -29,10 +31,15 @@ def _ref(foundation: FoundationResource, key: str) -> tuple[Workspace, ModelRef]
     return workspace, next(r for r in scan.models if r.key == key)
 
 
-def model_assets(ref: ModelRef) -> list[Any]:
+def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> list[Any]:
     key = ref.key
     # What every asset of one model shares: its use case's group, the model's owner, the ml layer.
     common: dict[str, Any] = {"group_name": ref.usecase, "owners": [ref.spec.owner], "tags": {"layer": "ml"}}
+    policy = automation.for_model(ref.usecase, ref.spec.automation) if automation else AutomationSpec(policy="manual")
+    train_when = training_condition(policy, ref.spec.schedules.training)
+    # The steps after the training set run in the same run as it (eager: their input was just requested).
+    after_training = eager_condition() if train_when is not None else None
+    scoring = policy_condition(policy)
 
     def ins(*steps: str) -> dict[str, dg.AssetIn]:
         return {step: dg.AssetIn(ml_key(ref, step)) for step in steps}
@@ -44,6 +51,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         deps=[dg.AssetKey([ref.usecase, "gold", "published"])],
         description=f"Rows of {ref.spec.feature_table} fit for training ({ref.spec.row_filter or 'all rows'}).",
         output_required=False,
+        automation_condition=train_when,
     )
     def training_set(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
         from mlops.pipeline import load_training_set
@@ -64,6 +72,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         **common,
         kinds={"scikitlearn"},
         ins=ins("training_set"),
+        automation_condition=after_training,
         description="The baseline rule and every candidate, split by time, fitted and evaluated on validation.",
     )
     def candidates(context: dg.AssetExecutionContext, foundation: FoundationResource, training_set: Any) -> Any:
@@ -79,6 +88,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         **common,
         kinds={"mlflow"},
         ins=ins("training_set", "candidates"),
+        automation_condition=after_training,
         description="MLflow runs: params, metrics, models with signature, the comparison table (markdown + PNG).",
     )
     def evaluation(
@@ -104,6 +114,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         **common,
         kinds={"mlflow"},
         ins=ins("training_set", "candidates", "evaluation"),
+        automation_condition=after_training,
         description="The winner registered in MLflow; `champion` alias only if it passes the gate (history kept).",
     )
     def registered(
@@ -136,6 +147,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         deps=[ml_key(ref, "registered"), dg.AssetKey([ref.usecase, "gold", "published"])],
         description="Batch predictions of the champion for every feature row not scored yet (lakehouse, Delta).",
         output_required=False,
+        automation_condition=scoring,
     )
     def predictions(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
         from mlops.inference import batch_score, predictions_uri
@@ -163,6 +175,7 @@ def model_assets(ref: ModelRef) -> list[Any]:
         **common,
         kinds={"delta"},
         deps=[ml_key(ref, "predictions")],
+        automation_condition=scoring,
         description="Feature drift (PSI, training vs recent) and realised precision/recall per week.",
         check_specs=[
             dg.AssetCheckSpec("feature_drift", asset=ml_key(ref, "monitoring")),
@@ -211,10 +224,12 @@ def training_selection(ref: ModelRef) -> dg.AssetSelection:
     return dg.AssetSelection.assets(*(ml_key(ref, step) for step in TRAINING_STEPS))
 
 
-def model_schedules(ref: ModelRef) -> list[dg.ScheduleDefinition]:
+def model_schedules(ref: ModelRef, automation: AutomationPlan | None = None) -> list[dg.ScheduleDefinition]:
+    """The spec's crons as schedules, except training's when an automation condition already follows it."""
     schedules = []
     name = ref.registered_name
-    if ref.spec.schedules.training != "manual":
+    policy = automation.for_model(ref.usecase, ref.spec.automation) if automation else AutomationSpec(policy="manual")
+    if ref.spec.schedules.training != "manual" and policy.policy == "manual":
         schedules.append(
             dg.ScheduleDefinition(
                 name=f"{name}__training",
@@ -288,7 +303,8 @@ def ml_definitions(workspace: Workspace) -> tuple[list[Any], list[dg.ScheduleDef
         return [], [], []
     if not scan.models:
         return [], [], []
-    assets = [a for ref in scan.models for a in model_assets(ref)]
-    schedules = [s for ref in scan.models for s in model_schedules(ref)]
+    automation = AutomationPlan.of(workspace)
+    assets = [a for ref in scan.models for a in model_assets(ref, automation)]
+    schedules = [s for ref in scan.models for s in model_schedules(ref, automation)]
     sensors = [retrain_sensor(scan.models)] if any(r.spec.monitoring.retrain_on_failure for r in scan.models) else []
     return assets, schedules, sensors

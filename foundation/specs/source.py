@@ -468,6 +468,11 @@ class LoadSpec(Spec):
     mode: Literal["append", "replace", "merge"] = "append"
     primary_key: list[Identifier] = Field(default_factory=list)
     incremental: IncrementalSpec | None = None
+    on_new_files: bool = Field(
+        False,
+        description="Load when new or changed files match extract.path (a sensor; besides the schedule, or instead "
+        "of it with schedule: manual).",
+    )
 
     @model_validator(mode="after")
     def _merge_needs_key(self) -> LoadSpec:
@@ -585,6 +590,15 @@ class SourceSpec(Spec):
                 type=PydanticCustomError("partitions", message), loc=("partitions", *loc), input=None
             )
             raise ValidationError.from_exception_data(type(self).__name__, [error])
+        return self
+
+    @model_validator(mode="after")
+    def _new_files_need_files(self) -> SourceSpec:
+        if self.load.on_new_files and not isinstance(self.extract, CsvExtract | ParquetExtract | JsonExtract):
+            raise ValueError(
+                f"load.on_new_files watches files, and a {self.extract.type} extract has none: remove it and use "
+                "schedule: '<cron>'"
+            )
         return self
 
     def column(self, name: str) -> ColumnSpec | None:

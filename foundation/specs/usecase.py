@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
+from foundation.specs.automation import AutomationSpec
 from foundation.specs.source import Email, Schedule, Spec
 
 UsecaseType = Literal["visualisation", "monitoring", "prediction", "optimisation", "automation"]
@@ -110,6 +111,9 @@ class UsecaseSpec(Spec):
         None, description="Declared phase; `foundation portfolio` also derives it from what exists and shows both."
     )
     refresh: Schedule | None = Field(None, description="Default refresh of the use case's sources.")
+    automation: AutomationSpec | None = Field(
+        None, description="When its dbt models, gold and ML assets refresh (default: foundation.yaml's automation:)."
+    )
     qualification: QualificationSheet | None = Field(
         None, description="Value/complexity sheet, each criterion low/medium/high (docs/usecases.md)."
     )

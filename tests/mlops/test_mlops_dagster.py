@@ -32,7 +32,10 @@ def test_ml_definitions(kit: MlWorkspace) -> None:
     assets, schedules, sensors = ml_definitions(kit.workspace)
     keys = {key for asset in assets for key in asset.keys}
     assert ml_key(kit.ref(), "registered") in keys and ml_key(kit.ref(), "monitoring") in keys
-    assert {s.name for s in schedules} == {"fleet__risk__training", "fleet__risk__inference"}
+    # training follows its cron through an automation condition (foundation/dagster_defs/automation.py)
+    assert {s.name for s in schedules} == {"fleet__risk__inference"}
+    conditions = {spec.key: spec.automation_condition for asset in assets for spec in asset.specs}
+    assert conditions[ml_key(kit.ref(), "training_set")].get_label() == "on_cron(0 3 * * 1, UTC)"
     assert [s.name for s in sensors] == ["ml_retrain_on_failed_monitoring"]
     from foundation.dagster_defs.resources import FoundationResource
 
