@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 FOUNDATION = str(Path(PYTHON).with_name("foundation"))
@@ -128,6 +130,9 @@ def workspace(workdir: Path, landing_dir: Path, trucks: int, days: int, with_ml:
     shutil.copytree(REPO / "dbt_project", ws / "dbt_project", ignore=ignore)
     (ws / "landing").mkdir()
     (ws / "landing" / "fleet_maintenance").symlink_to(landing_dir / "fleet_maintenance")
+    settings = yaml.safe_load((ws / "foundation.yaml").read_text(encoding="utf-8"))  # the symlink leads outside
+    settings.setdefault("ingest", {}).setdefault("allowed_roots", []).append(str(landing_dir.resolve()))
+    (ws / "foundation.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return ws
 
 

@@ -271,7 +271,9 @@ def make_workspace(csv_path: Path, out: Path) -> Path:
     ws = out / "workspace"
     sources = ws / "usecases" / "bench" / "sources"
     sources.mkdir(parents=True, exist_ok=True)
-    (ws / "foundation.yaml").write_text("state_dir: .foundation\n", encoding="utf-8")
+    roots = json.dumps([str(csv_path.parent)])  # the cached CSV lives outside the workspace
+    settings = f"state_dir: .foundation\ningest: {{allowed_roots: {roots}}}\n"
+    (ws / "foundation.yaml").write_text(settings, encoding="utf-8")
     (ws / "usecases" / "bench" / "usecase.yaml").write_text(USECASE_YAML, encoding="utf-8")
     (sources / "telemetry.yaml").write_text(SOURCE_YAML.format(path=json.dumps(str(csv_path))), encoding="utf-8")
     return ws

@@ -128,7 +128,9 @@ def ingest_helpers() -> Any:
 def make_workspace(root: Path, csv_path: Path, rules: bool, table_rule: bool = True) -> Path:
     sources = root / "usecases" / "bench" / "sources"
     sources.mkdir(parents=True, exist_ok=True)
-    (root / "foundation.yaml").write_text("state_dir: .foundation\n", encoding="utf-8")
+    roots = json.dumps([str(csv_path.parent)])  # the cached CSV lives outside the workspace
+    settings = f"state_dir: .foundation\ningest: {{allowed_roots: {roots}}}\n"
+    (root / "foundation.yaml").write_text(settings, encoding="utf-8")
     (root / "usecases" / "bench" / "usecase.yaml").write_text(USECASE_YAML, encoding="utf-8")
     (sources / "telemetry.yaml").write_text(source_yaml(csv_path, rules, table_rule), encoding="utf-8")
     return root

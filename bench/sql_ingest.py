@@ -101,7 +101,7 @@ def child(method: str, db: Path, workdir: Path) -> dict[str, float]:
 
         root = workdir / "ws"
         (root / "usecases/bench/sources").mkdir(parents=True, exist_ok=True)
-        (root / "foundation.yaml").write_text("{}\n")
+        (root / "foundation.yaml").write_text(f"ingest: {{allowed_roots: [{json.dumps(str(db.parent))}]}}\n")
         source = {
             "name": "telemetry",
             "description": "Benchmark telemetry table in SQLite",

@@ -8,6 +8,7 @@ from foundation.connectors.files import match_pattern
 from foundation.connectors.staging import is_staged
 from foundation.secrets import MissingSecretError, references
 from foundation.specs.errors import SpecError
+from foundation.specs.roots import path_errors
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
 from foundation.workspace import Workspace
@@ -30,6 +31,9 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                         severity="warning",
                     )
                 )
+        errors.extend(
+            path_errors(workspace.root, workspace.allowed_roots, source.path, extract, doc.line_of if doc else None)
+        )
         line = doc.line_of(("extract", "path")) if doc else None
         if isinstance(extract, DeltaExtract) or is_staged(extract):  # no files to look for (rest_api, sql, html)
             continue

@@ -99,6 +99,12 @@ class ApiSettings(_Section):
 class IngestSettings(_Section):
     batch_rows: int = Field(122_880, description="Rows per Arrow batch streamed from readers to Delta.")
     pii_salt: str = Field("", description="Salt mixed into hashed PII values; set it from the environment.")
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders and object-store prefixes (s3://bucket/landing) sources may read from, besides the "
+        "workspace and the lakehouse, which are always allowed. A path outside them (after resolving symlinks) is "
+        "a `foundation check` error and is refused by ingestion (docs/sources.md#where-a-source-may-read).",
+    )
 
 
 class AutomationSettings(_Section):

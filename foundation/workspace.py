@@ -13,6 +13,7 @@ from pathlib import Path
 from foundation.secrets import literal_secrets
 from foundation.settings import SETTINGS_FILE, FoundationSettings, load_settings
 from foundation.specs.errors import SpecError, SpecValidationError
+from foundation.specs.roots import AllowedRoots, enforce
 from foundation.specs.source import IDENTIFIER_RE, SourceSpec
 from foundation.specs.usecase import UsecaseSpec
 from foundation.specs.validation import validate_document
@@ -177,6 +178,15 @@ class Workspace:
 
     def quarantine_uri(self, usecase: str, source: str) -> str:
         return f"{self.lakehouse_root.rstrip('/')}/bronze/{usecase}/{source}__quarantine"
+
+    @cached_property
+    def allowed_roots(self) -> AllowedRoots:
+        """Where sources may read: the workspace, the lakehouse and `ingest.allowed_roots`."""
+        return AllowedRoots.of(self.root, self.settings.ingest.allowed_roots, self.lakehouse_root)
+
+    def refuse_paths_outside_roots(self, source: SourceRef) -> None:
+        """Raise PathNotAllowedError if `source` would read outside the allowed roots (judged now, not at check)."""
+        enforce(self.root, self.allowed_roots, source.path, source.spec.extract)
 
     @cached_property
     def scan(self) -> ScanResult:

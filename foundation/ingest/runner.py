@@ -133,6 +133,7 @@ class SourceLoader:
         return report
 
     def _run(self, report: LoadReport, now: datetime) -> None:
+        self.workspace.refuse_paths_outside_roots(self.source)  # again at run time: ${VAR}s, symlinks since check
         state = self.bronze.state()
         if is_staged(self.spec.extract):
             # Fetched into a per-load folder, then read like files; the folder goes whatever happens.

@@ -106,6 +106,7 @@ def staged_relation(workspace: Workspace, source: SourceRef) -> Iterator[str]:
 def profile_source(workspace: Workspace, source: SourceRef, sample_rows: int | None = None) -> SourceProfile:
     """Profile a source's data, typed by its YAML; raises ExtractError when a staged extract cannot be fetched."""
     spec = source.spec
+    workspace.refuse_paths_outside_roots(source)  # it reads the data as a load would
     con = duckdb.connect()
     try:
         if is_staged(spec.extract):
