@@ -1,5 +1,5 @@
 # Data Foundation: the obvious targets. `make demo` and `make test` do all the set-up themselves.
-.PHONY: install demo test test-fast test-infra lint format check ui bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
+.PHONY: install demo test test-fast test-infra lint format check maintenance ui bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
 
 UV_RUN = UV_PYTHON_DOWNLOADS=never uv run --frozen
 
@@ -30,6 +30,9 @@ format: install
 
 check: install      ## validate every YAML of the workspace
 	$(UV_RUN) foundation check
+
+maintenance: install  ## compact and vacuum every Delta table of the lakehouse (docs/operations.md#maintenance-compaction-and-vacuum)
+	$(UV_RUN) foundation maintenance
 
 portfolio: install  ## rank the use cases; matrix PNG + HTML page into .foundation/portfolio/
 	$(UV_RUN) foundation portfolio --out .foundation/portfolio

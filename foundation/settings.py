@@ -129,6 +129,29 @@ class AutomationSettings(_Section):
         return AutomationSpec(policy=self.policy, cron=self.cron)
 
 
+class MaintenanceSettings(_Section):
+    """`foundation maintenance`: compaction and vacuum of every Delta table of the lakehouse (docs/operations.md)."""
+
+    retention_hours: int = Field(
+        168,
+        ge=0,
+        description="Files no longer referenced (and part files a crashed write left) are deleted once older than "
+        "this; snapshots older than this can no longer be read (time travel). deltalake refuses a value below a "
+        "table's delta.deletedFileRetentionDuration (168 h unless set).",
+    )
+    compact: bool = Field(True, description="Rewrite small files into files of target_file_size (optimize.compact).")
+    vacuum: bool = Field(True, description="Delete unreferenced files older than retention_hours (full vacuum).")
+    target_file_size: int | None = Field(
+        None, ge=1, description="Bytes per compacted file (default: the table's delta.targetFileSize, else 100 MB)."
+    )
+    tables: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Tables to maintain: patterns on a table's path under the lakehouse root, e.g. bronze/*, "
+        "gold/fleet/*, ml/*/*/api_predictions (`*` also crosses folders).",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Patterns of tables to leave alone.")
+
+
 class ValueWeights(_Section):
     strategic_alignment: float = Field(2.0, ge=0)
     financial_value: float = Field(2.0, ge=0)
@@ -177,6 +200,7 @@ class FoundationSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
 
     @classmethod

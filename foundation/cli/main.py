@@ -308,6 +308,15 @@ def _register_doctor_command() -> None:
 _register_doctor_command()
 
 
+def _register_maintenance_command() -> None:
+    from foundation.cli.maintenance_command import register
+
+    register(app, _open)
+
+
+_register_maintenance_command()
+
+
 def _register_scaffold_and_portfolio_commands() -> None:
     from foundation.cli.portfolio_command import register as register_portfolio
     from foundation.cli.scaffold_command import register as register_scaffold
