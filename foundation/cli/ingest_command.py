@@ -65,7 +65,7 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
     from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
 
     defs = ingestion_definitions(workspace)
-    selection = [bronze_asset_key(s) for s in sources]
+    selection = [bronze_asset_key(s) for s in sources if s.spec.partitions is None]
     progress = (
         Progress(
             SpinnerColumn(),
@@ -80,6 +80,17 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
         else None
     )
     listener = ProgressListener(progress)
+    for source in sources:
+        if source.spec.partitions is not None:  # loaded per partition (schedule, UI, foundation backfill)
+            listener.on_error(
+                source.key,
+                ValueError(
+                    f"partitioned by {source.spec.partitions.by} partitions: load a range with `foundation backfill "
+                    f"{source.key} --from DATE --to DATE`"
+                ),
+            )
+    if not selection:
+        return listener
     quiet_garbage_collector()
     with events.listening(listener):
         if progress is not None:

@@ -328,5 +328,14 @@ def _register_scaffold_and_portfolio_commands() -> None:
 _register_scaffold_and_portfolio_commands()
 
 
+def _register_backfill_command() -> None:
+    from foundation.cli.backfill_command import register
+
+    register(app)
+
+
+_register_backfill_command()
+
+
 if __name__ == "__main__":
     app()

@@ -144,6 +144,9 @@ def run_pipeline(
         from foundation.dagster_defs.definitions import bronze_asset_key
 
         selection = selection - dg.AssetSelection.assets(*(bronze_asset_key(s) for s in workspace.sources()))
+    from foundation.dagster_defs.partitions import partitioned_keys  # loaded per partition: foundation backfill
+
+    selection = selection - dg.AssetSelection.assets(*partitioned_keys(defs.assets or []))
     listener = listener or ProgressListener(None)
     quiet_garbage_collector()
     instance = dagster_instance(workspace)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from croniter import croniter
 
+from foundation.dagster_defs.partitions import partition_window, partitioned_schedule, partitions_definition
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.ingest.report import LoadReport
 from foundation.quality.checks import declared_checks
@@ -145,10 +146,11 @@ def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition
         check_specs=check_specs(source),
         deps=referenced_sources(source),
         freshness_policy=freshness_policy(spec),
+        partitions_def=partitions_definition(spec.partitions),
     )
     def _ingest(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Iterator[Any]:
         try:
-            report = foundation.ingest(source.key)
+            report = foundation.ingest(source.key, partition_window(context) if context.has_partition_key else None)
         except Exception as exc:
             # A refused load is a failed check too: show what the rules concluded, then fail the step.
             for outcome in getattr(exc, "foundation_outcomes", []):
@@ -169,6 +171,8 @@ def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition
 def source_schedule(source: SourceRef) -> dg.ScheduleDefinition | None:
     if source.spec.schedule == "manual":
         return None
+    if source.spec.partitions is not None:
+        return partitioned_schedule(source, bronze_asset_key(source))
     return dg.ScheduleDefinition(
         name=f"{source.usecase}__{source.name}__schedule",
         cron_schedule=source.spec.schedule,

@@ -9,6 +9,7 @@ import dagster as dg
 from foundation.ingest import events
 from foundation.ingest.report import LoadReport
 from foundation.ingest.runner import ingest_source
+from foundation.lakehouse.partitions import PartitionWindow
 from foundation.workspace import Workspace
 
 
@@ -20,12 +21,14 @@ class FoundationResource(dg.ConfigurableResource):
     def workspace(self) -> Workspace:
         return Workspace.open(Path(self.workspace_dir))
 
-    def ingest(self, source_key: str) -> LoadReport:
+    def ingest(self, source_key: str, partition: PartitionWindow | None = None) -> LoadReport:
         workspace = self.workspace()
         (source,) = workspace.select_sources([source_key])
         events.start(source_key)
         try:
-            report = ingest_source(workspace, source, progress=lambda n: events.rows(source_key, n))
+            report = ingest_source(
+                workspace, source, progress=lambda n: events.rows(source_key, n), partition=partition
+            )
         except Exception as exc:
             events.error(source_key, exc)
             raise

@@ -1,0 +1,122 @@
+"""`foundation backfill TARGET --from DATE --to DATE`: load a range of partitions, as the Dagster UI's backfill."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.specs.errors import SpecValidationError
+from foundation.workspace import Workspace
+
+
+def backfill(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A partitioned source (`usecase/source`, or `source` when unique), a use case (all its partitioned "
+            "assets), or an asset key (`usecase/bronze/source`, `usecase/marts/model`)."
+        ),
+    ],
+    first: Annotated[
+        str, typer.Option("--from", help="First partition: a date (YYYY-MM-DD) or, hourly, YYYY-MM-DDTHH:MM.")
+    ],
+    last: Annotated[str, typer.Option("--to", help="Last partition, included (a date includes all its hours).")],
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop watching after this many seconds (the backfill goes on).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")] = False,
+) -> None:
+    """Backfill the partitions from --from to --to of TARGET: each partition's load replaces exactly that partition.
+
+    This launches the same Dagster asset backfill as the UI's "Materialize partitions" (it shows in the UI's
+    Backfills page, one run per partition). With `dagster-daemon` running on the workspace's instance, the daemon
+    runs it and this command shows its progress; without one, this command runs it itself, in process, until done.
+    Exit 1 if a partition failed.
+
+    Examples: `foundation backfill fleet/telemetry --from 2026-01-01 --to 2026-01-31`,
+    `foundation backfill fleet --from 2026-01-01 --to 2026-01-07 --json`.
+    """
+    from foundation.dagster_defs.backfill import (
+        IN_PROCESS_RUN_CONFIG,
+        BackfillError,
+        BackfillProgress,
+        daemon_is_running,
+        launch_backfill,
+        parse_bound,
+        partition_names,
+        run_backfill,
+        target_keys,
+    )
+    from foundation.dagster_defs.definitions import build_definitions
+    from foundation.dagster_defs.instance import dagster_instance
+
+    workspace = Workspace.open()
+    try:
+        defs = build_definitions(workspace=workspace)
+        keys = target_keys(workspace, defs, target)
+        start, end = parse_bound(first, end=False), parse_bound(last, end=True)
+        if end < start:
+            raise BackfillError(f"--to {last} is before --from {first}")
+        graph = defs.resolve_asset_graph()
+        partitions = partition_names(graph.get(keys[0]).partitions_def, start, end)  # type: ignore[arg-type]
+        if not partitions:
+            raise BackfillError(f"no partition of {target} starts between {first} and {last} (nor before now)")
+    except SpecValidationError as exc:
+        for error in exc.errors:
+            err_console.print(error.format(relative_to=workspace.root), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except BackfillError as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    instance = dagster_instance(workspace)
+    daemon = daemon_is_running(instance)
+    backfill_id = launch_backfill(
+        instance, defs, keys, partitions, run_config=None if daemon else IN_PROCESS_RUN_CONFIG
+    )
+    names = ", ".join(k.to_user_string() for k in keys)
+    if not json_output:
+        who = "the daemon runs it" if daemon else "no daemon on this instance: running it here"
+        console.print(f"backfill {backfill_id}: {names}, {len(partitions)} partition(s) ({who})", highlight=False)
+    progress_bar = (
+        None
+        if json_output
+        else Progress(
+            TextColumn("partitions"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("done, {task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+    )
+    task = progress_bar.add_task("backfill", total=len(partitions), failed=0) if progress_bar else None
+
+    def show(progress: BackfillProgress) -> None:
+        if progress_bar is not None and task is not None:
+            progress_bar.update(task, completed=len(progress.done) + len(progress.failed), failed=len(progress.failed))
+
+    if progress_bar is not None:
+        progress_bar.start()
+    try:
+        result = run_backfill(workspace, instance, backfill_id, on_progress=show, timeout_seconds=timeout)
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        rows = [
+            [p, "[red]failed" if p in result.failed else "done" if p in result.done else "pending"]
+            for p in result.partitions
+        ]
+        print_table(f"Backfill {backfill_id}: {result.status}", ["partition", "status"], rows)
+        if not result.finished:
+            console.print(f"still running after {timeout:g} s: see it in the UI's Backfills page (foundation ui)")
+    raise typer.Exit(1 if result.failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backfill")(backfill)
