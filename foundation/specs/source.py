@@ -620,6 +620,11 @@ def partition_problem(spec: SourceSpec) -> tuple[tuple[str, ...], str] | None:
             f"partitions need load: {{mode: replace}} (each partition load replaces exactly its partition), not "
             f"mode: {spec.load.mode}; remove incremental too"
         )
+    if spec.load.on_new_files:
+        return (), (
+            "a partitioned source is loaded per partition (its schedule loads the latest one, foundation backfill a "
+            "range): remove load.on_new_files, which would load it whole"
+        )
     if partitions.column is not None:
         column = spec.column(partitions.column)
         declared = ", ".join(c.name for c in spec.columns) or "none"

@@ -126,3 +126,10 @@ def test_file_time_reads_the_date_group_of_the_name_only():
     assert hourly.file_time("t_20260102_13.csv") == datetime(2026, 1, 2, 13)
     with pytest.raises(ValueError, match="does not read with the format '%Y%m%d_%H'"):
         hourly.file_time("t_20261302_13.csv")
+
+
+def test_partitions_and_loading_on_file_arrival_do_not_mix(make_workspace):
+    text = BASE.replace("load: {mode: replace}", "load: {mode: replace, on_new_files: true}")
+    _, error = only_error(make_workspace, text + "partitions: {by: daily, column: ts, start: 2026-01-01}\n")
+    assert (error.line, error.field) == (13, "partitions")
+    assert "remove load.on_new_files" in error.message
