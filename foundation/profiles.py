@@ -37,6 +37,15 @@ OBJECT_STORE_SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://"
 TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "postgresql://", "postgresql+psycopg2://", "databricks")
 
 Loc = tuple[str | int, ...]
+# Sections whose `${VAR}`s are resolved by their code when used (an alert channel's password), not when a workspace
+# opens: an SMTP password unset on a developer's machine must not stop every command.
+LATE_RESOLVED = ("notifications",)
+
+
+def expand_settings(data: Mapping[str, Any], environ: Mapping[str, str], strict: bool = True) -> dict[str, Any]:
+    """Pure: `expand_env` over every section but the LATE_RESOLVED ones, which stay as written."""
+    expanded = expand_env({k: v for k, v in data.items() if k not in LATE_RESOLVED}, environ, strict)
+    return {**expanded, **{k: copy.deepcopy(v) for k, v in data.items() if k in LATE_RESOLVED}}
 
 
 class SettingsError(ValueError):
@@ -143,7 +152,7 @@ def settings_data(workspace: Path, profile: str | None = None, environ: Mapping[
     if not isinstance(data, Mapping):
         raise SettingsError(f"{workspace / SETTINGS_FILE}: the settings file must be a mapping of sections")
     merged = apply_profile(data, selected_profile(profile, env), workspace / SETTINGS_FILE)
-    return expand_env(merged, env, strict=True)
+    return expand_settings(merged, env, strict=True)
 
 
 def _profile_line(doc: YamlDocument | None, profile: str, loc: Loc) -> int | None:
@@ -223,6 +232,22 @@ def _semantic_errors(settings: FoundationSettings, profile: str, path: Path, lin
     return errors
 
 
+def yaml_loc(data: Any, loc: Loc) -> Loc:
+    """Pure: a pydantic error's location without the parts the YAML does not have (the tag pydantic adds for a
+    tagged union, e.g. `email` in notifications.channels.mail.email.password), so its line can be found."""
+    node, kept = data, []
+    for i, part in enumerate(loc):
+        in_mapping = isinstance(node, Mapping) and part in node
+        if in_mapping or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        elif isinstance(node, Mapping) and part in [v for v in node.values() if isinstance(v, str)]:
+            continue  # the tag: the value of the union's discriminator (`type: email`)
+        else:
+            return (*kept, *loc[i:])
+        kept.append(part)
+    return tuple(kept)
+
+
 def check_profile(
     workspace: Path, profile: str | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[FoundationSettings | None, list[SpecError]]:
@@ -250,7 +275,8 @@ def check_profile(
         return _profile_line(doc, name, loc)
 
     problems: list[SpecError] = []
-    for loc in literal_secrets(merged):
+    literal = set(literal_secrets(merged))
+    for loc in sorted(literal, key=str):
         field = ".".join(str(p) for p in loc)
         problems.append(
             SpecError(
@@ -274,12 +300,14 @@ def check_profile(
                     "warning",
                 )
             )
-    expanded = expand_env(merged, env, strict=False)
+    expanded = expand_settings(merged, env, strict=False)
     try:
         settings = FoundationSettings(**expanded)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(err["loc"])
+            loc = yaml_loc(merged, tuple(err["loc"]))
+            if loc in literal:  # already reported as a literal secret
+                continue
             field = ".".join(str(p) for p in loc)
             # err["msg"] only: the input (possibly an expanded secret) is never repeated
             doc_page = "docs/automation.md" if loc and loc[0] == "automation" else "docs/operations.md"

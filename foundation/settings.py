@@ -7,12 +7,13 @@ An environment variable overrides a key: `FOUNDATION_LAKEHOUSE__ROOT=/data/lake`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from foundation.secrets import ENV_REF_RE
 from foundation.specs.automation import AutomationPolicy, AutomationSpec
 from foundation.specs.source import Schedule
 
@@ -186,6 +187,97 @@ class PortfolioSettings(_Section):
     complexity_weights: ComplexityWeights = Field(default_factory=ComplexityWeights)
 
 
+NotificationEvent = Literal[
+    "run_failed", "blocking_check_failed", "monitoring_check_failed", "kpi_alert", "source_stale"
+]
+NOTIFICATION_EVENTS: tuple[str, ...] = get_args(NotificationEvent)
+
+
+def _env_reference(value: str | None) -> str | None:
+    """A channel's secret must be `${VAR}`: the YAML names where it lives, never holds it."""
+    if value is not None and not ENV_REF_RE.fullmatch(value.strip()):
+        raise ValueError("must be a ${VAR} reference to an environment variable (a secret is never written in YAML)")
+    return value
+
+
+SecretReference = Annotated[str, AfterValidator(_env_reference)]
+
+
+class WebhookChannel(_Section):
+    """POST a JSON body to a URL (Slack, Teams, Mattermost, an incident tool). The URL carries the webhook's
+    credential (Slack's does, in its path), so it is a `${VAR}`."""
+
+    type: Literal["webhook"]
+    url: SecretReference = Field(description="${VAR} holding the webhook URL.")
+    format: Literal["json", "slack"] = Field(
+        "json", description="`json`: the incident as a JSON object; `slack`: Slack's `text` + `blocks` payload."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Seconds one POST may take.")
+
+
+class EmailChannel(_Section):
+    """Send through an SMTP server. Recipients: `to`, else the owners declared in the YAML (source, use case)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["email"]
+    host: str = Field(description="SMTP server host.")
+    port: int = Field(587, ge=1, le=65535)
+    from_: str = Field(alias="from", description="Sender address.")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS before logging in.")
+    user: SecretReference | None = Field(None, description="${VAR} holding the SMTP user (with password).")
+    password: SecretReference | None = Field(None, description="${VAR} holding the SMTP password (with user).")
+    to: list[str] = Field(default_factory=list, description="Fixed recipients (default: the incident's owners).")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds one SMTP conversation may take.")
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> EmailChannel:
+        if (self.user is None) != (self.password is None):
+            missing = "password" if self.password is None else "user"
+            raise ValueError(f"an SMTP login needs both user and password: add {missing}: ${{SMTP_{missing.upper()}}}")
+        return self
+
+
+NotificationChannel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+
+class NotificationRule(_Section):
+    """Which incidents go to which channels: every list left out matches everything."""
+
+    channels: list[str] = Field(min_length=1, description="Channel names (keys of notifications.channels).")
+    events: list[NotificationEvent] = Field(
+        default_factory=list, description=f"Among: {', '.join(get_args(NotificationEvent))}."
+    )
+    usecases: list[str] = Field(default_factory=list, description="Use cases (folder names) this rule covers.")
+    severity: Literal["warning", "error"] = Field("warning", description="Least severity routed.")
+
+
+class NotificationsSettings(_Section):
+    """Alerts: one message per incident (an (asset, rule) that starts failing) and one when it recovers.
+
+    Its `${VAR}`s are resolved when a channel is used, not when the workspace opens (docs/operations.md#alerts)."""
+
+    dagster_url: str = Field(
+        "http://127.0.0.1:3000", description="Base URL of the Dagster UI: messages link to the asset or run page."
+    )
+    channels: dict[str, NotificationChannel] = Field(default_factory=dict, description="Named channels.")
+    rules: list[NotificationRule] = Field(
+        default_factory=list, description="Routing (none: every incident to every channel)."
+    )
+    interval_s: int = Field(60, ge=30, description="Seconds between two looks at checks, freshness and KPIs.")
+    retry_attempts: int = Field(4, ge=1, le=10, description="Tries per message before the channel is logged down.")
+    retry_max_wait_s: float = Field(30.0, gt=0, description="Longest backoff between two tries.")
+
+    @model_validator(mode="after")
+    def _rules_name_channels(self) -> NotificationsSettings:
+        for i, rule in enumerate(self.rules):
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                known = ", ".join(self.channels) or "none declared"
+                raise ValueError(f"rules[{i}] names unknown channel(s) {', '.join(unknown)} (channels: {known})")
+        return self
+
+
 class FoundationSettings(BaseSettings):
     """All settings of one workspace. Relative paths are relative to the workspace root."""
 
@@ -202,6 +294,7 @@ class FoundationSettings(BaseSettings):
     portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
 
     @classmethod
     def settings_customise_sources(

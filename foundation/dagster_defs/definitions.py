@@ -210,12 +210,18 @@ def build_definitions(
 
     ml_assets, ml_schedules, ml_sensors = ml_definitions(workspace)
     # what the daemon runs by itself: assets' automation conditions, sources' new-files sensors
+    from foundation.dagster_defs.alert_sensors import alert_sensors  # notifications: (docs/operations.md#alerts)
     from foundation.dagster_defs.automation import automation_sensor
     from foundation.dagster_defs.file_sensors import file_arrival_sensors
 
     return dg.Definitions(
         assets=[*(ingestion.assets or []), *dbt_assets, *ml_assets],
         schedules=[*(ingestion.schedules or []), *ml_schedules],
-        sensors=[*ml_sensors, automation_sensor(workspace), *file_arrival_sensors(workspace)],
+        sensors=[
+            *ml_sensors,
+            automation_sensor(workspace),
+            *file_arrival_sensors(workspace),
+            *alert_sensors(workspace),
+        ],
         resources={**(ingestion.resources or {}), **dbt_resources},
     )
