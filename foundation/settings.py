@@ -264,7 +264,7 @@ class NotificationsSettings(_Section):
     rules: list[NotificationRule] = Field(
         default_factory=list, description="Routing (none: every incident to every channel)."
     )
-    interval_s: int = Field(60, ge=30, description="Seconds between two looks at checks, freshness and KPIs.")
+    interval_s: int = Field(60, ge=5, description="Seconds between two looks at checks, freshness and KPIs.")
     retry_attempts: int = Field(4, ge=1, le=10, description="Tries per message before the channel is logged down.")
     retry_max_wait_s: float = Field(30.0, gt=0, description="Longest backoff between two tries.")
 

@@ -106,3 +106,13 @@ def test_the_alert_sensors_run_by_default_once_a_channel_is_declared(tmp_path: P
     sensors = alert_sensors(Workspace.open(tmp_path))
     assert sorted(s.name for s in sensors) == ["alerts_health", "alerts_run_failure", "alerts_run_success"]
     assert {s.default_status for s in sensors} == {dg.DefaultSensorStatus.RUNNING}
+
+
+def test_the_documented_example_block_validates(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text.split("\n## Alerts\n", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    code, report = check(tmp_path, "state_dir: .foundation\n" + block.replace("# foundation.yaml\n", ""))
+    assert code == 0, report
+    settings = Workspace.open(tmp_path).settings.notifications
+    assert sorted(settings.channels) == ["ops_slack", "owners_mail"] and len(settings.rules) == 2
