@@ -143,11 +143,27 @@ class AllowedRoots:
         return ", ".join([*self.local, *self.remote])
 
 
+def _table_files(folder: str) -> list[str]:
+    """The data files a local Delta table's snapshot reads (deltalake keeps them under the folder, but a part file
+    may be a symlink leading out of it); none when it is not a readable table (the load then says why)."""
+    if not os.path.isdir(os.path.join(folder, "_delta_log")):
+        return []
+    from deltalake import DeltaTable  # only for delta sources
+
+    try:
+        return list(DeltaTable(folder).file_uris())
+    except Exception:  # an unreadable table is the load's error to report, not this check's
+        return []
+
+
 def _candidates(workspace_root: Path, kind: PathKind, target: str) -> list[str]:
-    """What a target reads: for a glob, the folder it looks under and every file it matches now."""
-    if kind != "files" or _is_uri(target):
+    """What a target reads: for a glob, the folder it looks under and every file it matches now; for a local Delta
+    table, its folder and its snapshot's data files."""
+    if _is_uri(target) or kind not in ("files", "table"):
         return [target]
     absolute = target if os.path.isabs(target) else str(workspace_root / target)
+    if kind == "table":
+        return [target, *_table_files(absolute)]
     matched = sorted(p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p))
     return list(dict.fromkeys([glob_base(target), *matched]))
 

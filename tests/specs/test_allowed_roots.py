@@ -142,6 +142,28 @@ def test_every_path_field_of_a_source_is_judged(make_workspace: Any, outside: Pa
     }
 
 
+def test_a_delta_table_in_the_workspace_whose_data_file_leads_outside_is_refused(
+    make_workspace: Any, outside: Path
+) -> None:
+    write_deltalake(str(outside / "table"), pa.table({"id": [99]}))
+    kit = make_workspace()
+    inside = kit.root / "landing" / "mirror"
+    write_deltalake(str(inside), pa.table({"id": [1]}))
+    (part,) = inside.glob("part-*.parquet")
+    (foreign,) = (outside / "table").glob("part-*.parquet")
+    part.unlink()
+    part.symlink_to(foreign)  # deltalake keeps paths under the table folder; a symlink does not
+    head = "description: A source of the test rig\nowner: data-team@example.com\nschedule: manual\n"
+    kit.write_source(
+        f"name: mirror\n{head}extract: {{type: delta, path: landing/mirror}}\nload: {{mode: replace}}\n", name="mirror"
+    )
+    (error,) = roots_errors(kit)
+    assert error.field == "extract.path" and f"resolves to {foreign}" in error.message
+    with pytest.raises(PathNotAllowedError):
+        kit.ingest("mirror")
+    assert kit.version("mirror") is None
+
+
 def test_an_unset_variable_is_judged_at_run_time_not_at_check(
     make_workspace: Any, outside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
