@@ -1,5 +1,5 @@
 # Data Foundation: the obvious targets. `make demo` and `make test` do all the set-up themselves.
-.PHONY: install demo test test-fast test-infra lint format check maintenance ui bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
+.PHONY: install demo test test-fast test-infra lint format check maintenance ui daemon serve-platform bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
 
 UV_RUN = UV_PYTHON_DOWNLOADS=never uv run --frozen
 
@@ -39,6 +39,12 @@ portfolio: install  ## rank the use cases; matrix PNG + HTML page into .foundati
 
 ui: install         ## Dagster UI on http://127.0.0.1:3000
 	$(UV_RUN) foundation ui
+
+daemon: install     ## run the platform unattended: dagster-daemon (schedules, new-files and automation sensors, run queue)
+	$(UV_RUN) foundation daemon
+
+serve-platform: install ## the daemon plus the Dagster UI (dagster-webserver) on http://127.0.0.1:3000, same instance
+	$(UV_RUN) foundation daemon --ui
 
 bench: install      ## ingestion benchmark (prints ratios against the bare DuckDB -> Delta anchor)
 	$(UV_RUN) python bench/ingest.py

@@ -272,6 +272,24 @@ def ui(
     raise typer.Exit(subprocess.call(command, env=env, cwd=workspace.root))
 
 
+def _register_daemon_command() -> None:
+    from foundation.cli.daemon_command import register
+
+    register(app, _open)
+
+
+_register_daemon_command()
+
+
+def _register_status_command() -> None:
+    from foundation.cli.status_command import register
+
+    register(app, _open)
+
+
+_register_status_command()
+
+
 def _register_quality_commands() -> None:
     from foundation.cli.quality_cli import register
 

@@ -18,11 +18,12 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         usecase: Annotated[str | None, typer.Argument(help="Only this use case (default: all).")] = None,
         json_output: JsonFlag = False,
     ) -> None:
-        """Latest result of every quality rule per source (pass / warn / fail); exit 1 if an error rule fails.
+        """Latest result of every quality rule per source, and of every model's monitoring checks (feature drift,
+        realised performance); exit 1 if an error rule or check fails.
 
         Freshness is measured again now. This is the report to show: sources, quality, freshness.
         """
-        from foundation.cli.quality_command import STATUS_STYLE, quality_report
+        from foundation.cli.quality_command import STATUS_STYLE, ml_monitoring_rows, quality_report
 
         workspace = open_workspace()
         try:
@@ -32,6 +33,7 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
             err_console.print("fix the workspace YAML first: `foundation check` lists every error")
             raise typer.Exit(2) from exc
         rows = quality_report(workspace, sources)
+        rows += ml_monitoring_rows(workspace, {usecase} if usecase else None)  # drift, realised performance
         failed = [r for r in rows if r["status"] == "fail"]
         if json_output:
             print_json({"ok": not failed, "results": rows})

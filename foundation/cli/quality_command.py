@@ -61,3 +61,30 @@ def quality_report(workspace: Workspace, sources: list[SourceRef]) -> list[dict[
     order = {s.key: i for i, s in enumerate(sources)}
     rows.sort(key=lambda r: (order[r["source"]], r["check"]))
     return rows
+
+
+def ml_monitoring_rows(workspace: Workspace, usecases: set[str] | None = None) -> list[dict[str, Any]]:
+    """The latest ML monitoring checks (feature drift, realised performance) of every model, as quality rows: read
+    from the Dagster instance that recorded them (`foundation run`, the daemon)."""
+    from foundation.dagster_defs.status import ml_check_results
+
+    rows = []
+    for usecase, result in ml_check_results(workspace, usecases):
+        status = "pass" if result.passed else ("warn" if result.severity == "warn" else "fail")
+        rows.append(
+            {
+                "source": result.asset,
+                "usecase": usecase,
+                "load_id": None,
+                "check": result.check,
+                "stage": "ml monitoring",
+                "severity": result.severity,
+                "status": status,
+                "passed": result.passed,
+                "failing": 0,
+                "observed": result.observed,
+                "checked_at": datetime.fromtimestamp(result.checked_at, UTC),
+                "sample": [],
+            }
+        )
+    return rows

@@ -178,6 +178,7 @@ def source_schedule(source: SourceRef) -> dg.ScheduleDefinition | None:
         cron_schedule=source.spec.schedule,
         target=dg.AssetSelection.assets(bronze_asset_key(source)),
         description=f"Refresh plan of {source.key} (from {source.path.name})",
+        default_status=dg.DefaultScheduleStatus.RUNNING,  # the daemon alone runs the platform (docs/automation.md)
     )
 
 

@@ -1,7 +1,8 @@
 """Load on file arrival: a sensor per file source that declares `load: {on_new_files: true}`.
 
 Each tick lists the files its `extract.path` globs match; those new or changed since the last tick (path, size,
-mtime) make one run of the source's bronze asset: one run per batch, not per file. A file modified in the last
+mtime) make one run of the source's bronze asset: one run per batch, not per file. On its first look, the files
+modified before the source's last load are not new. A file modified in the last
 `SETTLE_S` seconds may still be being written: it waits for the next tick. The cursor is the listing already
 handed to a run; the load itself skips files it already landed (docs/sources.md).
 """
@@ -60,6 +61,12 @@ def new_files(
     return batch, cursor
 
 
+def already_loaded(listing: dict[str, Fingerprint], loaded_at_ns: int) -> dict[str, Fingerprint]:
+    """Pure: the first look's cursor when the source was loaded before (by its cron, by hand): the files last
+    modified before that load are not new."""
+    return {path: fp for path, fp in listing.items() if fp[1] <= loaded_at_ns}
+
+
 def encode_cursor(cursor: dict[str, Fingerprint]) -> str:
     return json.dumps({path: list(fp) for path, fp in cursor.items()}, sort_keys=True)
 
@@ -96,6 +103,10 @@ def file_arrival_sensor(workspace: Workspace, source: SourceRef) -> dg.SensorDef
         except MissingSecretError as exc:
             return dg.SkipReason(str(exc))
         previous = decode_cursor(context.cursor)
+        if context.cursor is None:
+            last_load = context.instance.get_latest_materialization_event(key)
+            if last_load is not None:
+                previous = already_loaded(listing, int(last_load.timestamp * 1e9))
         batch, cursor = new_files(previous, listing, time.time_ns(), int(SETTLE_S * 1e9))
         context.update_cursor(encode_cursor(cursor))
         if not batch:

@@ -236,6 +236,7 @@ def model_schedules(ref: ModelRef, automation: AutomationPlan | None = None) -> 
                 cron_schedule=ref.spec.schedules.training,
                 target=training_selection(ref),
                 description=f"Retraining plan of {ref.key} (from {ref.path.name})",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         )
     if ref.spec.schedules.inference != "manual":
@@ -245,6 +246,7 @@ def model_schedules(ref: ModelRef, automation: AutomationPlan | None = None) -> 
                 cron_schedule=ref.spec.schedules.inference,
                 target=dg.AssetSelection.assets(ml_key(ref, "predictions"), ml_key(ref, "monitoring")),
                 description=f"Batch scoring plan of {ref.key} (from {ref.path.name})",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         )
     return schedules
@@ -259,6 +261,7 @@ def retrain_sensor(refs: list[ModelRef]) -> dg.SensorDefinition:
         minimum_interval_seconds=300,
         target=dg.AssetSelection.assets(*(ml_key(r, s) for r in watched.values() for s in TRAINING_STEPS)),
         description="Retrains a model when its feature_drift or realised_performance check fails.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> Any:
         seen: dict[str, int] = dict(_cursor(context.cursor))

@@ -59,6 +59,9 @@ def test_demo_workspace_automates_every_asset_downstream_of_bronze(tmp_path: Pat
     sensor = next(s for s in defs.sensors or [] if s.name == AUTOMATION_SENSOR)
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # and so do the sources' crons, the scoring crons and the retraining sensor: nothing to switch on in the UI
+    assert defs.schedules and {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}
+    assert {s.default_status for s in defs.sensors or []} == {dg.DefaultSensorStatus.RUNNING}
 
 
 def test_usecase_and_model_override_the_workspace_policy(tmp_path: Path) -> None:

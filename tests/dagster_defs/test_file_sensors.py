@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from foundation.dagster_defs import build_definitions
+from foundation.dagster_defs import build_definitions, file_sensors
 from foundation.dagster_defs.file_sensors import decode_cursor, encode_cursor, new_files
 from foundation.specs.source import SourceSpec
 
@@ -60,7 +60,7 @@ def _land(path: Path, text: str, age_s: float = 60) -> None:
     os.utime(path, (old, old))
 
 
-def test_sensor_requests_one_run_per_batch_of_new_files(tmp_path: Path) -> None:
+def test_sensor_requests_one_run_per_batch_of_new_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workspace = _workspace(tmp_path)
     defs = build_definitions(workspace)
     sensors = {s.name: s for s in defs.sensors or []}
@@ -98,6 +98,12 @@ def test_sensor_requests_one_run_per_batch_of_new_files(tmp_path: Path) -> None:
         instance=instance,
     )
     assert result.success
+    # a sensor that starts after a load (no cursor yet) takes only the files modified since as new
+    assert tick(None)[0] == []
+    monkeypatch.setattr(file_sensors, "SETTLE_S", 0.0)  # o4 is written after the load: no waiting for it to settle
+    (landing / "o4.csv").write_text("id,amount\n4,2\n")
+    requests, _ = tick(None)
+    assert [r.tags["foundation/new_files"] for r in requests] == ["1"]
 
 
 def test_on_new_files_needs_a_file_extract() -> None:

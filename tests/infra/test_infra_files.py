@@ -113,6 +113,24 @@ def test_helm_values_deploy_our_code_with_the_k8s_run_launcher() -> None:
     assert {d["kind"] for d in services} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
 
 
+def test_compose_and_helm_run_the_unattended_platform() -> None:
+    """The deployed daemons load the same code location as `foundation daemon`, so they run the same schedules and
+    automation and new-files sensors."""
+    from foundation.cli.daemon_command import CODE_LOCATION
+
+    module = CODE_LOCATION[CODE_LOCATION.index("-m") + 1]
+    compose = load(INFRA / "compose" / "docker-compose.yaml")["services"]
+    command = compose["dagster-daemon"]["command"]
+    assert command[:2] == ["dagster-daemon", "run"]
+    workspace = load(INFRA / "dagster" / "workspace.yaml")
+    assert [entry["python_module"]["module_name"] for entry in workspace["load_from"]] == [module]
+    assert command[command.index("--workspace") + 1].endswith("infra/dagster/workspace.yaml")
+    values = load(INFRA / "helm" / "values.yaml")
+    assert values["dagsterDaemon"]["enabled"] is True
+    args = values["dagster-user-deployments"]["deployments"][0]["dagsterApiGrpcArgs"]
+    assert args[args.index("--module-name") + 1] == module
+
+
 def test_dockerfile_builds_from_the_lock_and_sets_the_production_profile() -> None:
     text = (INFRA / "docker" / "Dockerfile").read_text()
     assert "uv sync --frozen --no-dev --group deploy" in text

@@ -69,6 +69,16 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     assert run.success
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     assert set(checks) == {"feature_drift", "realised_performance"}
+    # `foundation quality` shows them too, read from the same instance (it listed data-quality rules only)
+    from foundation.cli.quality_command import ml_monitoring_rows
+
+    rows = {r["check"]: r for r in ml_monitoring_rows(kit.workspace)}
+    assert set(rows) == set(checks)
+    for name, passed in checks.items():
+        assert rows[name]["status"] == ("pass" if passed else "fail") and rows[name]["stage"] == "ml monitoring"
+    assert rows["feature_drift"]["source"] == "fleet/ml/risk/monitoring"
+    assert "max_psi=" in rows["feature_drift"]["observed"]
+    assert ml_monitoring_rows(kit.workspace, {"another_usecase"}) == []
 
     # `foundation train` prints the at-risk KPI of the champion's predictions under the comparison.
     from deltalake import DeltaTable

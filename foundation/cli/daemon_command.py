@@ -1,0 +1,81 @@
+"""`foundation daemon`: run the platform unattended (dagster-daemon, and dagster-webserver with --ui) on the
+workspace's Dagster instance. What it runs: README, "Run it unattended"; docs/automation.md."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from foundation.cli.output import console
+
+CODE_LOCATION = ["-m", "foundation.dagster_defs.workspace_defs"]  # the workspace from $FOUNDATION_WORKSPACE
+
+
+def _tool(name: str) -> str:
+    """A Dagster console script installed beside this interpreter (the same environment as foundation)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def daemon_commands(ui: bool, host: str, port: int) -> list[list[str]]:
+    """Pure: the processes of an unattended platform."""
+    commands = [[_tool("dagster-daemon"), "run", *CODE_LOCATION]]
+    if ui:
+        commands.append([_tool("dagster-webserver"), *CODE_LOCATION, "--host", host, "--port", str(port)])
+    return commands
+
+
+def register(app: typer.Typer, open_workspace: Any) -> None:
+    @app.command()
+    def daemon(
+        ui: Annotated[bool, typer.Option("--ui", help="Also serve the Dagster UI (dagster-webserver).")] = False,
+        host: Annotated[str, typer.Option(help="Interface of the UI (with --ui).")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port of the UI (with --ui).")] = 3000,
+    ) -> None:
+        """Run the platform with nobody at the keyboard: `dagster-daemon` on this workspace's Dagster instance.
+
+        It starts the sources' cron schedules, their new-files sensors (`load: {on_new_files: true}`), the
+        automation sensor that refreshes dbt models, gold and ML assets when their inputs change (`automation:`
+        in foundation.yaml, docs/automation.md), the retraining sensor, and the queue of runs. `--ui` also serves
+        the Dagster UI on the same instance. Stops on Ctrl+C or SIGTERM; `foundation status` shows what it did.
+        """
+        from foundation.dagster_defs.instance import prepare_home
+        from foundation.workspace import WORKSPACE_ENV
+
+        workspace = open_workspace()
+        home = prepare_home(workspace)
+        env = {**os.environ, "DAGSTER_HOME": str(home), WORKSPACE_ENV: str(workspace.root)}
+        console.print(f"Dagster instance: {home}")
+        if ui:
+            console.print(f"Dagster UI on http://{host}:{port}")
+        console.print("dagster-daemon running (Ctrl+C to stop)")
+        processes = [subprocess.Popen(c, env=env, cwd=workspace.root) for c in daemon_commands(ui, host, port)]
+
+        def stop(signum: int, _frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        code = 0
+        try:
+            while all(p.poll() is None for p in processes):
+                time.sleep(0.5)
+            code = next(p.returncode for p in processes if p.returncode is not None)
+        except (KeyboardInterrupt, SystemExit):
+            code = 0
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        raise typer.Exit(code)
