@@ -48,13 +48,14 @@ def print_status(report: dict[str, Any]) -> None:
                     for c in uc["failing_checks"]
                 ],
             )
-        if uc["incidents"] is None:
-            console.print("incidents: no incident store (notifications not configured)", style="dim")
-        elif uc["incidents"]:
+        if uc["incidents"]:
             print_table(
                 "Open incidents",
-                ["incident", "since"],
-                [[i.get("title") or i.get("key") or str(i), i.get("opened_at", "")] for i in uc["incidents"]],
+                ["asset", "rule", "severity", "value", "owners", "since (UTC)"],
+                [
+                    [i["asset"], i["rule"], i["severity"], i["value"], ", ".join(i["owners"]), _when(i["opened_at"])]
+                    for i in uc["incidents"]
+                ],
             )
         if uc["next_ticks"]:
             print_table(

@@ -48,7 +48,7 @@ class UsecaseStatus:
     layers: list[dict[str, Any]] = field(default_factory=list)
     stale: list[dict[str, Any]] = field(default_factory=list)
     failing_checks: list[CheckResult] = field(default_factory=list)
-    incidents: list[dict[str, Any]] | None = None  # None: no incident store (foundation.notifications) installed
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # open ones (foundation/notifications)
     next_ticks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -202,16 +202,11 @@ def read_checks(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
     return sorted(results, key=lambda c: (c.asset, c.check))
 
 
-def read_open_incidents(workspace: Workspace, usecase: str) -> list[dict[str, Any]] | None:
-    """Open incidents of a use case from the alerts' incident store (foundation/notifications), or None when it
-    is not there. The hook expects `foundation.notifications.open_incidents(workspace)` returning items with a
-    `usecase` (dicts, or objects with `to_dict()`)."""
-    try:
-        from foundation.notifications import open_incidents  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    items = [i if isinstance(i, dict) else i.to_dict() for i in open_incidents(workspace)]
-    return [i for i in items if i.get("usecase") == usecase]
+def read_open_incidents(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
+    """Open incidents of a use case, from the alerts' incident store (foundation/notifications)."""
+    from foundation.notifications import open_incidents
+
+    return [i for i in open_incidents(workspace) if i.get("usecase") == usecase]
 
 
 def monitoring_check_keys(workspace: Workspace) -> list[tuple[str, dg.AssetCheckKey]]:

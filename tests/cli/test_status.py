@@ -87,10 +87,32 @@ def test_status_shows_refresh_failing_check_and_next_tick(tmp_path: Path) -> Non
     assert failing["severity"] == "error" and not failing["passed"]
     (tick,) = [t for t in uc["next_ticks"] if t["kind"] == "schedule"]
     assert tick["name"] == "plant__readings__schedule" and tick["next"].endswith("06:00:00+00:00")
-    assert uc["incidents"] in (None, [])
+    assert uc["incidents"] == []
     text = runner.invoke(app, ["--workspace", str(workspace), "status"])
     assert (
         "not running" in text.stdout and "Failing checks" in text.stdout and "plant__readings__schedule" in text.stdout
     )
+    # an incident the alerts opened (foundation/notifications) is on the screen until it is resolved
+    from foundation.notifications.incidents import Incident, Transition
+    from foundation.notifications.store import IncidentStore
+    from foundation.workspace import Workspace
+
+    incident = Incident(
+        event="check_failed",
+        usecase="plant",
+        asset="plant/bronze/readings",
+        rule="unique__id",
+        severity="error",
+        owners=("data@example.com",),
+        value="1 duplicated keys",
+        link="http://dagster.example/assets/plant/bronze/readings",
+        opened_at=datetime.now(UTC),
+    )
+    with IncidentStore.of_workspace(Workspace.open(workspace)).transaction() as recorder:
+        recorder.record([Transition("opened", incident)])
+    shown = json.loads(runner.invoke(app, ["--workspace", str(workspace), "status", "plant", "--json"]).stdout)
+    (open_incident,) = shown["usecases"][0]["incidents"]
+    assert open_incident["rule"] == "unique__id" and open_incident["owners"] == ["data@example.com"]
+    assert "Open incidents" in runner.invoke(app, ["--workspace", str(workspace), "status"]).stdout
     unknown = runner.invoke(app, ["--workspace", str(workspace), "status", "nope"])
     assert unknown.exit_code == 2 and "no use case named 'nope'" in unknown.output
