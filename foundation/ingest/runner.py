@@ -8,6 +8,7 @@ everything as it was and a re-run lands the same rows once.
 from __future__ import annotations
 
 import shutil
+import struct
 import time
 import uuid
 from collections import Counter
@@ -46,9 +47,11 @@ from foundation.lakehouse.partitions import (
     replace_partition,
     replace_quarantine_partition,
 )
+from foundation.quality.checks import declared_checks
 from foundation.quality.gate import QualityGate, nothing_new_outcomes
 from foundation.quality.outcomes import CheckOutcome
 from foundation.quality.results import record_outcomes
+from foundation.quality.row_rules import compile_sql_row_rules
 from foundation.specs.source import CsvExtract, DeltaExtract
 from foundation.sql import quote_ident, quote_literal
 from foundation.workspace import SourceRef, Workspace
@@ -62,6 +65,30 @@ class InvalidRowsError(ValueError):
 
 def new_load_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _text_scalar(text: str) -> pa.Scalar:
+    """`pa.scalar(text)` built from bytes: pyarrow converts a Python object through its pandas shim, whose first
+    use imports pandas (0.2-0.7 s here, before the first row); nothing else on a clean load's path needs it."""
+    data = text.encode()
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
+    return pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)])[0]
+
+
+OK, INVALID, STALE = _text_scalar("ok"), _text_scalar("invalid"), _text_scalar("stale")
+
+
+def _preview(batch: pa.RecordBatch) -> list[dict[str, object]]:
+    """The first rows as JSON-friendly values. Time-zoned timestamps are read as UTC wall times: pyarrow converts
+    them to Python through pandas, which a load has no other use for."""
+    zoned = {f.name: f.type for f in batch.schema if pa.types.is_timestamp(f.type) and f.type.tz}
+    plain = batch.select([n for n in batch.schema.names if n not in zoned]).to_pylist()
+    utc = {name: batch.column(name).cast(pa.timestamp(kind.unit)).to_pylist() for name, kind in zoned.items()}
+    rows = []
+    for i, row in enumerate(plain):
+        values = {**row, **{name: None if v[i] is None else v[i].replace(tzinfo=UTC) for name, v in utc.items()}}
+        rows.append({k: (v if isinstance(v, int | float | str | None) else str(v)) for k, v in values.items()})
+    return [{name: row[name] for name in batch.schema.names} for row in rows]
 
 
 def _reason_kind(reason: str) -> str:
@@ -246,12 +273,19 @@ class SourceLoader:
             newest = con.execute(compile_newest_cursor_sql(self.spec, plans, relation, context)).fetchall()[0][0]
             if newest is not None:
                 new_cursor = newest.isoformat() if isinstance(newest, datetime) else str(newest)
-        stream = con.sql(sql).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
-        landed_schema = pa.schema([f for f in stream.schema if f.name not in INTERNAL_COLUMNS])
+        # The row rules DuckDB can state run inside the landing query; pandera runs the others on each batch.
+        in_sql = compile_sql_row_rules(declared_checks(self.spec), {p.name: p.landed_type for p in plans})
+        stream = con.sql(in_sql.landing_sql(sql)).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
+        landed_schema = pa.schema([f for f in stream.schema if f.name not in (*INTERNAL_COLUMNS, *in_sql.columns)])
         report.schema = [(f.name, str(f.type)) for f in landed_schema]
         try:
             self.gate = QualityGate(
-                self.workspace, self.source, landed_schema, self.bronze.schema(), self.bronze.previous_load_rows()
+                self.workspace,
+                self.source,
+                landed_schema,
+                self.bronze.schema(),
+                self.bronze.previous_load_rows(),
+                in_sql,
             )
             self.gate.check_schema()  # before anything is read: a frozen contract refuses a changed schema
         except BaseException:
@@ -269,14 +303,17 @@ class SourceLoader:
                 superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
                 report.rows_superseded += superseded
                 report.rows_read += superseded  # removed by the SQL, but read from the files
-                invalid = batch.filter(pc.equal(status, pa.scalar("invalid")))
+                ok_rows = pc.equal(status, OK)
+                every_row_ok = bool(pc.all(ok_rows).as_py())  # the usual batch: no filtering (no copy)
+                invalid = batch.slice(0, 0) if every_row_ok else batch.filter(pc.equal(status, INVALID))
                 if invalid.num_rows:
                     self._on_invalid(invalid.column("_invalid_reason")[0].as_py(), invalid)
                     reasons.update(_reason_kind(r) for r in invalid.column("_invalid_reason").to_pylist())
                     quarantined.extend(typing_records(invalid))
                     parse_failures[0] += invalid.num_rows
-                report.rows_stale += int(pc.sum(pc.equal(status, pa.scalar("stale"))).as_py() or 0)
-                ok = batch.filter(pc.equal(status, pa.scalar("ok"))).select(landed_schema.names)
+                if not every_row_ok:
+                    report.rows_stale += int(pc.sum(pc.equal(status, STALE)).as_py() or 0)
+                ok = (batch if every_row_ok else batch.filter(ok_rows)).select([*landed_schema.names, *in_sql.columns])
                 ok, failed = gate.screen(ok)
                 if failed:
                     self._on_invalid(str(failed[0]["_invalid_reason"]), None)
@@ -284,10 +321,7 @@ class SourceLoader:
                     quarantined.extend(failed)
                 report.rows_landed += ok.num_rows
                 if not report.preview and ok.num_rows:
-                    report.preview = [
-                        {k: (v if isinstance(v, int | float | str | None) else str(v)) for k, v in row.items()}
-                        for row in ok.slice(0, 5).to_pylist()
-                    ]
+                    report.preview = _preview(ok.slice(0, 5))
                 if self.progress:
                     self.progress(report.rows_read)
                 yield ok

@@ -17,7 +17,7 @@ from foundation.lakehouse.catalog import delta_relation_sql
 from foundation.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredCheck, declared_checks
 from foundation.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome
 from foundation.quality.outcomes import CheckOutcome, QualityGateError
-from foundation.quality.row_rules import RowValidator, RuleCompileError, row_json
+from foundation.quality.row_rules import FAILURES_COLUMN, RowValidator, RuleCompileError, SqlRowRules, row_json
 from foundation.quality.table_rules import evaluate_table_rules, freshness_outcome
 from foundation.specs.rules import (
     AcceptedValuesRule,
@@ -88,14 +88,16 @@ class QualityGate:
         landed_schema: pa.Schema,
         existing_schema: pa.Schema | None,
         previous_rows: int | None,
+        in_sql: SqlRowRules | None = None,
     ) -> None:
+        """`in_sql`: the row rules the landing query evaluates (`compile_sql_row_rules`); pandera runs the rest."""
         self.workspace = workspace
         self.source = source
         self.checks: list[DeclaredCheck] = declared_checks(source.spec)
         existing_types = {f.name: str(f.type) for f in existing_schema} if existing_schema is not None else {}
         _check_columns(self.checks, {**existing_types, **{f.name: str(f.type) for f in landed_schema}})
         _check_hashed_columns(self.checks, source.spec)
-        self.validator = RowValidator(self.checks, landed_schema, workspace.root)
+        self.validator = RowValidator(self.checks, landed_schema, workspace.root, in_sql)
         self.stats = LoadStats()
         self.previous_rows = previous_rows
         self.outcomes: list[CheckOutcome] = []
@@ -130,8 +132,12 @@ class QualityGate:
             )
 
     def screen(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[dict[str, object]]]:
-        """Rows that pass every `error` row rule, and quarantine records for those that don't."""
+        """Rows that pass every `error` row rule, and quarantine records for those that don't.
+
+        `batch` may carry the landing query's verdicts (`FAILURES_COLUMN`); the rows returned do not."""
         verdict = self.validator.validate(batch)
+        if FAILURES_COLUMN in batch.schema.names:
+            batch = batch.drop_columns([FAILURES_COLUMN])
         self._failing.update(verdict.failing)
         for name, values in verdict.samples.items():
             sample = self._samples.setdefault(name, [])

@@ -1,7 +1,11 @@
-"""Row rules compiled to a pandera schema (polars backend) and run on each Arrow batch in flight.
+"""Row rules: each one a pandera check, run inside the landing query when DuckDB can state it, else by pandera.
 
-Arrow batches become polars frames without a copy; pandera runs every check lazily and reports failure cases
-with their row index, which is how a failing row is traced back to its rules and quarantined.
+Every row rule is declared as a pandera check (`between` is `Check.in_range`, `regex` is `Check.str_matches`...).
+The built-in checks that `pandera_sql` states exactly as SQL are evaluated by the landing query itself: it
+adds one BIGINT column whose bits say which of them a row fails (`SqlRowRules`). The others (expressions, custom
+functions) run through a pandera schema with the polars backend on each Arrow batch in flight: Arrow batches
+become polars frames without a copy, and pandera reports failure cases with their row index. Either way, a
+failing row is traced back to its rules and quarantined with the same reason.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     import pandera.polars as pa
@@ -24,6 +29,13 @@ if TYPE_CHECKING:
     from pandera.api.polars.types import PolarsData
 
 from foundation.quality.checks import DeclaredCheck
+from foundation.quality.pandera_sql import (
+    MAX_SQL_CHECKS,
+    PanderaCheck,
+    check_predicate,
+    failure,
+    not_null_failure,
+)
 from foundation.specs.rules import (
     AcceptedValuesRule,
     BetweenRule,
@@ -150,30 +162,115 @@ def _typed_values(check: DeclaredCheck, values: list[Any], arrow_type: str) -> l
     return values
 
 
+def pandera_check(rule: Any) -> PanderaCheck | None:
+    """The pandera built-in check a column rule is (None for `not_null`, which is pandera's `nullable=False`)."""
+    match rule:
+        case BetweenRule(between=(low, high)):
+            return PanderaCheck("in_range", {"min_value": low, "max_value": high})
+        case MinRule(min=low):
+            return PanderaCheck("greater_than_or_equal_to", {"min_value": low})
+        case MaxRule(max=high):
+            return PanderaCheck("less_than_or_equal_to", {"max_value": high})
+        case AcceptedValuesRule(accepted_values=values):
+            return PanderaCheck("isin", {"allowed_values": values})
+        case RegexRule(regex=pattern):
+            return PanderaCheck("str_matches", {"pattern": pattern})
+    return None
+
+
+FAILURES_COLUMN = "_row_rule_failures"
+
+
+@dataclass(frozen=True)
+class SqlRowRules:
+    """The row checks the landing query evaluates: bit i of `FAILURES_COLUMN` set = the row fails `checks[i]`."""
+
+    checks: tuple[DeclaredCheck, ...] = ()
+    failures_sql: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the landing query gains (carried with each batch to the gate, never landed)."""
+        return [FAILURES_COLUMN] if self.failures_sql is not None else []
+
+    def landing_sql(self, sql: str) -> str:
+        """The landing query with the failure bits of its `ok` rows (the others are typing failures already)."""
+        if self.failures_sql is None:
+            return sql
+        return f"SELECT *, CASE WHEN _status = 'ok' THEN {self.failures_sql} END AS {FAILURES_COLUMN} FROM ({sql})"
+
+
+def compile_sql_row_rules(checks: list[DeclaredCheck], column_types: dict[str, str]) -> SqlRowRules:
+    """The row checks DuckDB can evaluate exactly as pandera would, given the landed DuckDB types.
+
+    A check on a column of a type it does not fit is left out: the `RowValidator` refuses it before any row is
+    read, with the message that says how to fix the YAML."""
+    compiled: list[tuple[DeclaredCheck, str]] = []
+    for check in checks:
+        if check.stage != "row" or check.column is None or check.column not in column_types:
+            continue
+        duckdb_type = column_types[check.column]
+        if isinstance(check.rule, NotNullRule):
+            compiled.append((check, not_null_failure(check.column, duckdb_type)))
+            continue
+        spec = pandera_check(check.rule)
+        predicate = check_predicate(spec, check.column, duckdb_type) if spec is not None else None
+        if predicate is not None:
+            compiled.append((check, failure(predicate)))
+        if len(compiled) == MAX_SQL_CHECKS:
+            break
+    if not compiled:
+        return SqlRowRules()
+    bits = " + ".join(f"(CASE WHEN {sql} THEN {1 << i} ELSE 0 END)" for i, (_, sql) in enumerate(compiled))
+    return SqlRowRules(tuple(check for check, _ in compiled), f"CAST({bits} AS BIGINT)")
+
+
+def _pandera_order(checks: list[DeclaredCheck]) -> dict[str, int]:
+    """The order pandera reports failures in: columns by first mention, `not_null` first within a column, then
+    the column's checks as declared; frame checks last. A row's reasons are listed in this order."""
+    columns: dict[str | None, list[DeclaredCheck]] = {}
+    for check in checks:
+        columns.setdefault(check.column, []).append(check)
+    ordered: list[DeclaredCheck] = []
+    for column, column_checks in columns.items():
+        if column is None:
+            continue
+        ordered += [c for c in column_checks if isinstance(c.rule, NotNullRule)]
+        ordered += [c for c in column_checks if not isinstance(c.rule, NotNullRule)]
+    ordered += columns.get(None, [])
+    return {check.name: i for i, check in enumerate(ordered)}
+
+
 class RowValidator:
     """The row checks of one source, compiled once per load."""
 
-    def __init__(self, checks: list[DeclaredCheck], schema: pa_arrow.Schema, workspace_root: Path) -> None:
+    def __init__(
+        self,
+        checks: list[DeclaredCheck],
+        schema: pa_arrow.Schema,
+        workspace_root: Path,
+        in_sql: SqlRowRules | None = None,
+    ) -> None:
         self.checks = [c for c in checks if c.stage == "row"]
+        self.in_sql = in_sql or SqlRowRules()
+        in_sql_names = {c.name for c in self.in_sql.checks}
+        self._order = _pandera_order(self.checks)
         types = {f.name: str(f.type) for f in schema}
         columns: dict[str, dict[str, Any]] = {}
         frame_checks: list[pa.Check] = []
         self._by_column_check: dict[tuple[str, int], DeclaredCheck] = {}
         self._by_frame_check: dict[int, DeclaredCheck] = {}
         self._not_null: dict[str, DeclaredCheck] = {}
-        self.active = bool(self.checks)
-        if not self.active:
+        self.active = False  # pandera has checks to run on each batch
+        if not self.checks:
             return  # no row rules: no pandera schema to build (nor to import)
+        by_pandera: list[tuple[DeclaredCheck, Any]] = []
         for check in self.checks:
             rule = check.rule
             if check.column is not None:
+                # Checked for every rule, whoever runs it: a rule that cannot apply is refused before any row.
                 if check.column not in types:
                     raise RuleCompileError(f"check {check.name}: column {check.column!r} is not in the landed data")
-                column = columns.setdefault(check.column, {"checks": [], "nullable": True})
-                if isinstance(rule, NotNullRule):
-                    column["nullable"] = False
-                    self._not_null[check.column] = check
-                    continue
                 if isinstance(rule, BetweenRule | MinRule | MaxRule) and not _is_ordered(types[check.column]):
                     raise RuleCompileError(
                         f"check {check.name}: {rule.kind} needs a numeric column, but {check.column} is "
@@ -183,6 +280,18 @@ class RowValidator:
                     rule = rule.model_copy(
                         update={"accepted_values": _typed_values(check, rule.accepted_values, types[check.column])}
                     )
+            if check.name not in in_sql_names:
+                by_pandera.append((check, rule))
+        if not by_pandera:
+            return  # every row rule runs in the landing query: pandera (and polars) need not even be imported
+        self.active = True
+        for check, rule in by_pandera:
+            if check.column is not None:
+                column = columns.setdefault(check.column, {"checks": [], "nullable": True})
+                if isinstance(rule, NotNullRule):
+                    column["nullable"] = False
+                    self._not_null[check.column] = check
+                    continue
                 self._by_column_check[(check.column, len(column["checks"]))] = check
                 column["checks"].append(self._column_check(rule, check.name))
             elif isinstance(rule, ExpressionRule):
@@ -202,30 +311,68 @@ class RowValidator:
 
     @staticmethod
     def _column_check(rule: Any, name: str) -> pa.Check:
-        match rule:
-            case BetweenRule(between=(low, high)):
-                return _pandera().Check.in_range(low, high, name=name)
-            case MinRule(min=low):
-                return _pandera().Check.ge(low, name=name)
-            case MaxRule(max=high):
-                return _pandera().Check.le(high, name=name)
-            case AcceptedValuesRule(accepted_values=values):
-                return _pandera().Check.isin(values, name=name)
-            case RegexRule(regex=pattern):
-                return _pandera().Check.str_matches(pattern, name=name)
-        raise RuleCompileError(f"rule {rule.kind} is not a row rule")
+        spec = pandera_check(rule)
+        if spec is None:
+            raise RuleCompileError(f"rule {rule.kind} is not a row rule")
+        return getattr(_pandera().Check, spec.name)(**spec.statistics, name=name)
 
     def validate(self, batch: pa_arrow.RecordBatch) -> BatchVerdict:
+        """What the rules say of `batch` (its `FAILURES_COLUMN`, if any, holds the landing query's verdicts)."""
         verdict = BatchVerdict()
-        if not self.active or batch.num_rows == 0:
+        if batch.num_rows == 0:
             return verdict
+        if FAILURES_COLUMN in batch.schema.names:
+            self._read_sql_failures(batch, verdict)
+            batch = batch.drop_columns([FAILURES_COLUMN])
+        if self.active:
+            self._run_pandera(batch, verdict)
+        for failures in verdict.error_rows.values():
+            failures.sort(key=lambda failure: self._order.get(failure[0], 0))
+        return verdict
+
+    def _read_sql_failures(self, batch: pa_arrow.RecordBatch, verdict: BatchVerdict) -> None:
+        bits = batch.column(FAILURES_COLUMN)
+        if not (pc.max(bits).as_py() or 0):
+            return  # the usual case: no row fails any rule
+        for bit, check in enumerate(self.in_sql.checks):
+            rows = pc.indices_nonzero(pc.not_equal(pc.bit_wise_and(bits, pa_arrow.scalar(1 << bit)), 0))
+            if not len(rows):
+                continue
+            assert check.column is not None
+            column = batch.column(check.column)
+            if check.severity == "error":  # every failing row is quarantined with its value
+                self._record(verdict, check, zip(rows.to_pylist(), column.take(rows).to_pylist(), strict=True))
+                continue
+            # A warn rule lands its rows: count them all, but read values only until the sample is full.
+            verdict.failing[check.name] += len(rows)
+            sample = verdict.samples.setdefault(check.name, [])
+            for start in range(0, len(rows), 256):
+                for value in column.take(rows.slice(start, 256)).to_pylist():
+                    if len(sample) < SAMPLE_SIZE and value not in sample:
+                        sample.append(str(value))
+                if len(sample) >= SAMPLE_SIZE:
+                    break
+
+    @staticmethod
+    def _record(verdict: BatchVerdict, check: DeclaredCheck, cases: Any) -> None:
+        """Failing (row, value) pairs of one check, into the verdict: counts, samples, rows to quarantine."""
+        sample = verdict.samples.setdefault(check.name, [])
+        for index, value in cases:
+            verdict.failing[check.name] += 1
+            if len(sample) < SAMPLE_SIZE and value not in sample:
+                sample.append(str(value))
+            if check.severity == "error":
+                message = f"{check.description}, got {value}"
+                verdict.error_rows.setdefault(int(index), []).append((check.name, message))
+
+    def _run_pandera(self, batch: pa_arrow.RecordBatch, verdict: BatchVerdict) -> None:
         import polars as pl
 
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         try:
             self.schema.validate(frame, lazy=True)
-            return verdict
+            return
         except _pandera().errors.SchemaErrors as exc:
             cases = exc.failure_cases
         for case in cases.iter_rows(named=True):
@@ -237,15 +384,7 @@ class RowValidator:
                 # without a row: let no row through unchecked.
                 reason = str(case["failure_case"]).splitlines()[0]
                 raise RuleCompileError(f"check {check.name} could not run on {check.column or 'the rows'}: {reason}")
-            verdict.failing[check.name] += 1
-            value = case["failure_case"]
-            sample = verdict.samples.setdefault(check.name, [])
-            if len(sample) < SAMPLE_SIZE and value not in sample:
-                sample.append(str(value))
-            if check.severity == "error":
-                message = f"{check.description}, got {value}"
-                verdict.error_rows.setdefault(int(case["index"]), []).append((check.name, message))
-        return verdict
+            self._record(verdict, check, [(case["index"], case["failure_case"])])
 
     def _check_of(self, case: dict[str, Any]) -> DeclaredCheck | None:
         if case["check"] == "not_nullable":
