@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, err_console, print_json, print_table, tool_output_to
 from foundation.specs.errors import SpecValidationError
 from foundation.workspace import Workspace
 
@@ -100,8 +100,11 @@ def backfill(
 
     if progress_bar is not None:
         progress_bar.start()
+    # dbt prints its event stream on stdout: keep it in a log, stdout is for our output (--json).
+    log_path = workspace.state_dir / "logs" / "backfill.log"
     try:
-        result = run_backfill(workspace, instance, backfill_id, on_progress=show, timeout_seconds=timeout)
+        with tool_output_to(log_path):
+            result = run_backfill(workspace, instance, backfill_id, on_progress=show, timeout_seconds=timeout)
     finally:
         if progress_bar is not None:
             progress_bar.stop()

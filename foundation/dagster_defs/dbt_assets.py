@@ -131,12 +131,15 @@ def reuse_partial_parse(parsed_target: Path, run_target: Path) -> bool:
     return True
 
 
-def dbt_models_asset(paths: DbtPaths, automation: AutomationPlan | None = None) -> dg.AssetsDefinition:
+def dbt_models_asset(
+    paths: DbtPaths, automation: AutomationPlan | None = None, exclude: str | None = None
+) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=paths.manifest,
         dagster_dbt_translator=translator(automation),
         name=DBT_OP_NAME,
         pool=WAREHOUSE_POOL,
+        exclude=exclude,  # the models built per partition (foundation/dagster_defs/dbt_partitions.py)
     )
     def _dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, foundation: FoundationResource
@@ -222,7 +225,11 @@ def dbt_definitions(
     manifest = load_manifest(paths)
     usecases = sorted({n["fqn"][1] for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"})
     automation = AutomationPlan.of(workspace)
-    assets = [dbt_models_asset(paths, automation)]
+    from foundation.dagster_defs.dbt_partitions import partitioned_dbt_assets, partitioned_model_names
+
+    partitioned = partitioned_model_names(manifest)
+    assets = [dbt_models_asset(paths, automation, exclude=" ".join(partitioned) or None)]
+    assets += partitioned_dbt_assets(paths, manifest, translator(automation), WAREHOUSE_POOL)
     assets += [
         publish_asset(paths, workspace, uc, manifest, automation) for uc in usecases if published_models(manifest, uc)
     ]

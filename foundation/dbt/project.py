@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from foundation.lakehouse.partitions import partition_column
 from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.workspace import SourceRef, Workspace
 from kpi_catalog.compile import contract_types, kpi_model_sql, kpi_properties
@@ -161,7 +162,9 @@ def sources_yaml(usecase: str, sources: list[SourceRef], root: Path, description
                         "source_yaml": str(source.path.relative_to(root)),
                         "owner": spec.owner,
                         "load_mode": spec.load.mode,
-                    }
+                    },
+                    # A partitioned source: dbt reads only a batch's window of it for a model built per partition.
+                    **({"event_time": partition_column(spec)[0]} if spec.partitions else {}),
                 },
                 **({"columns": columns} if columns else {}),
             }
