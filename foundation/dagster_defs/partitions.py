@@ -57,6 +57,7 @@ def partitioned_schedule(source: SourceRef, target: dg.AssetKey) -> dg.ScheduleD
         cron_schedule=source.spec.schedule,
         job=job,
         execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,  # as every source's schedule: the daemon alone runs it
         description=f"Refresh plan of {source.key} (from {source.path.name}): the latest complete partition",
     )
     def _latest_partition(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:

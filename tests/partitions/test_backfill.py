@@ -63,6 +63,7 @@ def test_a_partitioned_source_is_a_partitioned_asset_with_a_latest_partition_sch
     assert partitioned_keys(defs.assets) == [bronze_asset_key(source)]
 
     (schedule,) = defs.schedules
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 1, 5, 2, tzinfo=UTC), repository_def=defs.get_repository_def()
     )
