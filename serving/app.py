@@ -35,9 +35,10 @@ from serving.fast_routes import FastScoringRoutes
 from serving.feedback import PredictionLog
 from serving.metrics import ApiMetrics
 from serving.middleware import ApiMiddleware
+from serving.model_errors import ModelErrors
 from serving.models import load_champions
 from serving.reload import ChampionWatcher, apply_loaded
-from serving.schemas import InvalidInput, error_items, validation_detail
+from serving.schemas import InvalidInput, error_items, malformed_body, validation_detail
 
 log = logging.getLogger("serving")
 
@@ -49,6 +50,9 @@ def _request_id(request: Request) -> str | None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        malformed = malformed_body(exc.__cause__) if exc.status_code == 400 and exc.__cause__ else None
+        if malformed is not None:  # FastAPI's 400 for a body it could not decode: the one malformed-body 422
+            return await invalid_input(request, malformed)
         body = {"detail": exc.detail, "request_id": _request_id(request)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -160,6 +164,7 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     app.state.load_errors = {}
     app.state.reload_errors = {}
     app.state.batchers = {}
+    app.state.model_errors = ModelErrors(api_metrics.model_errors)
     app.state.prediction_log = None
     app.state.ready = False
 

@@ -5,8 +5,13 @@ A model call costs about the same for 1 row as for a hundred, so under concurren
 keeps gathering for at most `batch_max_wait_ms` — but only while more requests are on their way (a request that
 has entered a predict route and not yet been queued), so a lone client never waits — or until `batch_max_rows`.
 While a batch is being scored (in a worker thread), the next requests queue up: the busier the API, the bigger
-the batches. Each caller gets its own slice of the output. If the gathered call fails, each request is scored
-alone, so one request's failure never fails the others.
+the batches. Each caller gets its own slice of the output.
+
+If the gathered call fails, the batch is bisected, level by level: each half is scored together, a half that
+succeeds is answered at once, a half that fails is split again, until the failing request is alone and gets the
+error. With one failing request among n, half of the others are answered after one more call, a quarter after two,
+and the whole costs 2*log2(n) calls of shrinking size (before: every request was scored alone, n calls, and a
+client sending `Infinity` made nearly every batch fail).
 
 Requests carry the `ServedModel` they started with: after a hot reload, requests already queued are still scored
 by the version they were validated against (a batch never mixes versions).
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,23 +41,14 @@ class _Job:
     future: asyncio.Future[Scored]
 
 
-def score_jobs(model: ServedModel, rows_per_job: list[list[dict[str, Any]]]) -> list[Scored | BaseException]:
-    """Score several requests' rows in one model call and split the output back, in order (runs in a thread).
-
-    When the gathered call raises, each request is scored alone: only the request(s) that fail get the error."""
+def score_together(model: ServedModel, rows_per_job: list[list[dict[str, Any]]]) -> list[Scored] | Exception:
+    """Score several requests' rows in one model call and split the output back, in order (runs in a thread);
+    the exception when the model raises."""
     rows = [row for job_rows in rows_per_job for row in job_rows]
     try:
         raw, predictions = model.predict(rows)
     except Exception as exc:
-        if len(rows_per_job) == 1:
-            return [exc]
-        results: list[Scored | BaseException] = []
-        for job_rows in rows_per_job:
-            try:
-                results.append(model.predict(job_rows))
-            except Exception as single:
-                results.append(single)
-        return results
+        return exc
     results = []
     start = 0
     for job_rows in rows_per_job:
@@ -127,22 +124,32 @@ class MicroBatcher:
                 groups.setdefault(id(job.model), []).append(job)
             for group in groups.values():
                 live = [j for j in group if not j.future.cancelled()]  # a client that went away
-                if not live:
-                    continue
-                self.calls += 1
-                if self.on_batch is not None:
-                    self.on_batch(self.name, sum(len(j.rows) for j in live))
-                try:
-                    results = await loop.run_in_executor(None, score_jobs, live[0].model, [j.rows for j in live])
-                except BaseException as exc:  # cancelled while scoring: answer, then stop
-                    for job in live:
-                        if not job.future.done():
-                            job.future.set_exception(RuntimeError(f"batcher stopped: {type(exc).__name__}"))
-                    raise
-                for job, result in zip(live, results, strict=True):
-                    if job.future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        job.future.set_exception(result)
-                    else:
-                        job.future.set_result(result)
+                if live:
+                    await self._score(loop, live)
+
+    async def _score(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        """Score the jobs together; bisect a part that fails until the failing jobs are alone (see the module)."""
+        parts = deque([jobs])  # first in, first out: a level's halves before their own halves
+        while parts:
+            part = parts.popleft()
+            self.calls += 1
+            if self.on_batch is not None:
+                self.on_batch(self.name, sum(len(j.rows) for j in part))
+            try:
+                results = await loop.run_in_executor(None, score_together, part[0].model, [j.rows for j in part])
+            except BaseException as exc:  # cancelled while scoring: answer, then stop
+                for job in [job for waiting in (part, *parts) for job in waiting]:
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError(f"batcher stopped: {type(exc).__name__}"))
+                raise
+            if isinstance(results, Exception):
+                if len(part) == 1:
+                    if not part[0].future.done():
+                        part[0].future.set_exception(results)
+                else:
+                    middle = len(part) // 2
+                    parts += [part[:middle], part[middle:]]
+                continue
+            for job, result in zip(part, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result(result)

@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 
 from serving.deps import authorized_model, principal_of
-from serving.schemas import InvalidInput, error_items
+from serving.schemas import InvalidInput, error_items, malformed_body
 from serving.scoring import invocations_answer, invocations_model, predict_answer
 
 
@@ -53,8 +53,8 @@ def route_of(path: str) -> tuple[Route, str | None] | None:
 
 def decode_body(body: bytes, content_type: str | None) -> Any:
     """Pure: the body as FastAPI decodes it before any check: JSON for a JSON content type (`application/json`,
-    `application/*+json`), the raw bytes otherwise or when empty. InvalidInput (422) for broken JSON, 400 for a
-    body that is not text (FastAPI's answers)."""
+    `application/*+json`), the raw bytes otherwise or when empty. InvalidInput (422, `json_invalid`) for a body
+    that is not JSON, whatever broke it (serving.schemas.malformed_body: FastAPI's routes answer the same)."""
     if not body or not _is_json(content_type):
         return body
     try:
@@ -63,12 +63,11 @@ def decode_body(body: bytes, content_type: str | None) -> Any:
         pass
     try:  # orjson is stricter than FastAPI's json.loads (NaN, a BOM, UTF-16): json.loads decides, as in FastAPI
         return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            error_items([{"loc": ("body", exc.pos), "msg": "JSON decode error", "type": "json_invalid"}])
-        ) from None
-    except Exception:
-        raise HTTPException(400, "There was an error parsing the body") from None
+    except Exception as exc:
+        malformed = malformed_body(exc)
+        if malformed is None:
+            raise
+        raise malformed from None
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -4,11 +4,17 @@ With `--workers > 1`, `foundation serve` creates a `PROMETHEUS_MULTIPROC_DIR` be
 prometheus-client then keeps every worker's values in files there, and `/metrics` (answered by any worker)
 aggregates all of them (`MultiProcessCollector`). Gauges that differ per worker (the version a worker serves)
 keep a `pid` label in that mode.
+
+A key scoped to some models (`key:model_a`) reads only their series: `render(may_see)` drops every sample whose
+`model` label names a model the key may not use (series without a model stay: readiness, registry, routes).
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -82,6 +88,13 @@ class ApiMetrics:
             registry=r,
         )
 
+        self.model_errors = Counter(
+            "foundation_api_model_errors",
+            "Requests a model failed to score (answered 500), by model, version and exception type.",
+            ["model", "version", "error"],
+            registry=r,
+        )
+
     def observe_request(self, route: str, method: str, model: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, model, str(status)).inc()
         self.latency.labels(route, method, model).observe(seconds)
@@ -94,11 +107,28 @@ class ApiMetrics:
         for label, n in counts.items():
             self.predictions.labels(model, str(version), label).inc(n)
 
-    def render(self) -> bytes:
+    def render(self, may_see: Callable[[str], bool] | None = None) -> bytes:
+        """The exposition text; with `may_see`, only the series of the models it accepts (and those of no model)."""
+        registry: Any = self.registry
         if multiprocess():  # every worker's values, from the shared folder
             from prometheus_client import multiprocess as mp
 
             registry = CollectorRegistry()
             mp.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        if may_see is not None:
+            registry = ModelFilter(registry, may_see)
+        return generate_latest(registry)
+
+
+class ModelFilter:
+    """A collector: another collector's samples without those labelled with a model `may_see` refuses."""
+
+    def __init__(self, source: Any, may_see: Callable[[str], bool]) -> None:
+        self.source = source
+        self.may_see = may_see
+
+    def collect(self) -> Iterator[Any]:
+        for family in self.source.collect():
+            kept = copy.copy(family)
+            kept.samples = [s for s in family.samples if not s.labels.get("model") or self.may_see(s.labels["model"])]
+            yield kept

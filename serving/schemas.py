@@ -2,17 +2,23 @@
 
 A served model's request schema is built from its MLflow signature: one pydantic model per model, with the
 signature's types, its required columns as required fields, unknown fields rejected (`extra="forbid"`) and a
-maximum batch size from the settings.
+maximum batch size from the settings. Numbers are what the model can take: finite (no `Infinity`, `1e400` or
+`"NaN"`: they passed validation and made the model raise, a 500 for the client and a broken micro-batch for the
+others), never `true`/`false`, integers within their signature's width; NaN is a missing value, accepted only in a
+column the signature marks optional (scored as missing, as null is).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 # MLflow DataType names -> Python types pydantic validates against.
 MLFLOW_TYPES: dict[str, type] = {
@@ -55,6 +61,45 @@ def _class_name(model: str, suffix: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", model) if part) + suffix
 
 
+# The integer widths of MLflow's integer types: a bigger value overflowed the model's int64 frame (a 500).
+INTEGER_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _number_not_bool(kind: str) -> Any:
+    """pydantic's lax mode takes `true` as 1: for a number column it is a client's mistake, not a value."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(f"{kind}_type", f"Input should be a valid {kind}, not true or false")
+        return value
+
+    return check
+
+
+def _nan_is_missing(check: Any) -> Any:
+    def missing(value: Any) -> Any:
+        return None if isinstance(value, float) and value != value else check(value)
+
+    return missing
+
+
+def field_type(column: ColumnSpec) -> Any:
+    """The pydantic type of one signature column (numbers as the module's doc says)."""
+    python_type: Any = MLFLOW_TYPES.get(column.type, Any)
+    if column.type in ("double", "float"):
+        number: Any = Annotated[float, Field(allow_inf_nan=False)]
+        check = _number_not_bool("number")
+    elif column.type in INTEGER_BOUNDS:
+        low, high = INTEGER_BOUNDS[column.type]
+        number = Annotated[int, Field(ge=low, le=high)]
+        check = _number_not_bool("integer")
+    else:
+        return python_type if column.required else python_type | None
+    if column.required:
+        return Annotated[number, BeforeValidator(check)]
+    return Annotated[number | None, BeforeValidator(_nan_is_missing(check))]
+
+
 def row_model(model: str, columns: list[ColumnSpec] | None) -> type[BaseModel]:
     """One instance (row) of the model's input: a field per signature column, unknown fields forbidden.
 
@@ -63,11 +108,11 @@ def row_model(model: str, columns: list[ColumnSpec] | None) -> type[BaseModel]:
         return create_model(_class_name(model, "Row"), __config__=ConfigDict(extra="allow"))
     fields: dict[str, Any] = {}
     for i, column in enumerate(columns):
-        python_type: Any = MLFLOW_TYPES.get(column.type, Any)
+        python_type = field_type(column)
         if column.required:
             fields[f"f{i}"] = (python_type, Field(..., alias=column.name, description=column.type))
         else:
-            fields[f"f{i}"] = (python_type | None, Field(None, alias=column.name, description=column.type))
+            fields[f"f{i}"] = (python_type, Field(None, alias=column.name, description=column.type))
     return create_model(
         _class_name(model, "Row"), __config__=ConfigDict(extra="forbid", populate_by_name=False), **fields
     )
@@ -118,6 +163,72 @@ def error_items(errors: list[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> l
             continue
         items.append({"field": field_path(loc), "message": error.get("msg", "invalid"), "type": error.get("type", "")})
     return items
+
+
+def malformed_body(cause: BaseException) -> InvalidInput | None:
+    """The 422 of a body that is not JSON, whatever broke it (None: `cause` is not a decoding error).
+
+    One status and one shape for every malformed body: before, broken syntax was a 422 and bytes that are not
+    UTF-8 (or JSON nested deeper than the parser goes) were FastAPI's 400 "There was an error parsing the body"."""
+    if isinstance(cause, json.JSONDecodeError):
+        message = f"not valid JSON at character {cause.pos}"
+    elif isinstance(cause, UnicodeDecodeError):
+        message = f"not valid JSON: not UTF-8 text (byte {cause.start})"
+    elif isinstance(cause, RecursionError):
+        message = "not valid JSON: nested too deeply"
+    elif isinstance(cause, ValueError):  # e.g. an integer of more than 4,300 digits
+        message = "not valid JSON: a value the parser refuses (a number too long?)"
+    else:
+        return None
+    return InvalidInput([{"field": "body", "message": message, "type": "json_invalid"}])
+
+
+UNICODE_MESSAGE = "not valid Unicode: a lone surrogate (a \\uD800-\\uDFFF escape without its pair); send UTF-8 text"
+
+
+def check_unicode(payload: Any) -> None:
+    """InvalidInput (422) naming the first string or key of a decoded body that is not valid Unicode.
+
+    json.loads (FastAPI's decoder, and ours when orjson refuses a body) turns `"\\ud800"` into a str that cannot be
+    encoded: answered 200, it went to the prediction log as JSON that DuckDB refuses, and from then on
+    `json_extract_string(inputs, ...)` failed for the whole table. orjson refuses such strings, in C: the walk that
+    finds the field runs only when it does."""
+    try:
+        orjson.dumps(payload)
+        return
+    except orjson.JSONEncodeError:  # a lone surrogate, or an integer beyond 64 bits (fine here)
+        pass
+    path = _first_invalid_text(payload, "")
+    if path is not None:
+        raise InvalidInput([{"field": path or "body", "message": UNICODE_MESSAGE, "type": "string_unicode"}])
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_invalid_text(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if _is_unicode(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            named = key if _is_unicode(key) else key.encode("utf-8", "backslashreplace").decode()
+            inner = f"{path}.{named}" if path else named
+            if named is not key:
+                return inner
+            found = _first_invalid_text(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _first_invalid_text(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def validation_detail(items: list[dict[str, Any]]) -> str:

@@ -7,6 +7,10 @@ routes (serving.api.routes) and the lean ASGI handler in front of them (serving.
 Small requests (fewer rows than `api.batch_max_rows`) are validated in the event loop and handed to the model's
 micro-batcher; big ones are validated and scored in a worker thread, as one model call. Either way the answer
 names the version that scored it, and every prediction goes to the feedback log (when on).
+
+Text that is not valid Unicode is refused first (422, serving.schemas.check_unicode), so that no answer and no row
+of the prediction log holds it. When the model raises on a request, the client gets a 500 that names no internals
+and serving.model_errors logs the first error of its kind with its traceback and counts the repeats.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from serving.deps import Principal, authorized_model, served_models
 from serving.feedback import Served
 from serving.models import ServedModel
 from serving.protocol import records_of
+from serving.schemas import InvalidInput, check_unicode
+
+MODEL_FAILED = "the model could not score this request: the server's log has the error under this request id"
 
 Rows = list[dict[str, Any]]
 
@@ -49,21 +56,27 @@ async def score(
     """Score the rows `rows_of()` validates (it raises InvalidInput for a 422); `size` is the row count claimed by
     the body, to choose the path before validating."""
     api = state.settings.api
-    if api.batching and size < api.batch_max_rows:
-        batcher = batcher_for(state, model.name)
-        batcher.expect()
-        try:
-            rows = rows_of()
-        finally:
-            batcher.unexpect()
-        raw, predictions = await batcher.submit(model, rows)
-    else:
+    try:
+        if api.batching and size < api.batch_max_rows:
+            batcher = batcher_for(state, model.name)
+            batcher.expect()
+            try:
+                rows = rows_of()
+            finally:
+                batcher.unexpect()
+            raw, predictions = await batcher.submit(model, rows)
+        else:
 
-        def alone() -> tuple[Rows, Scored]:
-            checked = rows_of()
-            return checked, model.predict(checked)
+            def alone() -> tuple[Rows, Scored]:
+                checked = rows_of()
+                return checked, model.predict(checked)
 
-        rows, (raw, predictions) = await run_in_threadpool(alone)
+            rows, (raw, predictions) = await run_in_threadpool(alone)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # the model raised: logged once per kind, counted, a 500 without internals
+        state.model_errors.report(model.name, model.version, exc, context.get("request_id"))
+        raise HTTPException(500, MODEL_FAILED) from None
     context["model_version"] = model.version
     state.metrics.count_predictions(model.name, model.version, [p["prediction"] for p in predictions])
     feedback = state.prediction_log
@@ -89,6 +102,7 @@ def claimed_rows(value: Any) -> int:
 
 async def predict_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
     """`POST /v1/models/{name}/predict`: a prediction (id, model, version, prediction, score) per instance."""
+    check_unicode(payload)
     size = claimed_rows(payload.get("instances"))
     _, predictions = await score(state, context, model, lambda: model.validate(payload), size)
     return {"model": model.name, "version": model.version, "predictions": predictions}
@@ -110,6 +124,7 @@ def invocations_model(state: Any, principal: Principal, name: str | None) -> Ser
 
 async def invocations_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
     """MLflow's scoring protocol: `{"predictions": [...]}` as the model's pyfunc returns them."""
+    check_unicode(payload)
     key, rows = records_of(payload)
     rows_of = lambda: model.validate({"instances": rows}, rename=key)  # noqa: E731
     raw, _ = await score(state, context, model, rows_of, claimed_rows(rows))

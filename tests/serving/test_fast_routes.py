@@ -117,7 +117,27 @@ def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str | N
         "no content type": (PREDICT_URL, {**key, "Content-Type": None}, good),
         "text/plain": (PREDICT_URL, {**key, "Content-Type": "text/plain"}, good),
         "a +json content type": (PREDICT_URL, {**key, "Content-Type": "application/vnd.api+json"}, good),
-        "a NaN": (PREDICT_URL, key, good.replace(b"99.5", b"NaN", 1)),
+        # hostile numbers and text: a 422 naming the field on both paths (issue 14), never a 500
+        "a NaN in a required column": (PREDICT_URL, key, good.replace(b"99.5", b"NaN", 1)),
+        "Infinity": (PREDICT_URL, key, good.replace(b"99.5", b"Infinity", 1)),
+        "-Infinity, records": (
+            INVOKE_URL,
+            key,
+            json.dumps({"dataframe_records": rows}).encode().replace(b"85.0", b"-Infinity", 1),
+        ),
+        "1e400": (PREDICT_URL, key, good.replace(b"99.5", b"1e400", 1)),
+        '"Infinity"': (PREDICT_URL, key, good.replace(b"99.5", b'"Infinity"', 1)),
+        "true for a double": (PREDICT_URL, key, good.replace(b"99.5", b"true", 1)),
+        "a lone surrogate": (PREDICT_URL, key, good.replace(b'"van"', b'"\\ud800"', 1)),
+        "a lone surrogate as UTF-8 bytes": (PREDICT_URL, key, good.replace(b'"van"', b'"\xed\xa0\x80"', 1)),
+        "a lone surrogate in a key, split": (
+            INVOKE_URL,
+            key,
+            json.dumps({"dataframe_split": {**split, "columns": ["\ud800", *columns[1:]]}}).encode(),
+        ),
+        "a lone surrogate, no key": (PREDICT_URL, {}, good.replace(b'"van"', b'"\\udfff"', 1)),
+        "nested too deeply": (PREDICT_URL, key, b"[" * 100_000),
+        "a 5,000-digit number": (PREDICT_URL, key, good.replace(b"99.5", b"9" * 5000, 1)),
         "a BOM": (PREDICT_URL, key, b"\xef\xbb\xbf" + good),
         "not UTF-8": (PREDICT_URL, key, b'{"instances": "\xff"}'),
         "null": (PREDICT_URL, key, b"null"),
@@ -128,6 +148,21 @@ def _cases(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, str | N
         "unknown model, no body": ("/v1/models/fleet__nope/invocations", key, b""),
         "two models, a list body": ("/invocations", key, b"[1, 2]"),
     }
+
+
+HOSTILE = (
+    "a NaN in a required column",
+    "Infinity",
+    "-Infinity, records",
+    "1e400",
+    '"Infinity"',
+    "true for a double",
+    "a lone surrogate",
+    "a lone surrogate as UTF-8 bytes",
+    "a lone surrogate in a key, split",
+    "nested too deeply",
+    "a 5,000-digit number",
+)
 
 
 def _comparable(response: Any) -> tuple[int, Any, str | None]:
@@ -158,6 +193,10 @@ def test_fast_routes_answer_as_fastapi_does(both: dict[bool, TestClient], instan
     # the battery covers every answer the routes give
     assert {s for s in statuses.values()} == {200, 400, 401, 403, 404, 422}
     assert statuses["predict"] == statuses["dataframe_split"] == 200
+    # every malformed or hostile body is the same 422 on both paths (a 500 or FastAPI's 400 before issue 14)
+    hostile = [c for c in statuses if c in HOSTILE or c in ("broken JSON", "not UTF-8")]
+    assert {c: statuses[c] for c in hostile} == {c: 422 for c in hostile}
+    assert statuses["a lone surrogate, no key"] == 401
 
 
 def test_fast_routes_feed_the_metrics_by_route_template(both: dict[bool, TestClient], instances: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Liveness and readiness (open: no key), for load balancers and Kubernetes probes."""
+"""Liveness and readiness (open: no key), for load balancers and Kubernetes probes; GET or HEAD (the status
+without the body: what many load balancers send)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ router = APIRouter(prefix="/health", tags=["health"])
 @router.get("/live", response_model=Health, summary="The process answers")
 def live() -> Health:
     return Health(status="live")
+
+
+# HEAD is not in the OpenAPI document: FastAPI would give both methods one operation id; docs/api.md says it.
+router.add_api_route("/live", live, methods=["HEAD"], response_model=Health, include_in_schema=False)
 
 
 @router.get(
@@ -30,3 +35,6 @@ def ready(request: Request) -> JSONResponse:
         reload_errors=state.reload_errors,
     )
     return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503)
+
+
+router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)

@@ -1,4 +1,5 @@
-"""Prometheus exposition (needs a key like every non-health route, unless the API is open)."""
+"""Prometheus exposition (needs a key like every non-health route, unless the API is open). A key scoped to some
+models reads only their series (and those of no model)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", summary="Prometheus metrics: requests, latency, predictions, model versions")
-def metrics(request: Request, _: CurrentPrincipal) -> Response:
+def metrics(request: Request, principal: CurrentPrincipal) -> Response:
     api_metrics = request.app.state.metrics
-    return Response(api_metrics.render(), media_type=api_metrics.content_type)
+    scoped = principal.models is not None
+    return Response(api_metrics.render(principal.may_use if scoped else None), media_type=api_metrics.content_type)
