@@ -231,7 +231,10 @@ def maintain_table(
             result.bytes_reclaimed = sum(on_disk.get(f, 0) for f in removed)
         table = DeltaTable(uri, storage_options=storage_options)
         result.version_after = table.version()
-        result.files_after = result.files_before if dry_run else len(_data_file_sizes(table))
+        if dry_run:  # what the compaction would leave: the small files become one (per partition: an estimate)
+            result.files_after = result.files_before - result.files_compacted + (1 if result.files_compacted else 0)
+        else:
+            result.files_after = len(_data_file_sizes(table))
     except (DeltaError, TableNotFoundError, OSError) as exc:
         result.status = "failed"
         result.notes.append(_explain(exc, settings))

@@ -99,11 +99,12 @@ def test_a_crashed_write_leaves_orphans_removed_once_past_the_retention(tmp_path
     settings = MaintenanceSettings()
     dry = run_maintenance(str(lake), settings, dry_run=True)
     (entry,) = dry.tables
-    assert (entry.table, entry.kind, entry.files_before, entry.files_compacted) == (
+    assert (entry.table, entry.kind, entry.files_before, entry.files_compacted, entry.files_after) == (
         "ml/fleet/failure_risk/api_predictions",
         "feedback",
         12,
         12,
+        1,  # what the compaction would leave
     )
     assert entry.files_removed == len(old) and entry.bytes_reclaimed > 0
     assert unreferenced(uri) == orphans and DeltaTable(uri).version() == 11  # a dry run changes nothing
