@@ -93,7 +93,17 @@ class ApiSettings(_Section):
     prediction_log: bool = Field(True, description="Append every prediction to the lakehouse (feedback log).")
     prediction_log_flush_s: float = Field(5.0, gt=0, description="Seconds between feedback-log writes.")
     prediction_log_flush_rows: int = Field(5000, ge=1, description="Rows that trigger a feedback-log write early.")
-    prediction_log_queue: int = Field(100_000, ge=1, description="Predictions buffered at most (beyond: dropped).")
+    prediction_log_queue: int = Field(
+        100_000,
+        ge=1,
+        description="Predictions kept in memory for the next feedback-log write at most (beyond: read back from "
+        "the spool; nothing is dropped).",
+    )
+    prediction_spool_dir: str | None = Field(
+        None,
+        description="Folder of the prediction log's local spools, one per worker process, where every prediction "
+        "is made durable before it is answered (default: <state_dir>/prediction_spool).",
+    )
     log_format: Literal["json", "text"] = Field("json", description="`json`: one JSON object per log line.")
 
 

@@ -125,13 +125,15 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(settings.api.gil_switch_interval_ms / 1000)
         if settings.api.prediction_log:
-            app.state.prediction_log = PredictionLog(
+            # opening it replays into the lakehouse what a killed process left in the spool (serving.feedback)
+            app.state.prediction_log = await run_in_threadpool(
+                PredictionLog,
                 workspace,
                 settings.api.prediction_log_flush_s,
                 settings.api.prediction_log_flush_rows,
                 settings.api.prediction_log_queue,
                 on_written=lambda model, n: api_metrics.prediction_log.labels(model, "written").inc(n),
-                on_dropped=lambda model, n: api_metrics.prediction_log.labels(model, "dropped").inc(n),
+                on_refused=lambda model, n: api_metrics.prediction_log.labels(model, "refused").inc(n),
             )
         watcher = ChampionWatcher(app.state, workspace, api_metrics, settings.api.reload_interval_s)
         watcher.start()

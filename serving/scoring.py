@@ -81,7 +81,7 @@ async def score(
     state.metrics.count_predictions(model.name, model.version, [p["prediction"] for p in predictions])
     feedback = state.prediction_log
     if feedback is not None:
-        feedback.record(
+        await feedback.record(  # returns once the predictions are durable in the spool
             Served(
                 model.name,
                 model.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -111,6 +112,21 @@ class Server:
             self._final = Path(self._log.name).read_text(encoding="utf-8", errors="replace")
             Path(self._log.name).unlink(missing_ok=True)
         return self._final
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its worker processes at once (kill -9: no shutdown runs)."""
+        import psutil
+
+        try:
+            processes = [psutil.Process(self.process.pid)]
+            processes += processes[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.process.wait()
+        psutil.wait_procs(processes, timeout=30)
 
     def __enter__(self) -> Server:
         return self

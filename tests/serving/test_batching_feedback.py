@@ -163,15 +163,24 @@ def test_feedback_table_keeps_every_prediction_in_order_across_chunks() -> None:
     assert feedback_table([]).num_rows == 0
 
 
+def record_all(log: PredictionLog, *served: Served) -> None:
+    """Record requests concurrently, as the event loop does (returns once all are durable in the spool)."""
+
+    async def main() -> None:
+        await asyncio.gather(*(log.record(item) for item in served))
+
+    asyncio.run(main())
+
+
 def test_feedback_log_flushes_by_rows_and_on_close_and_joins_in_duckdb(tmp_path: Path) -> None:
     (tmp_path / "foundation.yaml").write_text("{}\n", encoding="utf-8")
     workspace = Workspace.open(tmp_path)
     written: list[int] = []
     log = PredictionLog(workspace, flush_s=600, flush_rows=4, capacity=100, on_written=lambda m, n: written.append(n))
-    log.record(_served(5, "a"))  # over flush_rows: the writer wakes up at once
-    log.record(_served(2, "b"))
+    record_all(log, _served(5, "a"))  # over flush_rows: the flusher wakes up at once
+    record_all(log, _served(2, "b"))
     log.close()
-    assert sum(written) == 7 and log.dropped == 0
+    assert sum(written) == 7 and log.refused == 0
     uri = feedback_uri(workspace, RISK)
     assert uri == f"{tmp_path}/.foundation/lakehouse/ml/fleet/risk/api_predictions"
     con = duckdb.connect()
@@ -184,14 +193,14 @@ def test_feedback_log_flushes_by_rows_and_on_close_and_joins_in_duckdb(tmp_path:
     assert DeltaTable(uri).version() >= 0
 
 
-def test_full_feedback_buffer_drops_and_counts_without_blocking(tmp_path: Path) -> None:
+def test_feedback_log_over_its_memory_reads_the_spool_back_and_drops_nothing(tmp_path: Path) -> None:
     (tmp_path / "foundation.yaml").write_text("{}\n", encoding="utf-8")
-    dropped: list[int] = []
-    log = PredictionLog(
-        Workspace.open(tmp_path), flush_s=600, flush_rows=1000, capacity=3, on_dropped=lambda m, n: dropped.append(n)
-    )
-    log.record(_served(2))
-    log.record(_served(2))  # 4 > 3: dropped, counted
-    log.record(_served(1))
+    workspace = Workspace.open(tmp_path)
+    log = PredictionLog(workspace, flush_s=600, flush_rows=1000, capacity=3)
+    record_all(log, _served(2, "a"), _served(2, "b"), _served(1, "c"))  # 5 rows > 3 kept in memory
+    record_all(log, _served(1, "d"))
     log.close()
-    assert log.written == 3 and log.dropped == 2 and dropped == [2]
+    assert log.read_back >= 2  # a and b (over the memory) read back from the spool by a flush
+    ids = DeltaTable(feedback_uri(workspace, RISK)).to_pyarrow_table()["prediction_id"].to_pylist()
+    assert sorted(ids) == ["a-0", "a-1", "b-0", "b-1", "c-0", "d-0"]
+    assert log.written == 6 and log.refused == 0
