@@ -4,7 +4,7 @@ server (aiosmtpd); a second look sends nothing; its recovery sends one "resolved
 webhook is retried, logged once, and does not stop the sensor.
 
 The sensors are evaluated through Dagster's `build_sensor_context` / `build_run_status_sensor_context` on that
-instance, not by a running daemon (the daemon end-to-end test is tests/e2e's, with the automation sensors)."""
+instance (fast, every case); test_alerts_daemon.py runs the main case through the real `dagster-daemon`."""
 
 from __future__ import annotations
 
