@@ -305,3 +305,30 @@ def test_every_table_of_the_lakehouse_is_found_and_chosen_by_settings_and_usecas
     assert [t for t in tables if selected(t, only_logs, None)] == ["ml/fleet/failure_risk/api_predictions"]
     report = run_maintenance(str(lake), only_logs)
     assert [t.table for t in report.tables] == ["ml/fleet/failure_risk/api_predictions"]
+
+
+# -- the documented settings are the real ones ---------------------------------------------------------------------
+
+
+def documented_block(doc: str, heading: str) -> str:
+    text = (Path(__file__).parents[2] / "docs" / doc).read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_maintenance_block_is_the_defaults(tmp_path: Path) -> None:
+    from foundation.workspace import Workspace
+
+    block = documented_block("operations.md", "## Maintenance: compaction and vacuum")
+    (tmp_path / "foundation.yaml").write_text(block, encoding="utf-8")
+    assert Workspace.open(tmp_path).settings.maintenance == MaintenanceSettings()
+
+
+def test_the_documented_allowed_roots_block_validates(tmp_path: Path) -> None:
+    from foundation.workspace import Workspace
+
+    block = documented_block("sources.md", "### Where a source may read")
+    (tmp_path / "foundation.yaml").write_text(block, encoding="utf-8")
+    roots = Workspace.open(tmp_path).allowed_roots
+    assert roots.allows("/data/landing/2024/x.csv") and roots.allows("s3://acme-landing/fleet/x.parquet")
+    assert not roots.allows("/data/landing2/x.csv")
