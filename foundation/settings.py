@@ -161,6 +161,11 @@ class MaintenanceSettings(_Section):
         "gold/fleet/*, ml/*/*/api_predictions (`*` also crosses folders).",
     )
     exclude: list[str] = Field(default_factory=list, description="Patterns of tables to leave alone.")
+    schedule: str | None = Field(
+        None,
+        description="Cron on which Dagster's daemon runs the foundation_maintenance job, e.g. '0 3 * * 0' (Sundays at "
+        "03:00 UTC); unset: run `foundation maintenance` yourself.",
+    )
 
 
 class ValueWeights(_Section):

@@ -214,10 +214,11 @@ def build_definitions(
     from foundation.dagster_defs.alert_sensors import alert_sensors  # notifications: (docs/operations.md#alerts)
     from foundation.dagster_defs.automation import automation_sensor
     from foundation.dagster_defs.file_sensors import file_arrival_sensors
+    from foundation.dagster_defs.maintenance_job import maintenance_schedules  # maintenance.schedule
 
     return dg.Definitions(
         assets=[*(ingestion.assets or []), *dbt_assets, *ml_assets],
-        schedules=[*(ingestion.schedules or []), *ml_schedules],
+        schedules=[*(ingestion.schedules or []), *ml_schedules, *maintenance_schedules(workspace)],
         sensors=[
             *ml_sensors,
             automation_sensor(workspace),
