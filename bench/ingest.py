@@ -13,7 +13,11 @@ psutil sample of the whole process tree every 50 ms):
 (b) `foundation --workspace WS ingest --json` on a throwaway workspace declaring the same CSV (append, typed columns,
     renames, checks): the whole path, Dagster start-up included;
 (c) the load alone, excluding Dagster start-up: the `seconds` of the load's report (from `SourceLoader.run`), taken
-    from the same run as (b), so (b) - (c) is what the CLI, the imports, the Dagster instance and run cost.
+    from the same run as (b), so (b) - (c) is what the CLI, the imports, the Dagster instance and run cost;
+(d) the peer: a dlt pipeline doing the same copy without typing or rules, in a child Python (imports included, like
+    (b)): a `dlt.resource` yielding DuckDB's read_csv Arrow batches, `pipeline.run` into dlt's filesystem destination
+    as a Delta table (`table_format="delta"`, parquet files). dlt's own `read_csv_duckdb` reader cannot run on
+    duckdb 2.0 (it calls the relation's removed `fetchmany`), hence the resource.
 
 Both children read the same cached file (warm in the page cache). Each run starts from nothing: a fresh Delta folder
 for the anchor, the workspace's `.foundation` deleted for foundation (so a new Dagster instance every time).
@@ -51,6 +55,7 @@ POLL_SECONDS = 0.05
 MIB = 1024 * 1024
 
 TIME_RATIO_TARGET = 1.3
+FIXED_COST_TARGET = 1.0  # seconds: (b) - (c), what the CLI costs around the load
 RSS_TARGET_MIB = 1024  # at 10M rows
 RSS_TARGET_ROWS = 10_000_000
 RSS_GROWTH_TARGET = 1.3  # RSS(largest N) / RSS(smallest N)
@@ -264,6 +269,46 @@ def run_anchor(csv_path: Path, out: Path) -> Measurement:
     return result
 
 
+# --------------------------------------------------------------------------------------------------- (d) dlt peer
+
+
+def dlt_child(csv_path: str, dest: str, batch_rows: int) -> None:
+    """The peer, run in a child interpreter: a dlt pipeline copying the CSV into a Delta table, no typing, no rules."""
+    import dlt
+    import duckdb
+
+    @dlt.resource(name="telemetry", write_disposition="append", table_format="delta")
+    def telemetry():
+        con = duckdb.connect()
+        literal = "'" + csv_path.replace("'", "''") + "'"
+        reader = con.sql(f"SELECT * FROM read_csv({literal})").to_arrow_reader(batch_rows)
+        yield from reader
+        reader.close()
+        con.close()
+
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_ingest",
+        pipelines_dir=str(Path(dest) / "pipelines"),
+        destination=dlt.destinations.filesystem(bucket_url=Path(dest, "lake").as_uri()),
+        dataset_name="bench",
+    )
+    info = pipeline.run(telemetry(), loader_file_format="parquet")
+    if info.has_failed_jobs:
+        raise RuntimeError(f"dlt load failed: {info}")
+
+
+def run_dlt(csv_path: Path, out: Path) -> Measurement:
+    dest = out / "dlt"
+    shutil.rmtree(dest, ignore_errors=True)
+    cmd = [PYTHON, str(Path(__file__).resolve()), "--dlt-child", str(csv_path), str(dest)]
+    env = {**child_env(""), "DLT_DATA_DIR": str(dest / "data")}  # dlt's home: nothing kept between runs
+    result = measure(cmd, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"dlt pipeline failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    result.stdout = json.dumps({"rows": delta_row_count(dest / "lake" / "bench" / "telemetry")})
+    return result
+
+
 # --------------------------------------------------------------------------------------------------- (b) foundation
 
 
@@ -295,6 +340,10 @@ def snapshot_code(workdir: Path) -> tuple[Path, str]:
         shutil.rmtree(staging, ignore_errors=True)
         for package in packages:
             shutil.copytree(package, staging / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+        # Compiled once, as scripts/bootstrap.sh compiles an install: where PYTHONDONTWRITEBYTECODE is set (containers,
+        # CI), every run of the copy would otherwise compile the whole package from source, a cost no install pays.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run([PYTHON, "-m", "compileall", "-q", str(staging)], check=True, env=env, stdout=subprocess.DEVNULL)
         staging.rename(target)
     return target, digest.hexdigest()[:12]
 
@@ -339,6 +388,8 @@ class RowResult:
     foundation_rss_mib: float
     anchor_rows: int
     foundation_rows: int
+    dlt_seconds: float | None
+    dlt_rows: int | None
     background_cores: float | None  # the most CPU other programs used during the two reported runs, in cores
     runs: list[dict] = field(default_factory=list)
 
@@ -349,6 +400,10 @@ class RowResult:
     @property
     def load_ratio(self) -> float:
         return self.load_seconds / self.anchor_seconds
+
+    @property
+    def fixed_seconds(self) -> float:
+        return self.foundation_seconds - self.load_seconds
 
 
 def _cores(m: Measurement) -> str:
@@ -387,7 +442,7 @@ def least_disturbed(run: Callable[[], T], measurement: Callable[[T], Measurement
     return best
 
 
-def bench_rows(rows: int, repeat: int, workdir: Path) -> RowResult:
+def bench_rows(rows: int, repeat: int, workdir: Path, with_dlt: bool = True) -> RowResult:
     csv_path = telemetry_csv(workdir, rows)
     out = workdir / "runs" / str(rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -397,11 +452,13 @@ def bench_rows(rows: int, repeat: int, workdir: Path) -> RowResult:
         anchor = least_disturbed(lambda: run_anchor(csv_path, out), lambda m: m)
         anchor_rows = json.loads(anchor.stdout)["rows"]
         found, report = least_disturbed(lambda: run_foundation(ws), lambda pair: pair[0])
+        peer = least_disturbed(lambda: run_dlt(csv_path, out), lambda m: m) if with_dlt else None
         run = {
             "repeat": i + 1,
             "anchor": {**asdict(anchor), "stdout": "", "stderr": "", "rows": anchor_rows},
             "foundation": {**asdict(found), "stdout": "", "stderr": ""},
             "report": {k: v for k, v in report.items() if k not in ("preview", "schema")},
+            "dlt": None if peer is None else {**asdict(peer), "stdout": "", "stderr": "", **json.loads(peer.stdout)},
         }
         runs.append(run)
         print(
@@ -409,13 +466,17 @@ def bench_rows(rows: int, repeat: int, workdir: Path) -> RowResult:
             f"(maxrss {(anchor.time_maxrss_bytes or 0) / MIB:,.0f}, tree {anchor.sampled_tree_rss_bytes / MIB:,.0f}); "
             f"foundation {found.seconds:.2f} s (load {report['seconds']:.2f} s) {found.peak_rss_mib:,.0f} MiB "
             f"(maxrss {(found.time_maxrss_bytes or 0) / MIB:,.0f}, tree {found.sampled_tree_rss_bytes / MIB:,.0f}, "
-            f"{found.processes_seen} process(es)); background CPU {_cores(anchor)} / {_cores(found)} cores",
+            f"{found.processes_seen} process(es)); "
+            + (f"dlt {peer.seconds:.2f} s; " if peer is not None else "")
+            + f"background CPU {_cores(anchor)} / {_cores(found)} cores",
             file=sys.stderr,
             flush=True,
         )
     fastest = min(runs, key=lambda r: r["foundation"]["seconds"])
     fastest_anchor = min(runs, key=lambda r: r["anchor"]["seconds"])
     background = [fastest_anchor["anchor"]["other_cpu_cores"], fastest["foundation"]["other_cpu_cores"]]
+    peers = [r["dlt"] for r in runs if r["dlt"] is not None]
+    fastest_dlt = min(peers, key=lambda p: p["seconds"]) if peers else None
     return RowResult(
         rows=rows,
         csv_mib=csv_path.stat().st_size / MIB,
@@ -426,6 +487,8 @@ def bench_rows(rows: int, repeat: int, workdir: Path) -> RowResult:
         foundation_rss_mib=max(r["foundation"]["peak_rss_bytes"] for r in runs) / MIB,
         anchor_rows=min(r["anchor"]["rows"] for r in runs),
         foundation_rows=min(r["report"]["rows_landed"] for r in runs),
+        dlt_seconds=fastest_dlt["seconds"] if fastest_dlt else None,
+        dlt_rows=fastest_dlt["rows"] if fastest_dlt else None,
         background_cores=max((c for c in background if c is not None), default=None),
         runs=runs,
     )
@@ -451,15 +514,16 @@ def render(results: list[RowResult], repeat: int) -> str:
         "peak RSS = max over runs; background CPU = the most CPU other programs used during the reported runs "
         f"(runs above {NOISY_CORES} cores are retried; if it stays high, the numbers are noisy).",
         "",
-        "| rows | anchor s | foundation s | time ratio (foundation/anchor) | anchor peak RSS MiB "
-        "| foundation peak RSS MiB | rows verified | background CPU (cores) |",
-        "|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| rows | anchor s | foundation s | time ratio (foundation/anchor) | dlt s | dlt/anchor "
+        "| anchor peak RSS MiB | foundation peak RSS MiB | rows verified | background CPU (cores) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
-        verified = "yes" if r.anchor_rows == r.rows == r.foundation_rows else "NO"
-        verified += f" ({r.anchor_rows:,} / {r.foundation_rows:,})"
+        verified = "yes" if r.anchor_rows == r.rows == r.foundation_rows == (r.dlt_rows or r.rows) else "NO"
+        verified += f" ({r.anchor_rows:,} / {r.foundation_rows:,}" + (f" / {r.dlt_rows:,})" if r.dlt_rows else ")")
+        dlt = f"{r.dlt_seconds:.2f} | {r.dlt_seconds / r.anchor_seconds:.2f}" if r.dlt_seconds else "- | -"
         lines.append(
-            f"| {r.rows:,} | {r.anchor_seconds:.2f} | {r.foundation_seconds:.2f} | {r.time_ratio:.2f} "
+            f"| {r.rows:,} | {r.anchor_seconds:.2f} | {r.foundation_seconds:.2f} | {r.time_ratio:.2f} | {dlt} "
             f"| {r.anchor_rss_mib:,.0f} | {r.foundation_rss_mib:,.0f} | {verified} "
             f"| {'?' if r.background_cores is None else f'{r.background_cores:.2f}'} |"
         )
@@ -476,6 +540,11 @@ def render(results: list[RowResult], repeat: int) -> str:
             f"| {r.rows:,} | (b) - (c): CLI, Dagster import, instance, run bookkeeping | "
             f"{r.foundation_seconds - r.load_seconds:.2f} | |",
         ]
+        if r.dlt_seconds:
+            lines.append(
+                f"| {r.rows:,} | (d) peer: dlt pipeline, same copy without typing or rules, whole process | "
+                f"{r.dlt_seconds:.2f} | {r.dlt_seconds / r.anchor_seconds:.2f} |"
+            )
     lines += ["", "Targets:", ""]
     for r in results:
         lines.append(
@@ -483,6 +552,15 @@ def render(results: list[RowResult], repeat: int) -> str:
             f"{verdict(r.time_ratio <= TIME_RATIO_TARGET)}; excluding Dagster start-up {r.load_ratio:.2f}: "
             f"{verdict(r.load_ratio <= TIME_RATIO_TARGET)}"
         )
+        lines.append(
+            f"- {r.rows:,} rows: fixed cost (b) - (c) {r.fixed_seconds:.2f} s (target <= {FIXED_COST_TARGET} s): "
+            f"{verdict(r.fixed_seconds <= FIXED_COST_TARGET)}"
+        )
+        if r.dlt_seconds:
+            lines.append(
+                f"- {r.rows:,} rows: whole CLI {r.foundation_seconds:.2f} s vs the dlt pipeline {r.dlt_seconds:.2f} s "
+                f"(target: below it): {verdict(r.foundation_seconds < r.dlt_seconds)}"
+            )
     for r in results:
         scope = "" if r.rows == RSS_TARGET_ROWS else f" (the target is stated at {RSS_TARGET_ROWS:,} rows)"
         lines.append(
@@ -531,7 +609,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run foundation from the live working tree instead of a copy taken at start",
     )
+    parser.add_argument("--no-dlt", action="store_true", help="skip the dlt peer (d)")
     parser.add_argument("--anchor-child", nargs=2, metavar=("CSV", "DEST"), help=argparse.SUPPRESS)
+    parser.add_argument("--dlt-child", nargs=2, metavar=("CSV", "DEST"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -539,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.anchor_child:
         anchor_child(*args.anchor_child, batch_rows=BATCH_ROWS)
+        return 0
+    if args.dlt_child:
+        dlt_child(*args.dlt_child, batch_rows=BATCH_ROWS)
         return 0
     QUIET["max_wait"] = max(0.0, args.wait_quiet)
     RETRIES["max"] = max(0, args.retries)
@@ -551,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         CODE["path"] = str(path)
     try:
         for rows in sizes:
-            results.append(bench_rows(rows, max(1, args.repeat), workdir))
+            results.append(bench_rows(rows, max(1, args.repeat), workdir, with_dlt=not args.no_dlt))
     except Exception as exc:  # a benchmark reports; it does not fail the caller
         print(f"benchmark could not complete: {exc}", file=sys.stderr)
     finally:
