@@ -21,6 +21,7 @@ from foundation.specs.rules import (
     MaxRule,
     MinRule,
     NotNullRule,
+    PanderaRule,
     ReferencesRule,
     RegexRule,
     RowCountChangeRule,
@@ -99,10 +100,15 @@ def describe(rule: Rule, column: str | None) -> str:
             return f"schema contract: {s.contract}"
         case CustomRule(custom=c):
             return f"custom check {c.function}"
+        case PanderaRule(pandera=p):
+            args = ", ".join(f"{k}={v!r}" for k, v in p.args.items())
+            return f"{on}pandera check {p.check}({args})"
     return rule.kind
 
 
 def _stage(rule: Rule) -> Stage:
+    if isinstance(rule, PanderaRule):
+        return rule.pandera.level
     if isinstance(rule, ROW_RULES):
         return "row"
     if isinstance(rule, LOAD_RULES):
@@ -111,6 +117,8 @@ def _stage(rule: Rule) -> Stage:
 
 
 def _default_name(rule: Rule, column: str | None) -> str:
+    if column is not None and isinstance(rule, PanderaRule):
+        return f"{column}__{rule.pandera.check.lower()}"
     if column is not None:
         return f"{column}__{rule.kind}"
     if isinstance(rule, TableUniqueRule):
@@ -121,6 +129,8 @@ def _default_name(rule: Rule, column: str | None) -> str:
         return f"freshness__{rule.freshness.column}" if rule.freshness.column else "freshness__last_load"
     if isinstance(rule, SchemaRule):
         return "schema_contract"
+    if isinstance(rule, PanderaRule):
+        return rule.pandera.check.lower()
     return rule.kind
 
 

@@ -18,7 +18,7 @@ from foundation.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredChe
 from foundation.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome
 from foundation.quality.outcomes import CheckOutcome, QualityGateError
 from foundation.quality.row_rules import FAILURES_COLUMN, RowValidator, RuleCompileError, SqlRowRules, row_json
-from foundation.quality.table_rules import evaluate_table_rules, freshness_outcome
+from foundation.quality.table_rules import evaluate_table_rules, freshness_outcome, pandera_table_outcome
 from foundation.specs.rules import (
     AcceptedValuesRule,
     BetweenRule,
@@ -26,6 +26,7 @@ from foundation.specs.rules import (
     FreshnessRule,
     MaxRule,
     MinRule,
+    PanderaRule,
     ReferencesRule,
     RegexRule,
     SchemaRule,
@@ -98,6 +99,8 @@ class QualityGate:
         _check_columns(self.checks, {**existing_types, **{f.name: str(f.type) for f in landed_schema}})
         _check_hashed_columns(self.checks, source.spec)
         self.validator = RowValidator(self.checks, landed_schema, workspace.root, in_sql)
+        # `pandera:` rules of level load: run on each batch like row rules, but a failing row refuses the load.
+        self.load_validator = RowValidator(self.checks, landed_schema, workspace.root, stage="load")
         self.stats = LoadStats()
         self.previous_rows = previous_rows
         self.outcomes: list[CheckOutcome] = []
@@ -158,6 +161,12 @@ class QualityGate:
                 )
             keep = pa.array([i not in verdict.error_rows for i in range(batch.num_rows)])
             batch = batch.filter(keep)
+        if self.load_validator.active:
+            load_verdict = self.load_validator.validate(batch)
+            self._failing.update(load_verdict.failing)
+            for name, values in load_verdict.samples.items():
+                sample = self._samples.setdefault(name, [])
+                sample.extend(v for v in values if v not in sample and len(sample) < 5)
         self.stats.add(batch)
         return batch, failed
 
@@ -196,6 +205,20 @@ class QualityGate:
             )
         load_checks = [c for c in self._of_stage("load") if not isinstance(c.rule, SchemaRule) and c.rule is not None]
         load_outcomes = evaluate_load_rules(load_checks, self.stats, self.previous_rows)
+        for check in self.load_validator.checks:
+            failing = self._failing[check.name]
+            load_outcomes.append(
+                CheckOutcome(
+                    check.name,
+                    "load",
+                    check.severity,
+                    failing == 0,
+                    check.description,
+                    failing=failing,
+                    observed=f"{failing} of {self.stats.rows_landed} rows fail" if failing else "all rows",
+                    sample=self._samples.get(check.name, []),
+                )
+            )
         self.outcomes.extend(load_outcomes)
         refused = [o for o in load_outcomes if not o.passed and o.severity == "error"]
         if refused:
@@ -263,9 +286,15 @@ def evaluate_table_outcomes(
                     parents[target] = delta_relation_sql(con, workspace.bronze_uri(usecase, name), empty_name=f"_p{i}")
                 except TableNotFoundError:
                     parents[target] = None
-        return evaluate_table_rules(con, checks, relation, now, last_load_at, parents)
+        outcomes = evaluate_table_rules(con, checks, relation, now, last_load_at, parents)
     finally:
         con.close()
+    declared = [c for c in checks if isinstance(c.rule, PanderaRule)]
+    if declared:
+        uri = workspace.bronze_uri(source.usecase, source.name)
+        options = workspace.settings.lakehouse.storage_options or None
+        outcomes += [pandera_table_outcome(c, uri, options, workspace.root) for c in declared]
+    return outcomes
 
 
 def _no_table_outcome(check: DeclaredCheck, now: datetime) -> CheckOutcome:

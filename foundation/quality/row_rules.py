@@ -14,7 +14,8 @@ import importlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -44,26 +45,71 @@ from foundation.specs.rules import (
     MaxRule,
     MinRule,
     NotNullRule,
+    PanderaRule,
     RegexRule,
 )
 
 
-def _pandera():
-    """pandera (and pandas, which it imports) costs over a second to import: only sources with row rules pay it."""
-    # pandera imports pyspark.pandas whenever pyspark is installed (the spark group, for dbt on Spark): seconds of
-    # import and a pandas-version warning for nothing, since our rules run on polars. pandera guards every pyspark
-    # import with `except ImportError`, so hiding pyspark while pandera loads only skips its Spark integration.
+@contextmanager
+def _without_pyspark() -> Iterator[None]:
+    """pandera imports pyspark.pandas whenever pyspark is installed (the spark group, for dbt on Spark), and so does
+    `register_check_method`: seconds of import and a pandas-version warning for nothing, since our rules run on
+    polars. pandera guards every pyspark import with `except ImportError`, so hiding pyspark meanwhile only skips
+    its Spark integration."""
     hidden = {name: sys.modules.get(name) for name in ("pyspark", "pyspark.pandas", "pyspark.sql")}
     if any(module is None for module in hidden.values()):
         for name in hidden:
             sys.modules.setdefault(name, None)  # type: ignore[assignment]  # None in sys.modules = ImportError
     try:
-        import pandera.polars
+        yield
     finally:
         for name, module in hidden.items():
             if module is None:
                 sys.modules.pop(name, None)
+
+
+def _pandera():
+    """pandera (and pandas, which it imports) costs over a second to import: only sources whose rules need it pay."""
+    with _without_pyspark():
+        import pandera.polars
     return pandera.polars
+
+
+def pandera_declared_check(check: DeclaredCheck, workspace_root: Path) -> pa.Check:
+    """The pandera check a `pandera:` rule names, its module imported first (that registers it)."""
+    assert isinstance(check.rule, PanderaRule)
+    declared = check.rule.pandera
+    pa = _pandera()
+    if declared.module:
+        if str(workspace_root) not in sys.path:
+            sys.path.insert(0, str(workspace_root))
+        try:
+            with _without_pyspark():
+                importlib.import_module(declared.module)
+        except ImportError as exc:
+            raise RuleCompileError(f"check {check.name}: cannot import {declared.module!r} ({exc})") from exc
+    factory = getattr(pa.Check, declared.check, None)
+    if not callable(factory) or declared.check.startswith("_"):
+        where = f"{declared.module} does not register it" if declared.module else "no module registers it"
+        raise RuleCompileError(
+            f"check {check.name}: pandera has no check {declared.check!r} ({where}): register it with "
+            "pandera.extensions.register_check_method in the module named by `module:`, or name a built-in "
+            "check (in_range, isin, str_length, ...)"
+        )
+    try:
+        return factory(**declared.args)
+    except TypeError as exc:
+        raise RuleCompileError(f"check {check.name}: pandera check {declared.check}: {exc}") from exc
+
+
+def single_check_schema(check: DeclaredCheck, pandera_check: pa.Check) -> pa.DataFrameSchema:
+    """A schema holding one check: pandera cannot gather in one frame the failures of a check answering one
+    boolean with those of checks answering per row (a polars concat error), so each declared check runs alone."""
+    pa = _pandera()
+    if check.column is None:
+        return pa.DataFrameSchema(checks=[pandera_check], strict=False, coerce=False)
+    column = pa.Column(None, checks=[pandera_check], nullable=True)
+    return pa.DataFrameSchema({check.column: column}, strict=False, coerce=False)
 
 
 SAMPLE_SIZE = 5
@@ -175,6 +221,8 @@ def pandera_check(rule: Any) -> PanderaCheck | None:
             return PanderaCheck("isin", {"allowed_values": values})
         case RegexRule(regex=pattern):
             return PanderaCheck("str_matches", {"pattern": pattern})
+        case PanderaRule(pandera=declared) if declared.module is None:  # a built-in check, named in the YAML
+            return PanderaCheck(declared.check, dict(declared.args))
     return None
 
 
@@ -250,8 +298,11 @@ class RowValidator:
         schema: pa_arrow.Schema,
         workspace_root: Path,
         in_sql: SqlRowRules | None = None,
+        stage: str = "row",
     ) -> None:
-        self.checks = [c for c in checks if c.stage == "row"]
+        """`stage` row: the row rules; load: the `pandera:` rules of level load, run on each batch the same way."""
+        self.checks = [c for c in checks if c.stage == stage and (stage == "row" or isinstance(c.rule, PanderaRule))]
+        self._single: list[tuple[DeclaredCheck, Any]] = []  # `pandera:` rules, each in its own schema
         self.in_sql = in_sql or SqlRowRules()
         in_sql_names = {c.name for c in self.in_sql.checks}
         self._order = _pandera_order(self.checks)
@@ -280,9 +331,15 @@ class RowValidator:
                     rule = rule.model_copy(
                         update={"accepted_values": _typed_values(check, rule.accepted_values, types[check.column])}
                     )
-            if check.name not in in_sql_names:
+            if check.name in in_sql_names:
+                continue
+            if isinstance(rule, PanderaRule):
+                self._single.append((check, single_check_schema(check, pandera_declared_check(check, workspace_root))))
+            else:
                 by_pandera.append((check, rule))
+        self.active = bool(self._single)
         if not by_pandera:
+            self.schema = None
             return  # every row rule runs in the landing query: pandera (and polars) need not even be imported
         self.active = True
         for check, rule in by_pandera:
@@ -370,6 +427,10 @@ class RowValidator:
 
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
+        for check, schema in self._single:
+            self._run_single(check, schema, frame, verdict)
+        if self.schema is None:
+            return
         try:
             self.schema.validate(frame, lazy=True)
             return
@@ -385,6 +446,21 @@ class RowValidator:
                 reason = str(case["failure_case"]).splitlines()[0]
                 raise RuleCompileError(f"check {check.name} could not run on {check.column or 'the rows'}: {reason}")
             self._record(verdict, check, [(case["index"], case["failure_case"])])
+
+    def _run_single(self, check: DeclaredCheck, schema: Any, frame: pl.DataFrame, verdict: BatchVerdict) -> None:
+        try:
+            schema.validate(frame, lazy=True)
+            return
+        except _pandera().errors.SchemaErrors as exc:
+            cases = exc.failure_cases
+        for case in cases.iter_rows(named=True):
+            if case["index"] is not None:
+                self._record(verdict, check, [(case["index"], case["failure_case"])])
+            elif case["failure_case"] is False:  # one answer for the batch, as a custom function may give
+                self._record(verdict, check, [(i, False) for i in range(frame.height)])
+            else:
+                reason = str(case["failure_case"]).splitlines()[0]
+                raise RuleCompileError(f"check {check.name} could not run on {check.column or 'the rows'}: {reason}")
 
     def _check_of(self, case: dict[str, Any]) -> DeclaredCheck | None:
         if case["check"] == "not_nullable":

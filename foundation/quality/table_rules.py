@@ -1,8 +1,10 @@
-"""Table rules: SQL on DuckDB over a bronze Delta snapshot (uniqueness across loads, freshness, references)."""
+"""Table rules over a bronze Delta snapshot: the built-in ones (uniqueness across loads, freshness, references) as
+SQL on DuckDB; a `pandera:` rule of level table by pandera's polars backend on a lazy scan of the snapshot."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -131,3 +133,49 @@ def _evaluate(
     if isinstance(rule, ReferencesRule):
         return [_references_outcome(con, check, relation, parents.get(rule.references.source))]
     return []
+
+
+def pandera_table_outcome(
+    check: DeclaredCheck, uri: str, storage_options: dict[str, str] | None, workspace_root: Path
+) -> CheckOutcome:
+    """A `pandera:` rule of level table: its pandera check on the whole table (polars scans the Delta snapshot;
+    pandera runs data checks on a LazyFrame only at validation depth SCHEMA_AND_DATA). A failure, or a check that
+    cannot run, fails the check: the data stays published."""
+    try:
+        import polars as pl
+        from pandera.config import ValidationDepth, config_context
+
+        from foundation.quality.row_rules import _pandera, pandera_declared_check, single_check_schema
+
+        schema = single_check_schema(check, pandera_declared_check(check, workspace_root))
+        frame = pl.scan_delta(uri, storage_options=storage_options)
+        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+            try:
+                schema.validate(frame, lazy=True)
+                return CheckOutcome(check.name, "table", check.severity, True, check.description, observed="all rows")
+            except _pandera().errors.SchemaErrors as exc:
+                cases = exc.failure_cases
+    except Exception as exc:  # after the commit, an error is a failed check, not a failed load
+        reason = str(exc).splitlines()[0]
+        return CheckOutcome(
+            check.name, "table", check.severity, False, check.description, observed=f"could not run: {reason}"
+        )
+    rows = [case for case in cases.iter_rows(named=True) if case["index"] is not None]
+    if not rows:  # one answer for the table (False), or an error inside the check
+        value = cases.row(0, named=True)["failure_case"]
+        observed = "the check answered False" if value is False else f"could not run: {str(value).splitlines()[0]}"
+        return CheckOutcome(check.name, "table", check.severity, False, check.description, observed=observed)
+    sample: list[str] = []
+    for case in rows:
+        if len(sample) < SAMPLE and str(case["failure_case"]) not in sample:
+            sample.append(str(case["failure_case"]))
+    return CheckOutcome(
+        check.name,
+        "table",
+        check.severity,
+        False,
+        check.description,
+        failing=len(rows),
+        observed=f"{len(rows)} rows fail",
+        sample=sample,
+    )

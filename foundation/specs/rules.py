@@ -3,7 +3,8 @@
 Column rules sit under a column's `checks:`, table rules under the source's `checks:`. Each mapping holds one
 rule key (its name) and optionally `severity` (error by default: failing rows are quarantined, failing loads are
 refused, failing checks block downstream assets) and `name` (the Dagster check name, when the default clashes).
-Parsing only; `foundation.quality` compiles them (pandera for rows in flight, SQL on DuckDB for tables).
+`pandera` names any pandera check method, built-in or registered by the user, at the level the YAML says.
+Parsing only; `foundation.quality` compiles them.
 """
 
 from __future__ import annotations
@@ -176,6 +177,31 @@ class CustomRule(Rule):
     custom: CustomArgs
 
 
+class PanderaArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    check: str = Field(
+        pattern=r"^[A-Za-z_]\w*$",
+        description="A pandera check method: a built-in one (`str_length`, `isin`...) or one registered with "
+        "`pandera.extensions.register_check_method`.",
+    )
+    module: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*$",
+        description="The module that registers the check, importable from the workspace root "
+        "(e.g. `usecases.fleet.lib.checks`).",
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="The check's keyword arguments.")
+    level: Literal["row", "load", "table"] = Field(
+        "row",
+        description="row: failing rows are quarantined; load: one failing row refuses the load; table: run on "
+        "the whole table after the commit.",
+    )
+
+
+class PanderaRule(Rule):
+    pandera: PanderaArgs
+
+
 COLUMN_RULE_MODELS: dict[str, type[Rule]] = {
     "not_null": NotNullRule,
     "unique": ColumnUniqueRule,
@@ -185,6 +211,7 @@ COLUMN_RULE_MODELS: dict[str, type[Rule]] = {
     "accepted_values": AcceptedValuesRule,
     "regex": RegexRule,
     "max_null_percent": MaxNullPercentRule,
+    "pandera": PanderaRule,
 }
 TABLE_RULE_MODELS: dict[str, type[Rule]] = {
     "freshness": FreshnessRule,
@@ -195,6 +222,7 @@ TABLE_RULE_MODELS: dict[str, type[Rule]] = {
     "expression": ExpressionRule,
     "schema": SchemaRule,
     "custom": CustomRule,
+    "pandera": PanderaRule,
 }
 
 
