@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -154,3 +156,40 @@ def test_partition_names_cover_the_dates_given_and_stop_at_now():
     hourly = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00")
     names = partition_names(hourly, parse_bound("2026-01-02", False), parse_bound("2026-01-02", True), now)
     assert (len(names), names[0], names[-1]) == (24, "2026-01-02-00:00", "2026-01-02-23:00")
+
+
+@pytest.mark.slow
+def test_with_a_daemon_running_the_backfill_is_the_daemons(kit, tmp_path):
+    """`foundation daemon` (the real dagster-daemon) on the workspace's instance: the command only launches and
+    watches; the daemon's backfill loop submits the runs, which its run launcher executes in their own processes."""
+    instance = dagster_instance(kit.open())
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed in finally
+    env = {**os.environ, "FOUNDATION_WORKSPACE": str(kit.root)}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "foundation.cli.main", "daemon"],
+        cwd=kit.root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the runs it launches stop with it
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and "BACKFILL" not in instance.get_daemon_heartbeats():
+            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            time.sleep(2)
+        assert "BACKFILL" in instance.get_daemon_heartbeats(), (tmp_path / "daemon.log").read_text()[-3000:]
+        # One partition: each run the daemon launches is a process of its own (tens of seconds on a loaded machine).
+        result = foundation(kit, "backfill", "uc/readings", "--from", "2026-01-02", "--to", "2026-01-02", "--json")
+        assert result.returncode == 0, result.stderr + (tmp_path / "daemon.log").read_text()[-3000:]
+        report = json.loads(result.stdout)
+        assert (report["executed_by"], report["status"]) == ("daemon", "COMPLETED_SUCCESS")
+        assert report["done"] == ["2026-01-02"]
+        assert per_day(kit) == {"2026-01-02": per_day_of(readings(range(1, 8)))["2026-01-02"]}
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        log.close()

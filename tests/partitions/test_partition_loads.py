@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -195,3 +199,53 @@ def test_file_name_partitions_read_only_the_files_of_the_window(make_workspace, 
         ("2026-01-03", 4, "telemetry_2026-01-03.csv"),
     ]
     assert load(kit, day(5), "telemetry").status == "nothing_new"  # no file of that day
+
+
+KILLED_WRITER = """
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from foundation.lakehouse.bronze import BronzeTable
+from foundation.lakehouse.partitions import PartitionWindow, replace_partition
+from foundation.workspace import Workspace
+
+root, marker = Path(sys.argv[1]), Path(sys.argv[2])
+workspace = Workspace.open(root)
+(source,) = workspace.sources()
+bronze = BronzeTable(workspace.bronze_uri("uc", "readings"))
+schema = bronze.schema()
+row = {"ts": datetime(2026, 1, 2, 5), "sensor": "killed", "value": 1.0, "_load_id": "killed",
+       "_loaded_at": datetime.now(UTC), "_source_file": "none"}
+
+def batches():
+    yield pa.RecordBatch.from_pylist([row] * 1000, schema=schema)
+    marker.touch()  # the writer has the first batch: the replace is under way
+    time.sleep(600)
+
+window = PartitionWindow("2026-01-02", datetime(2026, 1, 2), datetime(2026, 1, 3))
+replace_partition(bronze, pa.RecordBatchReader.from_batches(schema, batches()), source.spec, window, bronze.state())
+"""
+
+
+def test_a_kill_9_during_a_partition_replace_leaves_the_previous_version(column_kit, tmp_path):
+    load(column_kit, day(1))
+    load(column_kit, day(2))
+    before, version = column_kit.rows("readings", order_by="ts"), column_kit.version("readings")
+    marker = tmp_path / "writing"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(column_kit.root), str(marker)])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and writer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), f"the writer did not start (exit code {writer.poll()})"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    assert column_kit.version("readings") == version
+    assert column_kit.rows("readings", order_by="ts") == before
+    load(column_kit, day(2))  # the table still takes a partition replace
+    assert per_day(column_kit) == {"2026-01-01": 4, "2026-01-02": 4}
