@@ -121,10 +121,15 @@ def selected(relative: str, settings: MaintenanceSettings, usecase: str | None) 
     return usecase is None or table_usecase(relative) == usecase
 
 
-def small_files(sizes: list[int], target: int) -> int:
-    """Pure: how many files a compaction would rewrite (those under the target size, when there are two or more)."""
-    small = sum(1 for s in sizes if s < target)
-    return small if small >= 2 else 0
+def small_files(files: list[tuple[tuple[str, ...], int]], target: int) -> tuple[int, int]:
+    """Pure: (files a compaction would rewrite, files it would write) for (partition, size) pairs: per partition,
+    the files under the target size when there are two or more of them."""
+    per_partition: dict[tuple[str, ...], int] = {}
+    for partition, size in files:
+        if size < target:
+            per_partition[partition] = per_partition.get(partition, 0) + 1
+    rewritten = [n for n in per_partition.values() if n >= 2]
+    return sum(rewritten), len(rewritten)
 
 
 # -- I/O -------------------------------------------------------------------------------------------------------------
@@ -172,9 +177,15 @@ def _uri(root: str, relative: str) -> str:
     return f"{root.rstrip('/')}/{relative}"
 
 
-def _data_file_sizes(table: DeltaTable) -> list[int]:
+def _data_files(table: DeltaTable) -> list[tuple[tuple[str, ...], int]]:
+    """(partition values, size) of every data file of the snapshot, from the log (no data read)."""
     actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
-    return [int(s) for s in actions.column("size_bytes").to_pylist()] if actions.num_rows else []
+    if not actions.num_rows:
+        return []
+    partitions = [actions.column(c).to_pylist() for c in actions.column_names if c.startswith("partition.")]
+    keys = zip(*partitions, strict=True) if partitions else ((),) * actions.num_rows
+    sizes = actions.column("size_bytes").to_pylist()
+    return [(tuple(str(v) for v in key), int(size)) for key, size in zip(keys, sizes, strict=True)]
 
 
 def _target_size(table: DeltaTable, settings: MaintenanceSettings) -> int:
@@ -206,12 +217,13 @@ def maintain_table(
     try:
         table = DeltaTable(uri, storage_options=storage_options)
         result.version_before = table.version()
-        sizes = _data_file_sizes(table)
-        result.files_before = len(sizes)
+        files = _data_files(table)
+        result.files_before = len(files)
+        written = 0
         if settings.compact:
             target = _target_size(table, settings)
             if dry_run:
-                result.files_compacted = small_files(sizes, target)
+                result.files_compacted, written = small_files(files, target)
             else:
                 metrics = table.optimize.compact(target_size=target)
                 result.files_compacted = int(metrics.get("numFilesRemoved", 0))
@@ -231,10 +243,10 @@ def maintain_table(
             result.bytes_reclaimed = sum(on_disk.get(f, 0) for f in removed)
         table = DeltaTable(uri, storage_options=storage_options)
         result.version_after = table.version()
-        if dry_run:  # what the compaction would leave: the small files become one (per partition: an estimate)
-            result.files_after = result.files_before - result.files_compacted + (1 if result.files_compacted else 0)
+        if dry_run:  # what the compaction would leave: the small files of a partition become one (an estimate)
+            result.files_after = result.files_before - result.files_compacted + written
         else:
-            result.files_after = len(_data_file_sizes(table))
+            result.files_after = len(_data_files(table))
     except (DeltaError, TableNotFoundError, OSError) as exc:
         result.status = "failed"
         result.notes.append(_explain(exc, settings))

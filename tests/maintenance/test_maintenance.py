@@ -18,7 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 from typer.testing import CliRunner
 
 from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.maintenance import find_tables, run_maintenance, selected, table_kind, table_usecase
+from foundation.maintenance import find_tables, run_maintenance, selected, small_files, table_kind, table_usecase
 from foundation.settings import MaintenanceSettings
 
 DAY = 86400.0
@@ -332,3 +332,40 @@ def test_the_documented_allowed_roots_block_validates(tmp_path: Path) -> None:
     roots = Workspace.open(tmp_path).allowed_roots
     assert roots.allows("/data/landing/2024/x.csv") and roots.allows("s3://acme-landing/fleet/x.parquet")
     assert not roots.allows("/data/landing2/x.csv")
+
+
+def test_the_dry_run_estimate_counts_small_files_per_partition() -> None:
+    one_each = [(("2024-01-01",), 10), (("2024-01-02",), 10)]
+    assert small_files(one_each, target=100) == (0, 0)  # one file per partition: nothing to merge
+    files = [(("a",), 10), (("a",), 20), (("a",), 500), (("b",), 5), (("b",), 5), (("b",), 5), (("c",), 1)]
+    assert small_files(files, target=100) == (5, 2)  # a: 2 small -> 1, b: 3 -> 1; the big file and c's stay
+
+
+def test_compaction_while_the_feedback_log_appends_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    import threading
+
+    lake = tmp_path / "lake"
+    uri = str(lake / "ml" / "uc" / "model" / "api_predictions")
+    for flush in range(20):
+        feedback_flush(uri, flush * 5, 5)
+    errors: list[BaseException] = []
+
+    def api_writer() -> None:  # the API keeps flushing while maintenance runs
+        for flush in range(20, 60):
+            try:
+                feedback_flush(uri, flush * 5, 5)
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+    writer = threading.Thread(target=api_writer)
+    writer.start()
+    reports = [run_maintenance(str(lake), MaintenanceSettings()) for _ in range(3)]
+    writer.join()
+    assert errors == [] and all(r.ok for r in reports)
+    assert sum(r.tables[0].files_compacted for r in reports) >= 20
+    con = duckdb.connect()
+    try:
+        relation = delta_relation_sql(con, uri)
+        assert con.execute(f"select count(*), count(distinct prediction_id) from {relation}").fetchall() == [(300, 300)]
+    finally:
+        con.close()
