@@ -16,22 +16,23 @@ from aiosmtpd.controller import Controller
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.status = 200  # set 500 to play a receiver that is failing
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
+                self.send_response(receiver.status)
                 self.end_headers()
                 self.wfile.write(b"ok")
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000/s3cr3t"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -30,11 +30,12 @@ class TransientHTTPError(OSError):
     """A 5xx or 429 answer: the receiver may be back in a moment."""
 
 
-def with_retries(settings: NotificationsSettings, attempt: Callable[[], T]) -> T:
-    """`attempt()` until it succeeds, at most `retry_attempts` times, waiting 0.5 s, 1 s, 2 s... (at most
-    `retry_max_wait_s`) between tries. Connection errors, timeouts, 5xx and SMTP errors are retried (all OSError)."""
+def with_retries(settings: NotificationsSettings, attempt: Callable[[], T], tries: int | None = None) -> T:
+    """`attempt()` until it succeeds, at most `tries` (default `retry_attempts`) times, waiting 0.5 s, 1 s, 2 s...
+    (at most `retry_max_wait_s`) between tries. Connection errors, timeouts, 5xx and SMTP errors are retried (all
+    OSError); a ChannelError or an unset variable is not."""
     retrying = Retrying(
-        stop=stop_after_attempt(settings.retry_attempts),
+        stop=stop_after_attempt(tries or settings.retry_attempts),
         wait=wait_exponential(multiplier=0.5, max=settings.retry_max_wait_s),
         retry=retry_if_exception_type(OSError),
         reraise=True,
@@ -93,15 +94,15 @@ def send(
     transition: Transition,
     settings: NotificationsSettings,
     environ: Mapping[str, str] | None = None,
+    tries: int | None = None,
 ) -> None:
     """Deliver one message on one channel, with retries; raises the last error when every try failed."""
     channel = delivery.channel
     if isinstance(channel, WebhookChannel):
-        with_retries(settings, lambda: post_webhook(delivery.channel_name, channel, transition, environ))
+        with_retries(settings, lambda: post_webhook(delivery.channel_name, channel, transition, environ), tries)
     else:
-        with_retries(
-            settings, lambda: send_email(delivery.channel_name, channel, delivery.recipients, transition, environ)
-        )
+        name, recipients = delivery.channel_name, delivery.recipients
+        with_retries(settings, lambda: send_email(name, channel, recipients, transition, environ), tries)
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -156,11 +156,11 @@ def test_a_failing_blocking_check_alerts_once_per_channel_and_once_resolved(
         assert len(hook.bodies) == 2 and len(inbox) == 2
 
 
-def test_an_unreachable_webhook_is_logged_once_and_the_email_still_goes(
+def test_an_unreachable_webhook_is_logged_once_keeps_its_message_and_delivers_it_when_back(
     make_workspace, spec, instance, monkeypatch, caplog
 ) -> None:
-    dead_url = f"http://127.0.0.1:{free_port()}/hooks/T000/B000/s3cr3t"  # nothing listens there
-    monkeypatch.setenv("ALERT_HOOK_URL", dead_url)
+    port = free_port()
+    monkeypatch.setenv("ALERT_HOOK_URL", f"http://127.0.0.1:{port}/hooks/T000/B000/s3cr3t")  # nothing listens yet
     with smtp_server() as (smtp_port, inbox):
         kit = make_workspace(
             sources=[telemetry_source(spec)],
@@ -169,18 +169,27 @@ def test_an_unreachable_webhook_is_logged_once_and_the_email_still_goes(
         )
         platform = Platform(kit, instance)
         platform.materialize()
-        with caplog.at_level(logging.WARNING, logger="foundation.notifications"):
+        with caplog.at_level(logging.INFO, logger="foundation.notifications"):
             summary = platform.health_tick()  # returns: the channel's failure does not stop the sensor
-        assert "1 message(s) sent, 1 failed" in summary
-        warnings = [r for r in caplog.records if r.name == "foundation.notifications"]
-        assert len(warnings) == 1
-        assert "'ops' failed after 3 tries" in warnings[0].getMessage()
-        assert "s3cr3t" not in caplog.text  # the URL is the webhook's credential
-        assert len(inbox) == 1  # the e-mail channel did its job
-        assert len(open_incidents(platform.workspace)) == 1  # recorded: no repeat on the next tick
-        caplog.clear()
-        platform.health_tick()
-        assert caplog.records == [] and len(inbox) == 1
+            assert "1 message(s) sent, 1 failed, 1 queued" in summary
+            [down] = [r for r in caplog.records if r.name == "foundation.notifications"]
+            assert "alert channel 'ops' is down after 3 tries (unreachable (connection failed))" in down.getMessage()
+            assert "s3cr3t" not in caplog.text  # the URL is the webhook's credential
+            assert len(inbox) == 1  # the e-mail channel did its job
+            assert len(open_incidents(platform.workspace)) == 1
+
+            caplog.clear()
+            assert "0 message(s) sent, 1 failed, 1 queued" in platform.health_tick()  # tried again, not logged
+            assert caplog.records == [] and len(inbox) == 1
+
+            with WebhookReceiver(port) as hook:  # the receiver is back
+                assert "1 message(s) sent, 0 failed, 0 queued" in platform.health_tick()
+                [body] = hook.bodies
+                assert body["text"].startswith(":red_circle: [FAILING] uc: blocking check failed")
+                [back] = [r for r in caplog.records if r.name == "foundation.notifications"]
+                assert "alert channel 'ops' is back" in back.getMessage()
+                platform.health_tick()
+                assert len(hook.bodies) == 1 and len(inbox) == 1
 
 
 def test_an_unset_channel_secret_is_a_clear_error_when_used(make_workspace, spec, instance, monkeypatch, caplog):

@@ -184,3 +184,53 @@ def test_rules_must_name_declared_channels_and_known_events() -> None:
         settings(rules=[{"channels": ["pagerduty"]}])
     with pytest.raises(ValidationError, match="run_failed"):
         settings(rules=[{"channels": ["ops_slack"], "events": ["run_crashed"]}])
+
+
+def test_the_outbox_hands_a_message_to_one_evaluation_and_again_only_if_that_one_died(tmp_path) -> None:
+    store = IncidentStore(tmp_path / "incidents.sqlite")
+    with store.transaction() as tx:
+        [change] = tx.record(transitions(tx.open(), [observation(True)], T0))
+        tx.outbox.enqueue(change.incident.id, "opened", "ops_slack", T0)
+        tx.outbox.enqueue(change.incident.id, "opened", "owners_mail", T0)
+        first = tx.outbox.claim(T0)
+    assert [(p.channel, p.kind, p.incident.rule) for p in first] == [
+        ("ops_slack", "opened", "min_rows"),
+        ("owners_mail", "opened", "min_rows"),
+    ]
+    with store.transaction() as tx:
+        assert tx.outbox.claim(T0 + timedelta(minutes=1)) == []  # another evaluation: already claimed
+        tx.outbox.finish(first[0].id, "sent", None, T0)
+        tx.outbox.finish(first[1].id, "pending", "unreachable", T0)  # kept for the next pass
+        assert [p.channel for p in tx.outbox.claim(T0 + timedelta(minutes=2))] == ["owners_mail"]
+        assert tx.outbox.claim(T0 + timedelta(minutes=3)) == []
+        # the evaluation holding it died: after the claim timeout another one takes it
+        assert [p.channel for p in tx.outbox.claim(T0 + timedelta(minutes=13))] == ["owners_mail"]
+        assert tx.outbox.statuses() == [("ops_slack", "opened", "sent", 1), ("owners_mail", "opened", "pending", 1)]
+        assert tx.outbox.pending_count() == 1
+        tx.outbox.mark_channel("owners_mail", T0, "unreachable")
+        assert tx.outbox.down_channels() == {"owners_mail": T0}
+        tx.outbox.mark_channel("owners_mail", None, None)
+        assert tx.outbox.down_channels() == {}
+
+
+def test_a_failing_channel_costs_its_retries_once_per_pass_and_one_try_while_known_down(tmp_path) -> None:
+    from alert_receivers import WebhookReceiver
+
+    from foundation.notifications.service import deliver_all
+    from foundation.notifications.store import PendingDelivery
+
+    with WebhookReceiver() as hook:
+        hook.status = 500
+        routing = settings(retry_attempts=3, retry_max_wait_s=0.01)
+        incident = opened(observation(True))
+        due = [PendingDelivery(i, "opened", "ops_slack", incident, T0) for i in range(3)]
+        env = {"SLACK_URL": hook.url}
+        outcomes = deliver_all(due, routing, {}, T0, env)
+        assert [o.status for o in outcomes] == ["pending", "skipped", "skipped"]
+        assert outcomes[0].error == "HTTP 500" and len(hook.bodies) == 3  # 3 tries of the first, none of the others
+        outcomes = deliver_all(due, routing, {"ops_slack": T0}, T0, env)  # known down: one try
+        assert [o.status for o in outcomes] == ["pending", "skipped", "skipped"] and len(hook.bodies) == 4
+        hook.status = 200
+        assert [o.status for o in deliver_all(due, routing, {"ops_slack": T0}, T0, env)] == ["sent"] * 3
+        late = deliver_all(due[:1], routing, {}, T0 + timedelta(hours=25), env)  # a day late: dropped, logged
+        assert [o.status for o in late] == ["expired"] and len(hook.bodies) == 7
