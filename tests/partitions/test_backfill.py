@@ -193,3 +193,17 @@ def test_with_a_daemon_running_the_backfill_is_the_daemons(kit, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
         log.close()
+
+
+def test_foundation_run_leaves_partitioned_assets_out_and_sources_list_shows_them(kit, spec, monkeypatch):
+    from foundation.cli.run_command import run_pipeline
+
+    kit.write_source(spec("plain", {"type": "csv", "path": "landing/readings/*.csv"}))
+    summary = run_pipeline(kit.open())
+    assert summary.ok, summary.step_errors
+    assert kit.count("plain") == 28  # the unpartitioned source landed whole
+    assert kit.version("readings") is None  # the partitioned one waits for its partitions
+
+    monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
+    listed = json.loads(CliRunner().invoke(app, ["sources", "list", "--json"]).output)
+    assert {s["source"]: s["partitions"] for s in listed} == {"plain": None, "readings": "daily"}
