@@ -61,7 +61,11 @@ def backfill(
         if end < start:
             raise BackfillError(f"--to {last} is before --from {first}")
         graph = defs.resolve_asset_graph()
-        partitions = partition_names(graph.get(keys[0]).partitions_def, start, end)  # type: ignore[arg-type]
+        partitions_defs = [graph.get(key).partitions_def for key in keys]
+        if any(other != partitions_defs[0] for other in partitions_defs[1:]):
+            names = ", ".join(k.to_user_string() for k in keys)
+            raise BackfillError(f"{names} are not partitioned alike: backfill them one at a time")
+        partitions = partition_names(partitions_defs[0], start, end)  # type: ignore[arg-type]
         if not partitions:
             raise BackfillError(f"no partition of {target} starts between {first} and {last} (nor before now)")
     except SpecValidationError as exc:

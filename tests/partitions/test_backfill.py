@@ -95,6 +95,13 @@ def test_backfill_refuses_an_unpartitioned_source_and_a_bad_date(make_workspace,
     result = runner.invoke(app, ["backfill", "uc/readings", "--from", "2025-01-01", "--to", "2025-12-31"])
     assert result.exit_code == 2
     assert "no partition of uc/readings starts between 2025-01-01 and 2025-12-31" in result.output
+    hourly = SOURCE.replace("name: readings", "name: hourly").replace("by: daily", "by: hourly")
+    kit.write_source(hourly.replace("start: 2026-01-01", "start: 2026-01-01T00:00"), name="hourly")
+    result = runner.invoke(app, ["backfill", "uc", "--from", "2026-01-01", "--to", "2026-01-02"])
+    assert result.exit_code == 2
+    assert "uc/bronze/hourly, uc/bronze/readings are not partitioned alike: backfill them one at a time" in (
+        " ".join(result.output.split())
+    )
 
 
 def foundation(kit, *args: str) -> subprocess.CompletedProcess[str]:
