@@ -249,3 +249,43 @@ def test_a_kill_9_during_a_partition_replace_leaves_the_previous_version(column_
     assert column_kit.rows("readings", order_by="ts") == before
     load(column_kit, day(2))  # the table still takes a partition replace
     assert per_day(column_kit) == {"2026-01-01": 4, "2026-01-02": 4}
+
+
+JANUARY = (datetime(2026, 1, 1), datetime(2026, 2, 1))
+JANUARY_31 = (datetime(2026, 1, 31), datetime(2026, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("column_type", "by", "window", "rows", "landed"),
+    [
+        # a date column, monthly partitions: January's rows
+        ("date", "monthly", JANUARY, "2026-01-15,1\n2026-01-31,2\n2026-02-01,3\n", [1, 2]),
+        # a timestamptz column, daily partitions in UTC: 00:30 on 1 February at +01:00 is 31 January, 23:30 UTC
+        (
+            "timestamptz",
+            "daily",
+            JANUARY_31,
+            "2026-01-30T23:30:00+00:00,1\n2026-01-31T23:30:00+00:00,2\n2026-02-01T00:30:00+01:00,3\n"
+            "2026-02-01T00:30:00+00:00,4\n",
+            [2, 3],
+        ),
+    ],
+    ids=["date-monthly", "timestamptz-daily"],
+)
+def test_date_and_timestamptz_partition_columns(make_workspace, spec, column_type, by, window, rows, landed):
+    kit = make_workspace(
+        sources=[
+            spec(
+                "events",
+                {"type": "csv", "path": "landing/*.csv"},
+                load={"mode": "replace"},
+                columns=[{"name": "ts", "type": column_type, "required": True}, {"name": "value", "type": "integer"}],
+                partitions={"by": by, "column": "ts", "start": "2026-01-01"},
+            )
+        ],
+        files={"landing/events.csv": "ts,value\n" + rows},
+    )
+    for _ in range(2):  # the second load replaces the first
+        report = ingest_source(kit.open(), kit.source("events"), partition=PartitionWindow("p", *window))
+        assert (report.rows_landed, report.rows_quarantined) == (len(landed), 0)
+    assert sorted(r["value"] for r in kit.rows("events")) == landed
