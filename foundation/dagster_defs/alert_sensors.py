@@ -2,7 +2,8 @@
 catalogue, turned into observations for the incident logic of foundation/notifications.
 
 - `alerts_run_failure` / `alerts_run_success`: a failed run opens an incident on its target; a later successful run
-  of the same target resolves it.
+  of the same target resolves it. A run that failed because a blocking check failed is left to that check's
+  incident (one problem, one message).
 - `alerts_health` (every `notifications.interval_s`): the latest evaluation of every blocking check (ingestion rules,
   dbt tests) and ML monitoring check, the ML gate's verdict, each source's last load against its freshness
   `error_after`, and each KPI's latest value against its alert threshold.
@@ -26,6 +27,7 @@ from foundation.workspace import Workspace
 log = logging.getLogger("foundation.notifications")
 
 MONITORING_CHECKS = ("feature_drift", "realised_performance")
+FRESHNESS_CHECK_PREFIX = "freshness__"  # foundation/quality/checks.py names freshness rules so
 GATE_RULE = "ml_gate"
 NO_USECASE = "-"
 HIDDEN_JOB_PREFIX = "__"  # __ASSET_JOB, __ephemeral_asset_job__: named after no one
@@ -73,6 +75,19 @@ def run_asset_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.
     ).records
     keys = {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
     return sorted((k for k in keys if k is not None), key=lambda k: k.path)
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """Checks that failed at ERROR severity in the run: such a run's failure is their incident, not another one."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    failed = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        evaluation = event.event_specific_data if event is not None else None
+        is_failure = isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed
+        if is_failure and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(f"{asset_path(evaluation.asset_key)}:{evaluation.check_name}")
+    return failed
 
 
 def run_target(run: dg.DagsterRun, keys: Sequence[dg.AssetKey]) -> str:
@@ -123,6 +138,10 @@ def run_alert_sensors(workspace: Workspace) -> list[dg.SensorDefinition]:
     )
     def alerts_run_failure(context: dg.RunFailureSensorContext) -> None:
         run = context.dagster_run
+        checks = failed_blocking_checks(context.instance, run.run_id)
+        if checks:  # alerts_health reports each failed check as its own incident: one problem, one message
+            context.log.info(f"run {run.run_id} failed on blocking check(s) {', '.join(checks)}: alerted as checks")
+            return
         message = (context.failure_event.message or "run failed").splitlines()[0][:300]
         observation = run_observation(workspace, context.instance, run, True, message, context.repository_def)
         report = process(workspace, [observation])
@@ -155,6 +174,8 @@ def check_observations(
     for check_key in graph.asset_check_keys:
         if check_key.name in MONITORING_CHECKS:
             watched[check_key] = "monitoring_check_failed"
+        elif check_key.name.startswith(FRESHNESS_CHECK_PREFIX):  # an ingestion rule on the data's own timestamps
+            watched[check_key] = "source_stale"
         elif graph.get_check_spec(check_key).blocking:
             watched[check_key] = "blocking_check_failed"
     if not watched:
@@ -167,7 +188,8 @@ def check_observations(
             continue
         asset = check_key.asset_key
         usecase = usecase_of([asset])
-        # a blocking check stops what is downstream only at ERROR severity; a WARN failure is not an incident
+        # a blocking check stops what is downstream only at ERROR severity (a freshness rule: past error_after);
+        # a WARN failure is not an incident. A monitoring check fails at any severity.
         failing = not evaluation.passed and (
             watched[check_key] == "monitoring_check_failed" or evaluation.severity == dg.AssetCheckSeverity.ERROR
         )

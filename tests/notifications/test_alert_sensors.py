@@ -59,13 +59,13 @@ def telemetry_source(spec: Any) -> dict[str, Any]:
 class Platform:
     """The workspace's ingestion assets and alert sensors on one real Dagster instance."""
 
-    def __init__(self, kit: Any, instance: dg.DagsterInstance) -> None:
+    def __init__(self, kit: Any, instance: dg.DagsterInstance, assets: list[Any] | None = None) -> None:
         self.kit = kit
         self.instance = instance
         self.workspace = kit.open()
         ingestion = ingestion_definitions(self.workspace)
         self.defs = dg.Definitions(
-            assets=ingestion.assets, resources=ingestion.resources, sensors=alert_sensors(self.workspace)
+            assets=assets or ingestion.assets, resources=ingestion.resources, sensors=alert_sensors(self.workspace)
         )
 
     def materialize(self) -> dg.ExecuteInProcessResult:
@@ -113,7 +113,11 @@ def test_a_failing_blocking_check_alerts_once_per_channel_and_once_resolved(
             settings=alert_settings(smtp_port),
         )
         platform = Platform(kit, instance)
-        assert not platform.materialize().success
+        failed = platform.materialize()
+        assert not failed.success
+        # the run failed because of the check: the check's incident is the one alert, not the run too
+        platform.run_status_tick(failed, "alerts_run_failure", dg.DagsterEventType.RUN_FAILURE)
+        assert open_incidents(platform.workspace) == []
 
         assert "1 incident(s) opened" in platform.health_tick()
         assert len(hook.bodies) == 1 and len(inbox) == 1
@@ -207,25 +211,37 @@ def test_an_unset_channel_secret_is_a_clear_error_when_used(make_workspace, spec
     assert "environment variable ALERT_HOOK_URL is not set" in caplog.text
 
 
-def test_a_failed_run_opens_an_incident_that_its_next_success_resolves(make_workspace, spec, instance, monkeypatch):
+def test_a_failed_run_opens_an_incident_that_its_next_success_resolves(
+    make_workspace, instance, monkeypatch, tmp_path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @dg.asset(key=["uc", "gold", "daily_report"], owners=["analyst@example.com"])
+    def daily_report() -> None:
+        if broken.exists():
+            raise RuntimeError("the report's upstream API answered 503")
+
     with WebhookReceiver() as hook, smtp_server() as (smtp_port, inbox):
         monkeypatch.setenv("ALERT_HOOK_URL", hook.url)
         settings = alert_settings(smtp_port)
         settings["notifications"]["rules"] = [{"channels": ["ops"], "events": ["run_failed"]}]
-        kit = make_workspace(
-            sources=[telemetry_source(spec)],
-            files={"landing/telemetry/a.csv": "truck_id,temp\nT1,80\n"},
-            settings=settings,
-        )
-        platform = Platform(kit, instance)
+        platform = Platform(make_workspace(settings=settings), instance, assets=[daily_report])
         failed = platform.materialize()
+        assert not failed.success
         platform.run_status_tick(failed, "alerts_run_failure", dg.DagsterEventType.RUN_FAILURE)
         [body] = hook.bodies
-        assert "[FAILING] uc: run failed: run:uc/bronze/telemetry (run)" in body["text"]
+        assert body["text"].startswith(":red_circle: [FAILING] uc: run failed: run:uc/gold/daily_report (run)")
+        fields = "\n".join(f["text"] for f in body["blocks"][1]["fields"])
+        assert "*Owner*\nanalyst@example.com" in fields and "*Value*\nExecution of run" in fields
         assert f"{DAGSTER_URL}/runs/{failed.run_id}" in body["blocks"][2]["text"]["text"]
         assert len(inbox) == 0  # the rule routes run failures to the webhook only
+        platform.run_status_tick(failed, "alerts_run_failure", dg.DagsterEventType.RUN_FAILURE)  # seen again
+        assert len(hook.bodies) == 1
 
-        kit.land("landing/telemetry/b.csv", "truck_id,temp\nT2,81\nT3,82\nT4,79\n")
+        broken.unlink()
         succeeded = platform.materialize()
+        assert succeeded.success
         platform.run_status_tick(succeeded, "alerts_run_success", dg.DagsterEventType.RUN_SUCCESS)
         assert len(hook.bodies) == 2 and "[RESOLVED] uc: run failed" in hook.bodies[1]["text"]
+        assert open_incidents(platform.workspace) == []

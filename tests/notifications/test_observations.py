@@ -102,3 +102,26 @@ def test_a_kpi_past_its_alert_threshold_and_back(make_workspace) -> None:
     publish_kpi(workspace.lakehouse_root, [0.97, 0.93, 0.85, 0.92])
     [kpi] = kpi_observations(workspace)
     assert not kpi.failing
+
+
+def test_a_freshness_rule_on_the_data_is_a_stale_source(make_workspace, spec, instance) -> None:
+    from foundation.dagster_defs.alert_sensors import check_observations
+
+    kit = make_workspace(
+        sources=[
+            spec(
+                "telemetry",
+                {"type": "csv", "path": "landing/*.csv"},
+                columns=[{"name": "ts", "type": "timestamp"}],
+                checks=[{"freshness": {"column": "ts", "error_after": "6h"}}],
+            )
+        ],
+        files={"landing/a.csv": "id,ts\n1,2020-01-01 00:00:00\n"},  # years old
+    )
+    workspace = kit.open()
+    defs = ingestion_definitions(workspace)
+    dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance, raise_on_error=False)
+    graph = defs.get_repository_def().asset_graph
+    observations = check_observations(workspace, instance, graph, datetime.now(UTC))
+    [stale] = [o for o in observations if o.rule == "freshness__ts"]
+    assert (stale.event, stale.failing, stale.severity) == ("source_stale", True, "error")
