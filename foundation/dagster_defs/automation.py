@@ -19,7 +19,8 @@ never requests an asset that is in progress or whose inputs are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
@@ -29,16 +30,27 @@ from foundation.workspace import Workspace
 AUTOMATION_SENSOR = "foundation_automation"
 
 
-def eager_condition() -> dg.AutomationCondition:
-    """Dagster's eager, and only once the inputs' blocking checks passed (a refused load stops the chain)."""
-    return (dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
-        "eager"
-    )
+def eager_condition(partitioned: frozenset[dg.AssetKey] = frozenset()) -> dg.AutomationCondition:
+    """Dagster's eager, and only once the inputs' blocking checks passed (a refused load stops the chain).
+
+    `partitioned`: time-partitioned inputs of an unpartitioned asset. Dagster's eager waits until no input is
+    missing, and for such an input that means every partition since its start: a source loaded from today on (or
+    backfilled in part) would never refresh what reads it. Their missing partitions and the checks of partitions
+    not loaded are not waited for; a new partition still triggers the refresh."""
+    condition = dg.AutomationCondition.eager()
+    checks = dg.AutomationCondition.all_deps_blocking_checks_passed()
+    if partitioned:
+        ignored = dg.AssetSelection.assets(*partitioned)
+        condition = condition.replace("any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(ignored))
+        checks = checks.ignore(ignored)
+    return (condition & checks).with_label("eager")
 
 
-def policy_condition(policy: AutomationSpec) -> dg.AutomationCondition | None:
+def policy_condition(
+    policy: AutomationSpec, partitioned: frozenset[dg.AssetKey] = frozenset()
+) -> dg.AutomationCondition | None:
     if policy.policy == "eager":
-        return eager_condition()
+        return eager_condition(partitioned)
     if policy.policy == "on_cron":
         assert policy.cron is not None  # AutomationSpec refuses on_cron without cron
         return dg.AutomationCondition.on_cron(policy.cron)
@@ -61,11 +73,24 @@ class AutomationPlan:
 
     default: AutomationSpec = field(default_factory=AutomationSpec)
     usecases: dict[str, AutomationSpec] = field(default_factory=dict)
+    partitioned: frozenset[dg.AssetKey] = frozenset()  # time-partitioned assets (their readers: see eager_condition)
 
     @classmethod
     def of(cls, workspace: Workspace) -> AutomationPlan:
         declared = {uc: spec.automation for uc, spec in workspace.scan.usecases.items() if spec and spec.automation}
-        return cls(default=workspace.settings.automation.default(), usecases=declared)
+        partitioned = frozenset(
+            dg.AssetKey([s.usecase, "bronze", s.name]) for s in workspace.sources() if s.spec.partitions is not None
+        )
+        return cls(default=workspace.settings.automation.default(), usecases=declared, partitioned=partitioned)
+
+    def with_partitioned(self, keys: Iterable[dg.AssetKey]) -> AutomationPlan:
+        return replace(self, partitioned=self.partitioned | frozenset(keys))
+
+    def condition(self, key: dg.AssetKey, usecase: str) -> dg.AutomationCondition | None:
+        """The condition of a dbt or gold asset of `usecase`; a partitioned asset itself waits for its inputs'
+        partitions as Dagster's eager does."""
+        policy = self.for_usecase(usecase)
+        return policy_condition(policy, frozenset() if key in self.partitioned else self.partitioned)
 
     def for_usecase(self, usecase: str) -> AutomationSpec:
         return effective_policy(self.default, self.usecases.get(usecase))

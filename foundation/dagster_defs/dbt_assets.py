@@ -22,7 +22,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from packaging.version import Version
 
-from foundation.dagster_defs.automation import AutomationPlan, policy_condition
+from foundation.dagster_defs.automation import AutomationPlan
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.dbt.project import (
     GENERATED_DIR,
@@ -62,7 +62,7 @@ class FoundationDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if self.automation is None or dbt_resource_props["resource_type"] == "source":
             return None
-        return policy_condition(self.automation.for_usecase(dbt_resource_props["fqn"][1]))
+        return self.automation.condition(self.get_asset_key(dbt_resource_props), dbt_resource_props["fqn"][1])
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -182,7 +182,9 @@ def publish_asset(
         ),
         tags={"layer": "gold"},
         metadata={"dagster/uri": gold_uri(workspace, usecase, "")},
-        automation_condition=policy_condition(automation.for_usecase(usecase)) if automation else None,
+        automation_condition=automation.condition(dg.AssetKey([usecase, "gold", "published"]), usecase)
+        if automation
+        else None,
     )
     def _publish(context: dg.AssetExecutionContext, foundation: FoundationResource) -> dg.MaterializeResult:
         current = foundation.workspace()
@@ -228,6 +230,8 @@ def dbt_definitions(
     from foundation.dagster_defs.dbt_partitions import partitioned_dbt_assets, partitioned_model_names
 
     partitioned = partitioned_model_names(manifest)
+    models = [n for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"]
+    automation = automation.with_partitioned(translator().get_asset_key(n) for n in models if n["name"] in partitioned)
     assets = [dbt_models_asset(paths, automation, exclude=" ".join(partitioned) or None)]
     assets += partitioned_dbt_assets(paths, manifest, translator(automation), WAREHOUSE_POOL)
     assets += [

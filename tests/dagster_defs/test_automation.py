@@ -155,3 +155,42 @@ def test_check_accepts_the_policies(tmp_path: Path) -> None:
     )
     code, report = _check(workspace)
     assert code == 0, report
+
+
+def test_a_partitioned_source_refreshes_what_reads_it_without_every_partition(tmp_path: Path) -> None:
+    """Dagster's eager waits for every partition of a time-partitioned input since its start: loaded from one day
+    on, such a source would never refresh its dbt models. Its missing partitions are not waited for."""
+    (tmp_path / "foundation.yaml").write_text("state_dir: .foundation\n")
+    sources = tmp_path / "usecases" / "u" / "sources"
+    sources.mkdir(parents=True)
+    (sources / "ev.yaml").write_text(
+        "name: ev\ndescription: events, one partition per day\nowner: a@b.co\nschedule: '0 1 * * *'\n"
+        "extract: {type: csv, path: landing/ev*.csv}\nload: {mode: replace}\n"
+        "partitions: {by: daily, column: ts, start: 2026-11-01}\n"
+        "columns:\n  - {name: ts, type: timestamp, required: true}\n  - {name: v, type: double}\n"
+    )
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "ev1.csv").write_text("ts,v\n2026-12-05 10:00:00,1\n")
+    dbt = tmp_path / "dbt_project"
+    shutil.copytree(REPO / "dbt_project" / "macros", dbt / "macros")
+    (dbt / "dbt_project.yml").write_text(
+        'name: foundation\nversion: "1.0.0"\nprofile: foundation\nconfig-version: 2\nmodel-paths: ["models"]\n'
+        'macro-paths: ["macros", "{{ env_var(\'FOUNDATION_DBT_MACROS\') }}"]\n'
+        "models:\n  foundation:\n    +materialized: table\n"
+    )
+    (dbt / "models" / "u" / "marts").mkdir(parents=True)
+    (dbt / "models" / "u" / "marts" / "fct_ev.sql").write_text("select count(*) as n from {{ source('u', 'ev') }}\n")
+    defs = build_definitions(tmp_path)
+    bronze, mart = dg.AssetKey(["u", "bronze", "ev"]), dg.AssetKey(["u", "marts", "fct_ev"])
+    checks = [c.name for a in defs.assets or [] for c in a.check_specs if c.asset_key == bronze]
+    instance = dg.DagsterInstance.ephemeral()
+    first = dg.evaluate_automation_conditions(defs, instance)
+    assert first.get_num_requested(mart) == 0  # nothing landed yet
+    for day in ("2026-12-04", "2026-12-05"):  # two days of a source that starts on 2026-11-01
+        instance.report_runless_asset_event(dg.AssetMaterialization(bronze, partition=day))
+        for name in checks:
+            instance.report_runless_asset_event(
+                dg.AssetCheckEvaluation(asset_key=bronze, check_name=name, passed=True, partition=day)
+            )
+    second = dg.evaluate_automation_conditions(defs, instance, cursor=first.cursor)
+    assert second.get_num_requested(mart) == 1
