@@ -34,8 +34,15 @@ must return the same probabilities for the same rows.
 Targets (issue #6): ours >= 3x the anchor's single-row throughput at 32 clients; our p99 <= 25 ms at 32 clients;
 the prediction log costs <= 10% throughput. A benchmark reports, it does not fail: exit 0 whatever the numbers.
 
+Hostile mode (`--hostile`, issue 14): our server alone (defaults), single-row `/predict`. Each round measures
+--normal-clients (24) normal clients alone, then the same normal clients while --hostile-clients (8) others send
+non-finite numbers (`Infinity`, `-Infinity`, `1e400`, `"Infinity"`, `NaN` in a required column, `true`, in turn:
+each answered 422) on their own wrk, at the same time. Target: the normal clients keep >= 90% of their all-normal
+throughput. (Before the fix these bodies were 500s that broke the shared micro-batch: 964 -> 120 req/s.)
+
     .venv/bin/python bench/serving.py                            # 10 s per step, ~4 minutes
     .venv/bin/python bench/serving.py --duration 5 --warmup 1 --clients 1,32
+    .venv/bin/python bench/serving.py --hostile --repeat 3             # the hostile-clients mode only
 """
 
 from __future__ import annotations
@@ -91,6 +98,22 @@ done = function(summary, latency, requests)
     latency.max, latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
+
+
+# The hostile clients' script: the bodies of $BENCH_BODIES (one per line), sent in turn.
+HOSTILE_SCRIPT = """\
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local headers = {["Content-Type"] = "application/json", ["X-API-Key"] = os.getenv("BENCH_KEY")}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", nil, headers, bodies[i])
+end
+""" + WRK_SCRIPT[WRK_SCRIPT.index("done = function") :]
+TARGET_HOSTILE_KEPT = 0.90
+# JSON tokens a hostile client puts in a required double column (each a 422 since issue 14)
+HOSTILE_TOKENS = ("Infinity", "-Infinity", "1e400", '"Infinity"', "NaN", "true")
 
 
 def free_port() -> int:
@@ -444,6 +467,138 @@ def print_tables(results: list[Result], args: argparse.Namespace, meta: dict[str
         )
 
 
+def hostile_bodies(columns: list[str], row: list[Any]) -> list[str]:
+    """Pure: one single-row `/predict` body per hostile token, in the first numeric column."""
+    at = next(i for i, v in enumerate(row) if not isinstance(v, str))
+    body = json.dumps({"instances": [dict(zip(columns, [*row[:at], "@HOSTILE@", *row[at + 1 :]], strict=True))]})
+    return [body.replace('"@HOSTILE@"', token) for token in HOSTILE_TOKENS]
+
+
+def wrk_process(
+    wrk: str, script: Path, url: str, env: dict[str, str], clients: int, seconds: float
+) -> subprocess.Popen[str]:
+    command = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wrk_summary(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    line = next((x for x in out.splitlines() if x.startswith("BENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
+    summary = json.loads(line[len("BENCH ") :])
+    summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
+    return summary
+
+
+def hostile_round(
+    server: Server, url: str, normal: dict[str, str], hostile: dict[str, str], args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    """One round: the normal clients alone, then with the hostile ones (two wrk processes at once)."""
+    normal_script, hostile_script = workdir / "post.lua", workdir / "hostile.lua"
+    seconds, limit = args.duration, args.duration + 60
+    if args.warmup > 0:
+        wrk_summary(wrk_process(args.wrk, normal_script, url, normal, args.normal_clients, args.warmup), limit)
+    cpu = server.cpu_seconds()
+    alone = wrk_summary(wrk_process(args.wrk, normal_script, url, normal, args.normal_clients, seconds), limit)
+    alone["server_cpu_s"] = server.cpu_seconds() - cpu
+    cpu = server.cpu_seconds()
+    attackers = wrk_process(args.wrk, hostile_script, url, hostile, args.hostile_clients, seconds)
+    attacked = wrk_summary(wrk_process(args.wrk, normal_script, url, normal, args.normal_clients, seconds), limit)
+    attack = wrk_summary(attackers, limit)
+    attacked["server_cpu_s"] = server.cpu_seconds() - cpu
+    server.check_alive()
+    return {"alone": alone, "attacked": attacked, "hostile": attack, "load": os.getloadavg()[0]}
+
+
+def hostile_main(args: argparse.Namespace) -> None:
+    """`--hostile`: see the module's doc."""
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    trucks, days = (int(x) for x in args.size.lower().split("x"))
+    print(f"preparing the demo ({trucks} trucks x {days} days, cached)...", file=sys.stderr, flush=True)
+    root, candidate = bench_workspace(demo_workspace(Path(args.demo_dir), trucks, days), workdir)
+    key = "bench-" + secrets.token_hex(16)
+    (workdir / "post.lua").write_text(WRK_SCRIPT)
+    (workdir / "hostile.lua").write_text(HOSTILE_SCRIPT)
+    env = {**os.environ, "FOUNDATION_API_KEYS": key}
+    command = [str(BIN / "foundation"), "--workspace", str(root), "serve", "--port", "{port}"]
+    server = Server(
+        LABELS["ours"], [*command, "--workers", str(args.workers)], env, "/health/ready", workdir / "ours.log"
+    )
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rounds = []
+    try:
+        server.start()
+        server.wait_ready(args.start_timeout)
+        status, detail = http(f"{server.base}/v1/models/{MODEL}", key=key)
+        if status != 200:
+            raise RuntimeError(f"GET /v1/models/{MODEL} answered {status}: {detail}")
+        columns = [c["name"] for c in detail["input_schema"]]
+        row = feature_rows(root, columns, 1)[0]
+        url = f"{server.base}/v1/models/{MODEL}/predict"
+        normal_body, bodies = workdir / "body-normal.json", workdir / "bodies-hostile.txt"
+        normal_body.write_text(json.dumps({"instances": [dict(zip(columns, row, strict=True))]}))
+        bodies.write_text("\n".join(hostile_bodies(columns, row)) + "\n")
+        for body in hostile_bodies(columns, row):  # each is refused, as a 422 naming the field
+            request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json", "X-API-Key": key})
+            try:
+                urllib.request.urlopen(request, timeout=30)
+                raise RuntimeError(f"a hostile body was answered 2xx: {body[:200]}")
+            except urllib.error.HTTPError as exc:
+                if exc.code != 422:
+                    raise RuntimeError(f"a hostile body was answered {exc.code}, not 422: {body[:200]}") from None
+        normal = {"BENCH_BODY": str(normal_body), "BENCH_KEY": key}
+        hostile = {"BENCH_BODIES": str(bodies), "BENCH_KEY": key}
+        for i in range(args.repeat):
+            print(
+                f"[{i + 1}/{args.repeat}] normal clients alone, then with hostile ones...", file=sys.stderr, flush=True
+            )
+            rounds.append(hostile_round(server, url, normal, hostile, args, workdir))
+    finally:
+        server.stop()
+    print_hostile(rounds, args, load_before, candidate)
+    out = workdir / f"hostile-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=1))
+    print(f"\nraw results: {out}", file=sys.stderr)
+
+
+def print_hostile(rounds: list[dict[str, Any]], args: argparse.Namespace, load_before: str, candidate: str) -> None:
+    n, h = args.normal_clients, args.hostile_clients
+    print(
+        f"\nHostile clients: {MODEL} ({candidate}) on `foundation serve` (defaults, {args.workers} worker(s)), "
+        f"single-row /predict, wrk {args.duration:g} s per step after {args.warmup:g} s warm-up, {os.cpu_count()} "
+        f"CPUs; load average {load_before} before, {' '.join(f'{x:.2f}' for x in os.getloadavg())} after\n"
+    )
+    print(
+        f"| round | {n} normal alone req/s | p50 / p99 ms | with {h} hostile: normal req/s | p50 / p99 ms "
+        "| kept | hostile req/s (non-2xx) | normal errors | server CPU ms/req alone / attacked | load |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(rounds, 1):
+        alone, attacked, attack = r["alone"], r["attacked"], r["hostile"]
+        errors = sum(attacked[k] for k in ("connect", "read", "write", "status", "timeout"))
+        cpu_alone = alone["server_cpu_s"] * 1000 / max(1, alone["requests"])
+        cpu_attacked = attacked["server_cpu_s"] * 1000 / max(1, attacked["requests"] + attack["requests"])
+        print(
+            f"| {i} | {alone['rps']:,.0f} | {alone['p50_us'] / 1000:.1f} / {alone['p99_us'] / 1000:.1f} "
+            f"| {attacked['rps']:,.0f} | {attacked['p50_us'] / 1000:.1f} / {attacked['p99_us'] / 1000:.1f} "
+            f"| {attacked['rps'] / alone['rps']:.0%} | {attack['rps']:,.0f} ({attack['status']:,}) | {errors} "
+            f"| {cpu_alone:.2f} / {cpu_attacked:.2f} | {r['load']:.1f} |"
+        )
+    best_alone = max(r["alone"]["rps"] for r in rounds)
+    best_attacked = max(r["attacked"]["rps"] for r in rounds)
+    kept = best_attacked / best_alone
+    verdict = "met" if kept >= TARGET_HOSTILE_KEPT else "missed"
+    print(
+        f"\n| target | measured | verdict |\n|---|---|---|\n| {n} normal clients keep >= {TARGET_HOSTILE_KEPT:.0%} "
+        f"of their all-normal throughput beside {h} hostile ones | {kept:.0%} (best {best_attacked:,.0f} vs "
+        f"{best_alone:,.0f} req/s) | {verdict} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__,
@@ -466,9 +621,15 @@ def main() -> None:
     )
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary (apt-get install wrk)")
     parser.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for each server")
+    parser.add_argument("--hostile", action="store_true", help="run only the hostile-clients mode (see above)")
+    parser.add_argument("--normal-clients", type=int, default=24, help="--hostile: normal clients (default 24)")
+    parser.add_argument("--hostile-clients", type=int, default=8, help="--hostile: hostile clients (default 8)")
     args = parser.parse_args()
     if shutil.which(args.wrk) is None:
         parser.error(f"wrk not found ({args.wrk}): install it (`apt-get install wrk` on Debian) or pass --wrk PATH")
+    if args.hostile:
+        hostile_main(args)
+        return
     clients = [int(c) for c in args.clients.split(",")]
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

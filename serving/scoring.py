@@ -9,8 +9,10 @@ micro-batcher; big ones are validated and scored in a worker thread, as one mode
 names the version that scored it, and every prediction goes to the feedback log (when on).
 
 Text that is not valid Unicode is refused first (422, serving.schemas.check_unicode), so that no answer and no row
-of the prediction log holds it. When the model raises on a request, the client gets a 500 that names no internals
-and serving.model_errors logs the first error of its kind with its traceback and counts the repeats.
+of the prediction log holds it. A small request refused at validation is answered in its turn, with the batch it
+would have joined (serving.batching: a client sending garbage must not get ahead of the valid ones). When the model
+raises on a request, the client gets a 500 that names no internals and serving.model_errors logs the first error of
+its kind with its traceback and counts the repeats.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from serving.batching import MicroBatcher, Scored
 from serving.deps import Principal, authorized_model, served_models
 from serving.feedback import Served
 from serving.models import ServedModel
-from serving.protocol import records_of
+from serving.protocol import FORMATS, records_of
 from serving.schemas import InvalidInput, check_unicode
 
 MODEL_FAILED = "the model could not score this request: the server's log has the error under this request id"
@@ -60,10 +62,15 @@ async def score(
         if api.batching and size < api.batch_max_rows:
             batcher = batcher_for(state, model.name)
             batcher.expect()
+            refusal = None
             try:
                 rows = rows_of()
+            except InvalidInput as refused:
+                refusal = refused
             finally:
                 batcher.unexpect()
+            if refusal is not None:
+                await batcher.refuse(model, refusal)  # raises it, with the batch it would have joined
             raw, predictions = await batcher.submit(model, rows)
         else:
 
@@ -100,11 +107,23 @@ def claimed_rows(value: Any) -> int:
     return len(value) if isinstance(value, list) else 1
 
 
+def claimed_size(payload: dict[str, Any]) -> int:
+    """Pure: how many rows a body claims (`instances` or an MLflow format), unchecked: to choose the path."""
+    key = next((k for k in FORMATS if k in payload), None)
+    value = payload[key] if key is not None else None
+    if isinstance(value, dict):  # dataframe_split's rows, or columnar inputs' first column
+        value = value.get("data") if key == "dataframe_split" else next(iter(value.values()), None)
+    return claimed_rows(value)
+
+
 async def predict_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
     """`POST /v1/models/{name}/predict`: a prediction (id, model, version, prediction, score) per instance."""
-    check_unicode(payload)
-    size = claimed_rows(payload.get("instances"))
-    _, predictions = await score(state, context, model, lambda: model.validate(payload), size)
+
+    def rows_of() -> Rows:
+        check_unicode(payload)
+        return model.validate(payload)
+
+    _, predictions = await score(state, context, model, rows_of, claimed_size(payload))
     return {"model": model.name, "version": model.version, "predictions": predictions}
 
 
@@ -124,8 +143,11 @@ def invocations_model(state: Any, principal: Principal, name: str | None) -> Ser
 
 async def invocations_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
     """MLflow's scoring protocol: `{"predictions": [...]}` as the model's pyfunc returns them."""
-    check_unicode(payload)
-    key, rows = records_of(payload)
-    rows_of = lambda: model.validate({"instances": rows}, rename=key)  # noqa: E731
-    raw, _ = await score(state, context, model, rows_of, claimed_rows(rows))
+
+    def rows_of() -> Rows:
+        check_unicode(payload)
+        key, rows = records_of(payload)
+        return model.validate({"instances": rows}, rename=key)
+
+    raw, _ = await score(state, context, model, rows_of, claimed_size(payload))
     return {"predictions": raw}

@@ -235,6 +235,33 @@ def test_a_failing_request_is_isolated_by_bisection(risk_model: ServedModel, bad
     assert batcher.calls == len(failing.rows_scored) <= 2 * 32 - 1
 
 
+def test_a_refused_request_is_answered_with_the_batch_it_arrived_in(risk_model: ServedModel) -> None:
+    """A client sending what cannot be scored must not get ahead of the valid ones (closed-loop, it would take the
+    CPU that scores them): its 422 goes out when the valid requests queued with it are answered, no model call."""
+    refusal = InvalidInput([{"field": "instances[0].temp", "message": "finite", "type": "finite_number"}])
+
+    async def run() -> tuple[list[bool], int, int]:
+        batcher = MicroBatcher(RISK, max_wait_s=1.0, max_rows=64)
+        loop = asyncio.get_running_loop()
+        valid = [loop.create_task(batcher.submit(risk_model, [_row(i)])) for i in range(6)]
+        refused = loop.create_task(batcher.refuse(risk_model, refusal))
+        with pytest.raises(InvalidInput):
+            await refused
+        answered_first = [task.done() for task in valid]
+        await asyncio.gather(*valid)
+        calls = batcher.calls
+        alone = MicroBatcher(RISK, max_wait_s=5.0, max_rows=64)  # nothing to score: refused at once, no call
+        with pytest.raises(InvalidInput):
+            await alone.refuse(risk_model, refusal)
+        await batcher.close()
+        await alone.close()
+        return answered_first, calls, alone.calls
+
+    answered_first, calls, alone_calls = asyncio.run(run())
+    assert answered_first == [True] * 6
+    assert calls == 1 and alone_calls == 0
+
+
 def test_a_failing_model_logs_once_counts_and_answers_500(
     client: TestClient, instances: list[dict], caplog: pytest.LogCaptureFixture
 ) -> None:
