@@ -182,7 +182,11 @@ def check_observations(
         return []
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(watched))
     observations = []
-    for check_key, record in latest.items():
+    for check_key, event in watched.items():
+        # looked up per key: the query matches asset keys and check names separately, so it returns more
+        record = latest.get(check_key)
+        if record is None:
+            continue
         evaluation = record.event.asset_check_evaluation if record.event is not None else None
         if evaluation is None:  # planned, or the check itself crashed: the run's failure says it
             continue
@@ -191,11 +195,11 @@ def check_observations(
         # a blocking check stops what is downstream only at ERROR severity (a freshness rule: past error_after);
         # a WARN failure is not an incident. A monitoring check fails at any severity.
         failing = not evaluation.passed and (
-            watched[check_key] == "monitoring_check_failed" or evaluation.severity == dg.AssetCheckSeverity.ERROR
+            event == "monitoring_check_failed" or evaluation.severity == dg.AssetCheckSeverity.ERROR
         )
         observations.append(
             Observation(
-                event=watched[check_key],
+                event=event,
                 usecase=usecase,
                 asset=asset_path(asset),
                 rule=check_key.name,
