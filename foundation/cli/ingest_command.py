@@ -22,6 +22,7 @@ class ProgressListener:
         self.tasks: dict[str, int] = {}
         self.reports: dict[str, LoadReport] = {}
         self.errors: dict[str, BaseException] = {}
+        self.skipped: dict[str, str] = {}  # source -> why it was not loaded (a partitioned source: by partitions)
 
     def failed_checks(self) -> list[str]:
         """`source: check` of every error check that failed (Dagster blocks what depends on them)."""
@@ -58,6 +59,15 @@ def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kep
     return instance_of(workspace)
 
 
+def skip_partitioned(listener: ProgressListener, sources: list[SourceRef]) -> None:
+    """Partitioned sources are loaded per partition (their schedule, the UI, foundation backfill), not whole."""
+    for source in sources:
+        if source.spec.partitions is not None:
+            listener.skipped[source.key] = (
+                f"{source.spec.partitions.by} partitions: foundation backfill {source.key} --from DATE --to DATE"
+            )
+
+
 def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bool) -> ProgressListener:
     """Materialise the bronze assets of `sources` through Dagster; returns what each load reported."""
     import dagster as dg
@@ -80,15 +90,7 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
         else None
     )
     listener = ProgressListener(progress)
-    for source in sources:
-        if source.spec.partitions is not None:  # loaded per partition (schedule, UI, foundation backfill)
-            listener.on_error(
-                source.key,
-                ValueError(
-                    f"partitioned by {source.spec.partitions.by} partitions: load a range with `foundation backfill "
-                    f"{source.key} --from DATE --to DATE`"
-                ),
-            )
+    skip_partitioned(listener, sources)
     if not selection:
         return listener
     quiet_garbage_collector()
@@ -124,6 +126,9 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
     rows = []
     for source in sources:
         report = listener.reports.get(source.key)
+        if report is None and source.key in listener.skipped:
+            rows.append([source.key, "partitioned", "", "", "", "", "", "", listener.skipped[source.key]])
+            continue
         if report is None:
             error = listener.errors.get(source.key)
             rows.append([source.key, "[red]failed", "", "", "", "", "", "", str(error)[:80] if error else "not run"])

@@ -200,11 +200,13 @@ def ingest(
             {
                 "reports": [listener.reports[s.key].to_dict() for s in sources if s.key in listener.reports],
                 "errors": {k: str(v) for k, v in listener.errors.items()},
+                "skipped": listener.skipped,
             }
         )
     else:
         print_reports(workspace, listener, sources)
-    failed = listener.errors or [s for s in sources if s.key not in listener.reports] or listener.failed_checks()
+    not_run = [s for s in sources if s.key not in listener.reports and s.key not in listener.skipped]
+    failed = listener.errors or not_run or listener.failed_checks()
     raise typer.Exit(1 if failed else 0)
 
 

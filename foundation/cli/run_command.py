@@ -18,6 +18,7 @@ from foundation.cli.ingest_command import (
     QUIET_RUN_CONFIG,
     ProgressListener,
     dagster_instance,
+    skip_partitioned,
 )
 from foundation.cli.output import tool_output_to
 from foundation.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
@@ -148,6 +149,8 @@ def run_pipeline(
 
     selection = selection - dg.AssetSelection.assets(*partitioned_keys(defs.assets or []))
     listener = listener or ProgressListener(None)
+    if not skip_ingestion:
+        skip_partitioned(listener, [s for s in workspace.sources() if usecase in (None, s.usecase)])
     quiet_garbage_collector()
     instance = dagster_instance(workspace)
     # dagster-dbt re-prints dbt's whole event stream on stdout: keep it in a log, stdout is for our output (--json).
