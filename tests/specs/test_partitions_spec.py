@@ -133,3 +133,19 @@ def test_partitions_and_loading_on_file_arrival_do_not_mix(make_workspace):
     _, error = only_error(make_workspace, text + "partitions: {by: daily, column: ts, start: 2026-01-01}\n")
     assert (error.line, error.field) == (13, "partitions")
     assert "remove load.on_new_files" in error.message
+
+
+def test_foundation_check_prints_the_partition_error_with_file_and_line(make_workspace, monkeypatch):
+    from typer.testing import CliRunner
+
+    from foundation.cli.main import app
+
+    kit = make_workspace()
+    kit.write_source(BASE + "partitions:\n  by: daily\n  column: event_ts\n  start: 2026-01-01\n", name="telemetry")
+    monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "usecases/uc/sources/telemetry.yaml:15: partitions.column: partition column 'event_ts' is not declared" in (
+        output
+    )
