@@ -22,7 +22,10 @@ def partitions_definition(spec: PartitionsSpec | None) -> dg.TimeWindowPartition
     """The Dagster partitions of a `partitions:` block (None: not partitioned)."""
     if spec is None:
         return None
-    start = spec.start_time
+    # The first partition is the one holding `start` (Dagster would begin at the next whole month, day or hour).
+    start = spec.start_time.replace(minute=0, second=0, microsecond=0)
+    if spec.by != "hourly":
+        start = start.replace(hour=0, day=1 if spec.by == "monthly" else start.day)
     if spec.by == "hourly":
         return dg.HourlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d-%H:%M"), timezone="UTC")
     if spec.by == "monthly":

@@ -220,3 +220,19 @@ def test_foundation_run_leaves_partitioned_assets_out_and_sources_list_shows_the
     monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
     listed = json.loads(CliRunner().invoke(app, ["sources", "list", "--json"]).output)
     assert {s["source"]: s["partitions"] for s in listed} == {"plain": None, "readings": "daily"}
+
+
+@pytest.mark.parametrize(
+    ("by", "start", "first"),
+    [
+        ("monthly", "2026-01-15", "2026-01-01"),
+        ("daily", "2026-01-15T10:00", "2026-01-15"),
+        ("hourly", "2026-01-15T10:30", "2026-01-15-10:00"),
+    ],
+)
+def test_the_first_partition_is_the_one_holding_start(by, start, first):
+    from foundation.dagster_defs.partitions import partitions_definition
+    from foundation.specs.partitions import PartitionsSpec
+
+    spec = PartitionsSpec(by=by, start=start, column="ts")
+    assert partitions_definition(spec).get_first_partition_key() == first
