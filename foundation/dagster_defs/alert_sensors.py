@@ -2,7 +2,8 @@
 catalogue, turned into observations for the incident logic of foundation/notifications.
 
 - `alerts_run_failure` / `alerts_run_success`: a failed run opens an incident on its target; a later successful run
-  of the same target resolves it. A run that failed because a blocking check failed is left to that check's
+  of the same target resolves it, and so do successful runs that together materialised again every asset the
+  failed run left unmaterialised. A run that failed because a blocking check failed is left to that check's
   incident (one problem, one message).
 - `alerts_health` (every `notifications.interval_s`): the latest evaluation of every blocking check (ingestion rules,
   dbt tests) and ML monitoring check, the ML gate's verdict, each source's last load against its freshness
@@ -117,7 +118,42 @@ def run_observation(
         value=value,
         link=f"{base}/runs/{run.run_id}",
         owners=owners_of(workspace, usecase.split(", ")[0], selected_owners(repository, keys)),
+        ref=run.run_id,
     )
+
+
+def recovered_run_incidents(workspace: Workspace, instance: dg.DagsterInstance) -> list[Observation]:
+    """Open run incidents whose failed run's unfinished assets have all been materialised since, by any runs: with
+    automation, the next runs select other subsets, so waiting for the same target to succeed could wait forever."""
+    from foundation.notifications.store import IncidentStore
+
+    observations = []
+    for incident in IncidentStore.of_workspace(workspace).open().values():
+        failed_run = instance.get_run_by_id(incident.ref) if incident.event == "run_failed" and incident.ref else None
+        if failed_run is None:
+            continue
+        done = instance.get_records_for_run(incident.ref, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        landed = {r.event_log_entry.dagster_event.asset_key for r in done if r.event_log_entry.dagster_event}
+        unfinished = [k for k in run_asset_keys(instance, failed_run) if k not in landed]
+        if not unfinished:
+            continue
+        since = incident.opened_at.timestamp()
+        records = instance.get_asset_records(unfinished)
+        last = {r.asset_entry.asset_key: r.asset_entry.last_materialization for r in records}
+        if all(last.get(k) is not None and last[k].timestamp >= since for k in unfinished):
+            observations.append(
+                Observation(
+                    event=incident.event,
+                    usecase=incident.usecase,
+                    asset=incident.asset,
+                    rule=incident.rule,
+                    failing=False,
+                    value=f"{', '.join(asset_path(k) for k in unfinished[:5])} materialised again",
+                    link=incident.link,
+                    owners=incident.owners,
+                )
+            )
+    return observations
 
 
 def selected_owners(repository: dg.RepositoryDefinition | None, keys: Sequence[dg.AssetKey]) -> list[str]:
@@ -157,7 +193,7 @@ def run_alert_sensors(workspace: Workspace) -> list[dg.SensorDefinition]:
     def alerts_run_success(context: dg.RunStatusSensorContext) -> None:
         run = context.dagster_run
         observation = run_observation(workspace, context.instance, run, False, "run succeeded", context.repository_def)
-        report = process(workspace, [observation])
+        report = process(workspace, [observation, *recovered_run_incidents(workspace, context.instance)])
         if report.changes:
             context.log.info(report.summary())
 

@@ -38,6 +38,7 @@ class Observation:
     link: str  # the asset or run page in the Dagster UI
     owners: tuple[str, ...] = ()
     observed_at: datetime | None = None
+    ref: str = ""  # what the incident stems from, when the key does not say it (a failed run's id)
 
     @property
     def key(self) -> IncidentKey:
@@ -62,6 +63,7 @@ class Incident:
     resolved_at: datetime | None = None
     resolved_value: str | None = None  # measured when it recovered
     id: int | None = None  # the store's row id
+    ref: str = ""  # a failed run's id
 
     @property
     def key(self) -> IncidentKey:
@@ -107,6 +109,7 @@ def transitions(
                 value=seen.value,
                 link=seen.link,
                 opened_at=when,
+                ref=seen.ref,
             )
             result.append(Transition("opened", opened))
         elif not seen.failing and current is not None:

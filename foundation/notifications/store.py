@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event TEXT NOT NULL, usecase TEXT NOT NULL, asset TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL,
     owners TEXT NOT NULL, value TEXT NOT NULL, link TEXT NOT NULL,
-    opened_at TEXT NOT NULL, resolved_at TEXT, resolved_value TEXT
+    opened_at TEXT NOT NULL, resolved_at TEXT, resolved_value TEXT, ref TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_incident ON incidents (asset, rule) WHERE resolved_at IS NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -43,11 +43,11 @@ CREATE INDEX IF NOT EXISTS pending_deliveries ON deliveries (status) WHERE statu
 CREATE TABLE IF NOT EXISTS channels (name TEXT PRIMARY KEY, down_since TEXT, last_error TEXT);
 """
 CLAIM_TIMEOUT = timedelta(minutes=10)  # a claim older than this was an evaluation that died mid-send: take it again
-COLUMNS = "id, event, usecase, asset, rule, severity, owners, value, link, opened_at, resolved_at, resolved_value"
+COLUMNS = "id, event, usecase, asset, rule, severity, owners, value, link, opened_at, resolved_at, resolved_value, ref"
 
 
 def _incident(row: tuple) -> Incident:
-    id_, event, usecase, asset, rule, severity, owners, value, link, opened, resolved, resolved_value = row
+    id_, event, usecase, asset, rule, severity, owners, value, link, opened, resolved, resolved_value, ref = row
     return Incident(
         event=event,
         usecase=usecase,
@@ -61,6 +61,7 @@ def _incident(row: tuple) -> Incident:
         resolved_at=datetime.fromisoformat(resolved) if resolved else None,
         resolved_value=resolved_value,
         id=id_,
+        ref=ref,
     )
 
 
@@ -126,8 +127,8 @@ class Recorder:
             i = change.incident
             if change.kind == "opened":
                 cursor = self.con.execute(
-                    "INSERT INTO incidents (event, usecase, asset, rule, severity, owners, value, link, opened_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO incidents (event, usecase, asset, rule, severity, owners, value, link, opened_at, "
+                    "ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         i.event,
                         i.usecase,
@@ -138,6 +139,7 @@ class Recorder:
                         i.value,
                         i.link,
                         i.opened_at.isoformat(),
+                        i.ref,
                     ),
                 )
                 recorded.append(replace(change, incident=replace(i, id=cursor.lastrowid)))

@@ -245,3 +245,49 @@ def test_a_failed_run_opens_an_incident_that_its_next_success_resolves(
         platform.run_status_tick(succeeded, "alerts_run_success", dg.DagsterEventType.RUN_SUCCESS)
         assert len(hook.bodies) == 2 and "[RESOLVED] uc: run failed" in hook.bodies[1]["text"]
         assert open_incidents(platform.workspace) == []
+
+
+def test_a_failed_run_resolves_when_other_runs_materialise_what_it_left(
+    make_workspace, instance, monkeypatch, tmp_path
+):
+    """With automation, the next runs select other subsets: the incident resolves once every asset the failed run
+    left unmaterialised has been materialised again, whatever the runs."""
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @dg.asset(key=["uc", "gold", "daily_report"])
+    def daily_report() -> None:
+        if broken.exists():
+            raise RuntimeError("the report's upstream API answered 503")
+
+    @dg.asset(key=["uc", "gold", "weekly_report"])
+    def weekly_report() -> None:
+        pass
+
+    with WebhookReceiver() as hook, smtp_server() as (smtp_port, _):
+        monkeypatch.setenv("ALERT_HOOK_URL", hook.url)
+        settings = alert_settings(smtp_port)
+        settings["notifications"]["rules"] = [{"channels": ["ops"], "events": ["run_failed"]}]
+        platform = Platform(make_workspace(settings=settings), instance, assets=[daily_report, weekly_report])
+        failed = platform.materialize()  # weekly lands, daily fails
+        platform.run_status_tick(failed, "alerts_run_failure", dg.DagsterEventType.RUN_FAILURE)
+        [incident] = open_incidents(platform.workspace)
+        assert (
+            incident["asset"] == "run:uc/gold/daily_report, uc/gold/weekly_report" and incident["ref"] == failed.run_id
+        )
+
+        weekly_only = dg.materialize([weekly_report], instance=instance)  # not what failed: still open
+        platform.run_status_tick(weekly_only, "alerts_run_success", dg.DagsterEventType.RUN_SUCCESS)
+        assert len(open_incidents(platform.workspace)) == 1 and len(hook.bodies) == 1
+
+        broken.unlink()
+        daily_only = dg.materialize([daily_report], instance=instance)
+        platform.run_status_tick(daily_only, "alerts_run_success", dg.DagsterEventType.RUN_SUCCESS)
+        assert open_incidents(platform.workspace) == []
+        assert [b["text"][:40] for b in hook.bodies] == [
+            ":red_circle: [FAILING] uc: run failed: r",
+            ":large_green_circle: [RESOLVED] uc: run ",
+        ]
+        assert "*Value*\nuc/gold/daily_report materialised again (was " in "\n".join(
+            f["text"] for f in hook.bodies[1]["blocks"][1]["fields"]
+        )
