@@ -25,7 +25,12 @@ def backfill(
     ],
     last: Annotated[str, typer.Option("--to", help="Last partition, included (a date includes all its hours).")],
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Stop watching after this many seconds (the backfill goes on).")
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="With a daemon: stop watching after this many seconds (the daemon goes on). Run here, the "
+            "backfill always runs to its end.",
+        ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")] = False,
 ) -> None:
@@ -121,7 +126,9 @@ def backfill(
         ]
         print_table(f"Backfill {backfill_id}: {result.status}", ["partition", "status"], rows)
         if not result.finished:
-            console.print(f"still running after {timeout:g} s: see it in the UI's Backfills page (foundation ui)")
+            console.print(
+                f"not finished after {timeout:g} s: backfill {backfill_id} stays requested (foundation ui, Backfills)"
+            )
     raise typer.Exit(1 if result.failed else 0)
 
 
