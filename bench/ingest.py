@@ -374,6 +374,62 @@ def run_foundation(ws: Path) -> tuple[Measurement, dict]:
     return result, payload["reports"][0]
 
 
+# --------------------------------------------------------------------------------------------------- (e) phases
+
+
+def phases_child(ws: str) -> None:
+    """What `foundation ingest` does, step by step as run_ingest does it, each step timed (wall and CPU): where the
+    fixed cost goes. Prints one JSON object {phase: [wall s, cpu s]}."""
+    clock: dict[str, list[float]] = {}
+    last = [time.perf_counter(), time.process_time()]  # from here: the interpreter's own start-up is not counted
+
+    def lap(name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        clock[name] = [round(wall - last[0], 3), round(cpu - last[1], 3)]
+        last[:] = [wall, cpu]
+
+    bench = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if p not in ("", bench)]  # bench/serving.py is not the `serving` package
+    import foundation.cli.main  # noqa: F401  (the CLI's imports: typer, settings, specs, workspace)
+
+    lap("import the CLI (typer, settings, specs)")
+    from foundation.workspace import Workspace
+
+    workspace = Workspace.open(Path(ws))
+    sources = workspace.select_sources(None)
+    lap("open the workspace, read settings and source specs")
+    import dagster as dg
+
+    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance
+    from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
+
+    lap("import dagster and the definitions modules")
+    defs = ingestion_definitions(workspace)
+    lap("build the ingestion definitions")
+    instance = dagster_instance(workspace)
+    lap("create the Dagster instance (SQLite storages)")
+    result = dg.materialize(
+        list(defs.assets or []),
+        selection=[bronze_asset_key(s) for s in sources],
+        instance=instance,
+        resources=defs.resources,
+        run_config=QUIET_RUN_CONFIG,
+        raise_on_error=False,
+    )
+    lap("dg.materialize: run bookkeeping + the load")
+    assert result.success, result
+    print(json.dumps(clock))
+
+
+def run_phases(ws: Path) -> dict[str, list[float]]:
+    shutil.rmtree(ws / ".foundation", ignore_errors=True)
+    cmd = [PYTHON, str(Path(__file__).resolve()), "--phases-child", str(ws)]
+    result = measure(cmd, env=child_env(CODE["path"]), cwd=ws)
+    if result.returncode != 0:
+        raise RuntimeError(f"phases child failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 # --------------------------------------------------------------------------------------------------- report
 
 
@@ -506,6 +562,32 @@ def code_version() -> str:
     return rev.strip() + (" + uncommitted changes in foundation/" if dirty.strip() else "")
 
 
+def fixed_cost_phases(workdir: Path, rows: int) -> dict[str, list[float]]:
+    """Each step of `foundation ingest` timed on the first 1,000 rows of the benchmark's CSV."""
+    source = telemetry_csv(workdir, rows)
+    small = workdir / "data" / "telemetry_head_1000.csv"
+    with source.open(encoding="utf-8") as full, small.open("w", encoding="utf-8") as head:
+        for _, line in zip(range(1001), full, strict=False):
+            head.write(line)
+    out = workdir / "runs" / "phases"
+    out.mkdir(parents=True, exist_ok=True)
+    return run_phases(make_workspace(small, out))
+
+
+def render_phases(phases: dict[str, list[float]]) -> str:
+    lines = [
+        "Where the fixed cost goes: `foundation ingest` step by step on 1,000 rows (one child process; CPU = its "
+        "own CPU seconds, steadier than wall time on a loaded machine):",
+        "",
+        "| step | wall s | CPU s |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {wall:.2f} | {cpu:.2f} |" for name, (wall, cpu) in phases.items()]
+    total = [sum(v[0] for v in phases.values()), sum(v[1] for v in phases.values())]
+    lines.append(f"| total | {total[0]:.2f} | {total[1]:.2f} |")
+    return "\n".join(lines)
+
+
 def render(results: list[RowResult], repeat: int) -> str:
     lines = [
         f"Code: {code_version()}, snapshot {CODE['digest'] or 'none'}; machine: {os.cpu_count()} cores, "
@@ -612,6 +694,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-dlt", action="store_true", help="skip the dlt peer (d)")
     parser.add_argument("--anchor-child", nargs=2, metavar=("CSV", "DEST"), help=argparse.SUPPRESS)
     parser.add_argument("--dlt-child", nargs=2, metavar=("CSV", "DEST"), help=argparse.SUPPRESS)
+    parser.add_argument("--phases-child", metavar="WS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time each step of `foundation ingest` on a 1,000-row copy of the CSV (where the fixed cost goes)",
+    )
     return parser.parse_args(argv)
 
 
@@ -622,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.dlt_child:
         dlt_child(*args.dlt_child, batch_rows=BATCH_ROWS)
+        return 0
+    if args.phases_child:
+        phases_child(args.phases_child)
         return 0
     QUIET["max_wait"] = max(0.0, args.wait_quiet)
     RETRIES["max"] = max(0, args.retries)
@@ -642,8 +733,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir / "runs", ignore_errors=True)
             if CODE["path"]:
                 shutil.rmtree(CODE["path"], ignore_errors=True)
+    phases: dict[str, list[float]] = {}
+    if args.phases and results:
+        try:
+            phases = fixed_cost_phases(workdir, min(sizes))
+        except Exception as exc:
+            print(f"phases could not complete: {exc}", file=sys.stderr)
     if results:
         text = render(results, max(1, args.repeat))
+        if phases:
+            text += "\n\n" + render_phases(phases)
         print(text)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         record = workdir / f"results-{stamp}.json"
