@@ -174,8 +174,13 @@ def compile_newest_cursor_sql(spec: SourceSpec, plans: list[ColumnPlan], relatio
     return f"SELECT max({_landed_expr(cursor_plan, context.pii_salt)}) FROM {relation}{where}"
 
 
-def compile_landing_sql(spec: SourceSpec, plans: list[ColumnPlan], relation: str, context: LoadContext) -> str:
-    """SELECT typing every column, flagging invalid and stale rows, adding lineage (and deduplicating for merge)."""
+def compile_landing_sql(
+    spec: SourceSpec, plans: list[ColumnPlan], relation: str, context: LoadContext, constant_lineage: bool = True
+) -> str:
+    """SELECT typing every column, flagging invalid and stale rows, adding lineage (and deduplicating for merge).
+
+    `constant_lineage=False` leaves out `_load_id` and `_loaded_at`, the same for every row: a caller that adds
+    them to each Arrow batch itself spares DuckDB copying them row by row (a sixth of a bare load's time)."""
     reasons = [r for r in (_reason_expr(p) for p in plans) if r is not None]
     reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "CAST(NULL AS VARCHAR)"
     raw_record = (
@@ -190,9 +195,12 @@ def compile_landing_sql(spec: SourceSpec, plans: list[ColumnPlan], relation: str
         cursor_plan = by_name[cursor]
         stale = f"{_typed_expr(cursor_plan)} <= CAST({quote_literal(context.last_cursor)} AS {cursor_plan.landed_type})"
     select = [f"{_landed_expr(p, context.pii_salt)} AS {quote_ident(p.name)}" for p in plans]
+    if constant_lineage:
+        select += [
+            f"{quote_literal(context.load_id)} AS _load_id",
+            f"CAST({quote_literal(context.loaded_at.isoformat())} AS TIMESTAMPTZ) AS _loaded_at",
+        ]
     select += [
-        f"{quote_literal(context.load_id)} AS _load_id",
-        f"CAST({quote_literal(context.loaded_at.isoformat())} AS TIMESTAMPTZ) AS _loaded_at",
         f"{quote_ident(SOURCE_FILE_COLUMN)}",
         f"CASE WHEN {reason} IS NOT NULL THEN 'invalid' WHEN {stale} THEN 'stale' ELSE 'ok' END AS _status",
         f"{reason} AS _invalid_reason",

@@ -29,6 +29,7 @@ from foundation.connectors.files import (
     resolve_files,
 )
 from foundation.connectors.staging import StagedExtract, StageRequest, is_staged, stage_extract
+from foundation.ingest.lineage import ConstantLineage
 from foundation.ingest.plan import (
     INTERNAL_COLUMNS,
     LoadContext,
@@ -260,7 +261,7 @@ class SourceLoader:
             last_cursor=state.cursor,
             pii_salt=self.workspace.settings.ingest.pii_salt,
         )
-        sql = compile_landing_sql(self.spec, plans, relation, context)
+        sql = compile_landing_sql(self.spec, plans, relation, context, constant_lineage=False)
         if self.partition is not None:
             sql = partition_landing_sql(self.spec, sql, self.partition, SOURCE_FILE_COLUMN, self.file_times)
         cursor = self.spec.load.incremental.cursor if self.spec.load.incremental else None
@@ -276,7 +277,9 @@ class SourceLoader:
         # The row rules DuckDB can state run inside the landing query; pandera runs the others on each batch.
         in_sql = compile_sql_row_rules(declared_checks(self.spec), {p.name: p.landed_type for p in plans})
         stream = con.sql(in_sql.landing_sql(sql)).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
-        landed_schema = pa.schema([f for f in stream.schema if f.name not in (*INTERNAL_COLUMNS, *in_sql.columns)])
+        streamed = [f for f in stream.schema if f.name not in (*INTERNAL_COLUMNS, *in_sql.columns)]
+        lineage = ConstantLineage(report.load_id, now)  # _load_id, _loaded_at: added to each batch, not by DuckDB
+        landed_schema = lineage.schema(streamed)
         report.schema = [(f.name, str(f.type)) for f in landed_schema]
         try:
             self.gate = QualityGate(
@@ -303,8 +306,8 @@ class SourceLoader:
                 superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
                 report.rows_superseded += superseded
                 report.rows_read += superseded  # removed by the SQL, but read from the files
-                ok_rows = pc.equal(status, OK)
-                every_row_ok = bool(pc.all(ok_rows).as_py())  # the usual batch: no filtering (no copy)
+                every_row_ok = in_sql.every_row_ok(batch)  # the usual batch: no string compare, no filter (no copy)
+                ok_rows = None if every_row_ok else pc.equal(status, OK)
                 invalid = batch.slice(0, 0) if every_row_ok else batch.filter(pc.equal(status, INVALID))
                 if invalid.num_rows:
                     self._on_invalid(invalid.column("_invalid_reason")[0].as_py(), invalid)
@@ -313,7 +316,8 @@ class SourceLoader:
                     parse_failures[0] += invalid.num_rows
                 if not every_row_ok:
                     report.rows_stale += int(pc.sum(pc.equal(status, STALE)).as_py() or 0)
-                ok = (batch if every_row_ok else batch.filter(ok_rows)).select([*landed_schema.names, *in_sql.columns])
+                ok = batch if ok_rows is None else batch.filter(ok_rows)
+                ok = lineage.add(ok.select([*(f.name for f in streamed), *in_sql.columns]), landed_schema)
                 ok, failed = gate.screen(ok)
                 if failed:
                     self._on_invalid(str(failed[0]["_invalid_reason"]), None)

@@ -239,13 +239,18 @@ class SqlRowRules:
     @property
     def columns(self) -> list[str]:
         """The columns the landing query gains (carried with each batch to the gate, never landed)."""
-        return [FAILURES_COLUMN] if self.failures_sql is not None else []
+        return [FAILURES_COLUMN]
 
     def landing_sql(self, sql: str) -> str:
-        """The landing query with the failure bits of its `ok` rows (the others are typing failures already)."""
-        if self.failures_sql is None:
-            return sql
-        return f"SELECT *, CASE WHEN _status = 'ok' THEN {self.failures_sql} END AS {FAILURES_COLUMN} FROM ({sql})"
+        """The landing query with the failure bits of its `ok` rows; null for the others (typing failures, stale
+        rows), so that a batch whose rows all type is told by the column's null count, without a string compare."""
+        bits = self.failures_sql or "CAST(0 AS BIGINT)"
+        return f"SELECT *, CASE WHEN _status = 'ok' THEN {bits} END AS {FAILURES_COLUMN} FROM ({sql})"
+
+    @staticmethod
+    def every_row_ok(batch: pa_arrow.RecordBatch) -> bool:
+        """True when every row of a landing-query batch has `_status` ok."""
+        return batch.column(FAILURES_COLUMN).null_count == 0
 
 
 def compile_sql_row_rules(checks: list[DeclaredCheck], column_types: dict[str, str]) -> SqlRowRules:
@@ -389,7 +394,7 @@ class RowValidator:
 
     def _read_sql_failures(self, batch: pa_arrow.RecordBatch, verdict: BatchVerdict) -> None:
         bits = batch.column(FAILURES_COLUMN)
-        if not (pc.max(bits).as_py() or 0):
+        if not self.in_sql.checks or not (pc.max(bits).as_py() or 0):
             return  # the usual case: no row fails any rule
         for bit, check in enumerate(self.in_sql.checks):
             rows = pc.indices_nonzero(pc.not_equal(pc.bit_wise_and(bits, pa_arrow.scalar(1 << bit)), 0))
