@@ -113,6 +113,7 @@ def _connect(workspace: Workspace) -> duckdb.DuckDBPyConnection:
     spill = workspace.state_dir / "tmp"
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{spill}'")
+    con.execute("SET enable_progress_bar = false")  # DuckDB prints it on stdout after 2 s: it breaks `ingest --json`
     return con
 
 

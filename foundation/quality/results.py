@@ -82,6 +82,7 @@ def _arrow(rows: list[dict[str, Any]]) -> pa.Table:
     values = ", ".join(f"({columns})" for _ in rows)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # DuckDB prints its bar on stdout: it would break --json
         table = con.sql(
             f"SELECT * FROM (VALUES {values}) AS t({', '.join(quote_ident(f.name) for f in SCHEMA)})",
             params=[row[field.name] for row in rows for field in SCHEMA],
