@@ -54,6 +54,9 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                     )
                 )
     errors.extend(_dbt_and_kpi_errors(workspace))
+    from foundation.notifications.checks import notification_errors  # rules naming use cases that do not exist
+
+    errors.extend(notification_errors(workspace))
     from mlops.checks import check_model_specs  # usecases/<uc>/ml/*.yaml
 
     errors.extend(check_model_specs(workspace))

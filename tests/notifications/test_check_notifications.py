@@ -116,3 +116,18 @@ def test_the_documented_example_block_validates(tmp_path: Path) -> None:
     assert code == 0, report
     settings = Workspace.open(tmp_path).settings.notifications
     assert sorted(settings.channels) == ["ops_slack", "owners_mail"] and len(settings.rules) == 2
+
+
+def test_a_rule_naming_an_unknown_usecase_is_an_error_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "usecases" / "fleet" / "sources").mkdir(parents=True)
+    (tmp_path / "usecases" / "fleet" / "usecase.yaml").write_text(
+        "title: Fleet\ndescription: Trucks and their failures\nowner: fleet@example.com\n"
+    )
+    settings = GOOD.replace("events: [blocking_check_failed, run_failed]}", "usecases: [fleet, flete]}")
+    code, report = check(tmp_path, settings)
+    assert code == 1
+    [(line, field, message)] = errors_of(report)
+    assert (line, field) == (17, "notifications.rules.1.usecases")
+    assert message == "no use case 'flete': this rule would route nothing for it"
+    code, report = check(tmp_path, settings.replace(", flete]", "]"))
+    assert code == 0, report
