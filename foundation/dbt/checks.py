@@ -13,6 +13,7 @@ import yaml
 
 from foundation.dbt.project import GENERATED_DIR, KPIS_DIR, DbtPaths, check_kpi_models
 from foundation.specs.errors import SpecError
+from foundation.specs.yaml_source import SAFE_LOADER
 from foundation.workspace import SourceRef
 from kpi_catalog.spec import KpiRef
 
@@ -64,7 +65,7 @@ def scan_model_columns(paths: DbtPaths) -> dict[str, set[str]]:
     models: dict[str, set[str]] = {p.stem: set() for p in models_dir.rglob("*.sql")}
     for path in list(models_dir.rglob("*.yml")) + list(models_dir.rglob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
         except yaml.YAMLError:
             continue  # dbt reports broken YAML itself
         for model in data.get("models", []) if isinstance(data, dict) else []:
