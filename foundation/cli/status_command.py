@@ -23,7 +23,8 @@ def print_status(report: dict[str, Any]) -> None:
         console.print(f"daemon: [yellow]not running[/yellow]: {daemon['hint']}")
     automation = report["automation"]
     console.print(
-        f"automation: policy {automation['policy']}, sensor {automation['sensor']} every {automation['every_s']} s"
+        f"automation: default policy {automation['policy']}, "
+        f"{len(automation['sensors'])} sensor(s) <usecase>__automation every {automation['every_s']} s"
     )
     for uc in report["usecases"]:
         verdict = "[green]ok[/green]" if uc["ok"] else "[red]needs attention[/red]"

@@ -212,16 +212,18 @@ def build_definitions(
     ml_assets, ml_schedules, ml_sensors = ml_definitions(workspace)
     # what the daemon runs by itself: assets' automation conditions, sources' new-files sensors
     from foundation.dagster_defs.alert_sensors import alert_sensors  # notifications: (docs/operations.md#alerts)
-    from foundation.dagster_defs.automation import automation_sensor
+    from foundation.dagster_defs.automation import automation_sensors
     from foundation.dagster_defs.file_sensors import file_arrival_sensors
     from foundation.dagster_defs.maintenance_job import maintenance_schedules  # maintenance.schedule
 
+    assets = [*(ingestion.assets or []), *dbt_assets, *ml_assets]
+    usecases = {spec.group_name for asset in assets for spec in asset.specs if spec.group_name}
     return dg.Definitions(
-        assets=[*(ingestion.assets or []), *dbt_assets, *ml_assets],
+        assets=assets,
         schedules=[*(ingestion.schedules or []), *ml_schedules, *maintenance_schedules(workspace)],
         sensors=[
             *ml_sensors,
-            automation_sensor(workspace),
+            *automation_sensors(workspace, usecases),
             *file_arrival_sensors(workspace),
             *alert_sensors(workspace),
         ],

@@ -236,7 +236,7 @@ def ml_check_results(workspace: Workspace, usecases: set[str] | None = None) -> 
 
 def platform_status(workspace: Workspace, usecase: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Everything `foundation status` shows, for one use case or all."""
-    from foundation.dagster_defs.automation import AUTOMATION_SENSOR
+    from foundation.dagster_defs.automation import automation_sensor_name
     from foundation.dagster_defs.definitions import build_definitions
     from foundation.dagster_defs.instance import dagster_instance
 
@@ -293,7 +293,7 @@ def platform_status(workspace: Workspace, usecase: str | None = None, now: datet
         "checked_at": now.isoformat(timespec="seconds"),
         "daemon": daemon_state(heartbeats, now.timestamp()),
         "automation": {
-            "sensor": AUTOMATION_SENSOR,
+            "sensors": [automation_sensor_name(uc) for uc in usecases],
             "every_s": interval,
             "policy": workspace.settings.automation.policy,
         },

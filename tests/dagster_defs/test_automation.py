@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from foundation.cli.main import app
 from foundation.dagster_defs import build_definitions
-from foundation.dagster_defs.automation import AUTOMATION_SENSOR, AutomationPlan
+from foundation.dagster_defs.automation import AutomationPlan
 from foundation.specs.automation import AutomationSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,9 +56,12 @@ def test_demo_workspace_automates_every_asset_downstream_of_bronze(tmp_path: Pat
         assert labels[f"machine_failure/ml/machine_failure/{step}"] == "eager"
     # the training cron is now the condition: no second schedule trains the same model
     assert not [s.name for s in defs.schedules or [] if s.name.endswith("__training")]
-    sensor = next(s for s in defs.sensors or [] if s.name == AUTOMATION_SENSOR)
-    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # one automation sensor per use case, switched on, over that use case's assets
+    sensors = {s.name: s for s in defs.sensors or [] if isinstance(s, dg.AutomationConditionSensorDefinition)}
+    assert set(sensors) == {"fleet_maintenance__automation", "machine_failure__automation"}
+    assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
+    targeted = sensors["machine_failure__automation"].asset_selection.resolve(defs.resolve_asset_graph())
+    assert targeted == {dg.AssetKey(k.split("/")) for k in labels if k.startswith("machine_failure/")}
     # and so do the sources' crons, the scoring crons and the retraining sensor: nothing to switch on in the UI
     assert defs.schedules and {s.default_status for s in defs.schedules} == {dg.DefaultScheduleStatus.RUNNING}
     assert {s.default_status for s in defs.sensors or []} == {dg.DefaultSensorStatus.RUNNING}
@@ -83,7 +86,7 @@ def test_usecase_and_model_override_the_workspace_policy(tmp_path: Path) -> None
     assert labels["machine_failure/ml/machine_failure/training_set"] is None
     # a manual model keeps its training cron as a plain schedule
     assert "machine_failure__machine_failure__training" in {s.name for s in defs.schedules or []}
-    sensor = next(s for s in defs.sensors or [] if s.name == AUTOMATION_SENSOR)
+    sensor = next(s for s in defs.sensors or [] if s.name == "fleet_maintenance__automation")
     assert sensor.minimum_interval_seconds == 5
 
 
