@@ -134,9 +134,8 @@ class AllowedRoots:
 
     def allows(self, location: str) -> bool:
         """True when a located path or URI is one of the roots or inside one."""
-        if _is_uri(location):
-            normal = _normal_uri(location)
-            return any(_under(normal.lower(), root.lower()) for root in self.remote)
+        if _is_uri(location):  # the scheme is case-blind, object keys are not
+            return any(_under(_normal_uri(location), root) for root in self.remote)
         return any(_under(location, root) for root in self.local)
 
     def describe(self) -> str:

@@ -55,6 +55,7 @@ def test_roots_match_whole_segments_locally_and_on_object_stores(tmp_path: Path)
     assert not roots.allows("/data")
     assert roots.allows("s3://bucket/landing/t") and roots.allows("S3://bucket/landing")
     assert not roots.allows("s3://bucket/landing-x/t") and not roots.allows("s3://other/landing/t")
+    assert not roots.allows("s3://bucket/Landing/t")  # object keys are case-sensitive
     assert not roots.allows("s3://bucket/landing/../secrets/t")  # climbing is judged after normalising
     assert roots.allows("s3://lake/foundation/gold/uc/t")  # the lakehouse itself
     assert roots.locate(tmp_path / "ws", "sub/../x.csv") == str((tmp_path / "ws" / "x.csv").resolve())
