@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS pending_deliveries ON deliveries (status) WHERE statu
 CREATE TABLE IF NOT EXISTS channels (name TEXT PRIMARY KEY, down_since TEXT, last_error TEXT);
 """
 CLAIM_TIMEOUT = timedelta(minutes=10)  # a claim older than this was an evaluation that died mid-send: take it again
+ADDED_COLUMNS = {"ref": "TEXT NOT NULL DEFAULT ''"}  # columns added since the first version, and how
 COLUMNS = "id, event, usecase, asset, rule, severity, owners, value, link, opened_at, resolved_at, resolved_value, ref"
 
 
@@ -77,6 +78,10 @@ class IncidentStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         con.executescript(SCHEMA)
+        columns = {row[1] for row in con.execute("PRAGMA table_info(incidents)").fetchall()}
+        for column, declaration in ADDED_COLUMNS.items():
+            if column not in columns:  # a store written by an earlier version
+                con.execute(f"ALTER TABLE incidents ADD COLUMN {column} {declaration}")
         return con
 
     def open(self) -> dict[IncidentKey, Incident]:

@@ -234,3 +234,22 @@ def test_a_failing_channel_costs_its_retries_once_per_pass_and_one_try_while_kno
         assert [o.status for o in deliver_all(due, routing, {"ops_slack": T0}, T0, env)] == ["sent"] * 3
         late = deliver_all(due[:1], routing, {}, T0 + timedelta(hours=25), env)  # a day late: dropped, logged
         assert [o.status for o in late] == ["expired"] and len(hook.bodies) == 7
+
+
+def test_a_store_written_before_incidents_kept_a_ref_opens_and_keeps_its_incidents(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "incidents.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE incidents (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL, usecase TEXT NOT NULL, "
+        "asset TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, owners TEXT NOT NULL, value TEXT NOT NULL, "
+        "link TEXT NOT NULL, opened_at TEXT NOT NULL, resolved_at TEXT, resolved_value TEXT);"
+        "INSERT INTO incidents (event, usecase, asset, rule, severity, owners, value, link, opened_at) VALUES "
+        "('kpi_alert', 'fleet', 'fleet/kpis/kpi_x', 'kpi_alert', 'warning', '[]', '0.8', 'http://d', "
+        "'2026-12-06T08:00:00+00:00');"
+    )
+    con.commit()
+    con.close()
+    [incident] = IncidentStore(path).open().values()
+    assert (incident.asset, incident.ref) == ("fleet/kpis/kpi_x", "")
