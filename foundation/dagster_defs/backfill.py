@@ -5,6 +5,10 @@ A `PartitionBackfill` is added to the workspace's instance (it shows in the UI's
 process plays the daemon's part: it runs the backfill daemon's own iteration (`execute_backfill_iteration`) until the
 backfill is done, with an instance whose run launcher executes each run in process (one run per partition), so no
 code server or daemon is needed on a laptop or in CI.
+
+Dagster has no public Python API to launch an asset backfill (the UI goes through GraphQL): these are the internals
+the UI's mutation and the backfill daemon call (dagster 1.13). The tests run both paths, so an upgrade that moves
+them fails there.
 """
 
 # No `from __future__ import annotations` here: kept like the other dagster_defs modules.
@@ -36,14 +40,19 @@ from foundation.dagster_defs.definitions import bronze_asset_key
 from foundation.workspace import WORKSPACE_ENV, Workspace
 
 DEFS_MODULE = "foundation.dagster_defs.workspace_defs"  # what `foundation ui` and the daemon load
-DAEMON_HEARTBEAT_SECONDS = 60
+DAEMON_HEARTBEAT_SECONDS = 60  # a backfill daemon heard from within this is taken as running
 # Runs this process executes itself: steps in process (no subprocess per step), Dagster's logs kept in the instance.
 IN_PROCESS_RUN_CONFIG = {
     "execution": {"config": {"in_process": {}}},
     "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-}  # a backfill daemon heard from within this is taken as running
-TERMINAL = {BulkActionStatus.COMPLETED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
-TERMINAL |= {s for s in BulkActionStatus if s.value in ("COMPLETED_SUCCESS", "COMPLETED_FAILED")}
+}
+TERMINAL = {
+    BulkActionStatus.COMPLETED,
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+}
 
 
 class ReportingRunLauncher(SyncInMemoryRunLauncher):
