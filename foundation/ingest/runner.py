@@ -1,8 +1,11 @@
-"""Run one load of one source: files -> DuckDB (typed, flagged) -> bronze Delta + quarantine, atomically.
+"""Run one load of one source: files -> DuckDB (typed, flagged) -> bronze Delta + quarantine, crash-safe.
 
-Order of writes: the bronze commit (data + load state together), then the quarantine table. If the
-quarantine write fails, the bronze table is restored to its previous version, so a failed run leaves
-everything as it was and a re-run lands the same rows once.
+Order of writes, so that a crash at any point (kill -9 included) loses and duplicates no row:
+1. the invalid rows, to a pending file named after the load id (foundation/ingest/pending_quarantine.py);
+2. the bronze commit, data and load state together: the load's commit point;
+3. the pending rows appended to the quarantine table (commit metadata `foundation.load_id`), then the file removed.
+A crash before 2 leaves the previous bronze version and state, so the next run reads the same input again and drops
+the pending file; a crash after 2 leaves the file, and the next run appends it unless the quarantine has that load.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from foundation.connectors.files import (
     resolve_files,
 )
 from foundation.connectors.staging import StagedExtract, StageRequest, is_staged, stage_extract
+from foundation.ingest.crash_points import crash_point
 from foundation.ingest.lineage import ConstantLineage
+from foundation.ingest.pending_quarantine import PendingQuarantine
 from foundation.ingest.plan import (
     INTERNAL_COLUMNS,
     LoadContext,
@@ -62,6 +67,10 @@ ProgressCallback = Callable[[int], None]  # called with the rows read so far
 
 class InvalidRowsError(ValueError):
     """A load refused because of invalid rows (on_invalid_rows: fail, or above max_invalid_percent)."""
+
+
+class QuarantineWriteError(RuntimeError):
+    """The bronze commit was made but the quarantine append failed: its rows wait in the pending file."""
 
 
 def new_load_id(now: datetime) -> str:
@@ -136,6 +145,7 @@ class SourceLoader:
         options = workspace.settings.lakehouse.storage_options
         self.bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name), options)
         self.quarantine = BronzeTable(workspace.quarantine_uri(source.usecase, source.name), options)
+        self.pending = PendingQuarantine(self.quarantine.uri, options)
         self.gate: QualityGate | None = None
         self.staged: StagedExtract | None = None  # a rest_api/sql/html_table extract, staged for this load
         self.outcomes: list[CheckOutcome] = []  # when no gate ran (nothing new to load)
@@ -163,6 +173,7 @@ class SourceLoader:
 
     def _run(self, report: LoadReport, now: datetime) -> None:
         self.workspace.refuse_paths_outside_roots(self.source)  # again at run time: ${VAR}s, symlinks since check
+        settled = self._settle_pending()
         state = self.bronze.state()
         if is_staged(self.spec.extract):
             # Fetched into a per-load folder, then read like files; the folder goes whatever happens.
@@ -176,6 +187,26 @@ class SourceLoader:
                 shutil.rmtree(staging_dir, ignore_errors=True)
         else:
             self._run_files(report, now, state, None)
+        if settled:
+            report.notes["quarantine_settled"] = settled
+
+    def _settle_pending(self) -> int:
+        """Finish what a crashed load left: its pending quarantine rows; returns the rows appended.
+
+        A load whose bronze commit was made owns its rows: they are appended, unless the crash came after that
+        append. A load that never committed recorded no state, so its input is read (and its invalid rows
+        quarantined) again: its pending rows are dropped. Idempotent: a crash in here is settled by the next run.
+        """
+        self.pending.remove_partial()
+        appended = 0
+        for load_id in self.pending.load_ids():
+            if self.bronze.has_load(load_id) and not self.quarantine.has_load(load_id):
+                rows, partition = self.pending.read(load_id)
+                write_quarantine(self.quarantine, rows, load_id, partition)
+                appended += rows.num_rows
+                crash_point("after_settle_quarantine_commit")
+            self.pending.remove(load_id)
+        return appended
 
     def _stage(self, state: LoadState, staging_dir: Path, report: LoadReport) -> list[str]:
         request = StageRequest(
@@ -187,6 +218,7 @@ class SourceLoader:
             batch_rows=self.workspace.settings.ingest.batch_rows,
         )
         self.staged = stage_extract(request)
+        crash_point("after_staging")
         report.notes = {"origin": self.staged.origin, "records": self.staged.rows, **self.staged.notes}
         report.files_total = report.files_loaded = len(self.staged.paths)
         return list(self.staged.paths)
@@ -299,8 +331,10 @@ class SourceLoader:
         quarantined: list[dict[str, object]] = []  # records of every row not landed (small: bounded by the rules)
         reasons: Counter[str] = Counter()
         parse_failures: list[int] = [0]
+        pending_rows: list[pa.Table] = []  # the quarantine rows written to the pending file, once known
 
         def valid_batches() -> Iterator[pa.RecordBatch]:
+            first = True
             for batch in stream:
                 status = batch.column("_status")
                 report.rows_read += batch.num_rows
@@ -330,6 +364,9 @@ class SourceLoader:
                 if self.progress:
                     self.progress(report.rows_read)
                 yield ok
+                if first:  # the writer asked for the next batch: it took this one
+                    crash_point("after_first_batch")
+                    first = False
             # The scan is complete: DuckDB's CSV rejects are known now, before anything is committed.
             rejects = csv_rejects(con)
             report.rows_read += len(rejects)
@@ -347,11 +384,18 @@ class SourceLoader:
                 )
             samples = [str(r["_invalid_reason"]) for r in quarantined if r["_rule"] in ("type", "parse")][:5]
             gate.finish_load(parse_failures[0], samples)  # raises if an error load rule refuses the load
+            # Before the writer commits (it does once this generator ends): the invalid rows must survive a crash.
+            crash_point("before_pending_quarantine")
+            # A partition load writes one even without invalid rows: it removes the partition's earlier ones.
+            if self.spec.on_invalid_rows != "drop-with-count" and (quarantined or self.partition is not None):
+                rows = quarantine_table(quarantined, report.load_id, now)
+                self.pending.write(report.load_id, rows, self.partition)
+                pending_rows.append(rows)
+            crash_point("after_pending_quarantine")
 
         new_state = LoadState(files=dict(state.files), cursor=new_cursor)
         for f in files:
             new_state.files[self._state_key(f.path)] = f.fingerprint
-        previous_version = self.bronze.version()
         stream_errors: list[BaseException] = []
 
         def recorded(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -376,6 +420,7 @@ class SourceLoader:
                     metadata={"foundation.load_id": report.load_id},
                 )
         except Exception:
+            self.pending.remove(report.load_id)  # no commit: the next run reads these rows again
             # deltalake wraps an error raised while it reads the stream (InvalidRowsError...) in a DeltaError
             if stream_errors:
                 raise stream_errors[0] from None
@@ -384,35 +429,36 @@ class SourceLoader:
             # Release DuckDB's stream now: left to the garbage collector it may outlive its connection.
             data.close()
             stream.close()
+        crash_point("after_bronze_commit")
         report.delta_version = result.version
         report.rows_total = self.bronze.row_count()
         report.rows_inserted, report.rows_updated = result.rows_inserted, result.rows_updated
         report.invalid_reasons = dict(reasons)
         if self.spec.on_invalid_rows == "drop-with-count":
             report.rows_dropped = len(quarantined)
-        elif quarantined or self.partition is not None:
-            try:
-                table = quarantine_table(quarantined, report.load_id, now)
-                metadata = {"foundation.load_id": report.load_id}
-                if self.partition is not None:  # the partition's earlier quarantine rows go in the same commit
-                    report.quarantine_version = replace_quarantine_partition(
-                        self.quarantine, table, self.partition, metadata
-                    )
-                else:
-                    report.quarantine_version = self.quarantine.append_rows(table, metadata)
-                report.rows_quarantined = len(quarantined)
-            except Exception:
-                if previous_version is None:
-                    self.bronze.reset_empty(landed_schema)
-                else:
-                    self.bronze.restore(previous_version)
-                raise
+        elif pending_rows:
+            self._write_quarantine(report, pending_rows[0])
+        crash_point("after_load")
         detail = (
             f"read {report.rows_read} = landed {report.rows_landed} + quarantined {report.rows_quarantined} + "
             f"dropped {report.rows_dropped} + stale {report.rows_stale} + superseded {report.rows_superseded}"
         )
         outcomes = gate.after_commit(report.reconciles, detail, now)
         report.checks = [o.to_dict() for o in outcomes]
+
+    def _write_quarantine(self, report: LoadReport, rows: pa.Table) -> None:
+        """After the bronze commit: the load is made, so a failure here is rolled forward by the next run."""
+        try:
+            report.quarantine_version = write_quarantine(self.quarantine, rows, report.load_id, self.partition)
+        except Exception as exc:
+            raise QuarantineWriteError(
+                f"{self.source.key}: landed {report.rows_landed} rows (bronze version {report.delta_version}), but "
+                f"the quarantine write failed: {exc}. Its {rows.num_rows} rows are kept in "
+                f"{self.pending.where(report.load_id)}; the next `foundation ingest` of this source appends them."
+            ) from exc
+        report.rows_quarantined = rows.num_rows
+        crash_point("after_quarantine_commit")
+        self.pending.remove(report.load_id)
 
     def _on_invalid(self, reason: str, invalid: pa.RecordBatch | None) -> None:
         if self.spec.on_invalid_rows == "fail":
@@ -425,6 +471,16 @@ class SourceLoader:
     def _invalid_summary(self, count: int, reasons: Counter[str]) -> str:
         top = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(5))
         return f"{self.source.key}: {count} invalid rows: {top}"
+
+
+def write_quarantine(
+    quarantine: BronzeTable, rows: pa.Table, load_id: str, partition: PartitionWindow | None
+) -> int | None:
+    """A load's quarantine rows in one commit: appended, or replacing the partition's earlier ones."""
+    metadata = {"foundation.load_id": load_id}
+    if partition is not None:
+        return replace_quarantine_partition(quarantine, rows, partition, metadata)
+    return quarantine.append_rows(rows, metadata)
 
 
 def staged_reader_sql(staged: StagedExtract) -> str:

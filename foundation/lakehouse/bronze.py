@@ -20,6 +20,7 @@ from deltalake.exceptions import TableNotFoundError
 from foundation.sql import quote_ident
 
 STATE_KEY = "foundation.state"
+LOAD_ID_KEY = "foundation.load_id"
 WriteMode = Literal["append", "replace", "merge"]
 
 
@@ -73,7 +74,7 @@ class BronzeTable:
         if table is None:
             return None
         for commit in table.history(limit=50):
-            if "foundation.load_id" in commit:
+            if LOAD_ID_KEY in commit:
                 metrics = commit.get("operationMetrics", {})
                 return int(metrics.get("num_source_rows", metrics.get("num_added_rows", 0)))
         return None
@@ -84,7 +85,7 @@ class BronzeTable:
         if table is None:
             return None
         for commit in table.history(limit=50):
-            if "foundation.load_id" in commit:
+            if LOAD_ID_KEY in commit:
                 return datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
         return None
 
@@ -157,25 +158,12 @@ class BronzeTable:
         added = next(iter(table.history(limit=1)), {}).get("operationMetrics", {}).get("num_added_rows", 0)
         return WriteResult(version=table.version(), rows_inserted=int(added), rows_updated=0)
 
-    def restore(self, version: int) -> None:
-        """Undo later commits (used when a load's second step fails after its first committed)."""
+    def has_load(self, load_id: str) -> bool:
+        """Whether a commit of load `load_id` was made (the whole history: called only to settle after a crash)."""
         table = self.table()
-        if table is not None and table.version() != version:
-            # The restore commit carries the state of `version`: else the undone commit's state (files and
-            # cursor of the failed load) would stay the newest one, and the next run would skip its rows.
-            state = self.state(as_of=version)
-            table.restore(version, commit_properties=CommitProperties(custom_metadata={STATE_KEY: state.to_json()}))
-
-    def reset_empty(self, schema: pa.Schema) -> None:
-        """Undo a first load: an empty table with no load state, so the next run starts over."""
-        write_deltalake(
-            self.uri,
-            schema.empty_table(),
-            mode="overwrite",
-            schema_mode="overwrite",
-            storage_options=self.storage_options,
-            commit_properties=CommitProperties(custom_metadata={STATE_KEY: LoadState().to_json()}),
-        )
+        if table is None:
+            return False
+        return any(commit.get(LOAD_ID_KEY) == load_id for commit in table.history())
 
     def _latest_version(self) -> int:
         table = self.table()

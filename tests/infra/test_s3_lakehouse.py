@@ -89,6 +89,7 @@ def test_ingest_rerun_and_read_back_on_s3(make_workspace, spec, s3_env: S3Server
     assert any(k.endswith("_delta_log/00000000000000000000.json") for k in keys)
     assert any(k.endswith(".parquet") for k in keys)
     assert s3_env.keys(BUCKET, "foundation/bronze/uc/trucks__quarantine/_delta_log/")
+    assert not s3_env.keys(BUCKET, "foundation/bronze/uc/trucks__quarantine_pending/")  # written, appended, removed
     assert not (kit.root / ".foundation" / "lakehouse").exists()
 
     # A re-run of the same file upserts on the key (no duplicates); a new file merges over it.

@@ -124,44 +124,50 @@ def test_failure_at_the_end_of_the_stream_commits_nothing(kit_for, monkeypatch):
     assert [r["id"] for r in snapshot(kit, "items")] == list(range(1, 10))
 
 
-def test_quarantine_write_failure_rolls_bronze_back_and_the_rerun_lands_once(kit_for, monkeypatch):
+def test_quarantine_write_failure_after_the_commit_is_rolled_forward_by_the_next_run(kit_for, monkeypatch):
+    """The bronze commit is the commit point: a quarantine write that fails after it keeps its rows pending."""
     kit = kit_for({"mode": "append"})
     kit.ingest("items")
-    before = snapshot(kit, "items")
     kit.land("landing/b.csv", "id,label\n4,ok4\nnot-a-number,bad\n5,ok5\n")
 
     def quarantine_down(self, rows, metadata=None):
         raise Crash("quarantine storage down")
 
     monkeypatch.setattr(BronzeTable, "append_rows", quarantine_down)
-    with pytest.raises(Crash, match="quarantine storage down"):
+    with pytest.raises(runner.QuarantineWriteError, match=r"landed 2 rows .*quarantine storage down.*1 rows are kept"):
         kit.ingest("items")
-    assert snapshot(kit, "items") == before  # bronze restored (as a new version with the old content)
-    assert BronzeTable(kit.bronze_uri("items")).state().files.keys() == {"landing/a.csv"}
+    assert [r["id"] for r in snapshot(kit, "items")] == [1, 2, 3, 4, 5]
+    assert BronzeTable(kit.bronze_uri("items")).state().files.keys() == {"landing/a.csv", "landing/b.csv"}
 
     monkeypatch.undo()
     report = kit.ingest("items")
-    assert (report.files_loaded, report.rows_landed, report.rows_quarantined) == (1, 2, 1)
+    assert (report.status, report.notes) == ("nothing_new", {"quarantine_settled": 1})
     assert [r["id"] for r in snapshot(kit, "items")] == [1, 2, 3, 4, 5]
     assert [q["_raw_record"] for q in kit.quarantine("items")] == ['{"id":"not-a-number","label":"bad"}']
-    assert kit.ingest("items").status == "nothing_new"
+    assert kit.ingest("items").notes == {}
+    assert len(kit.quarantine("items")) == 1
 
 
-def test_quarantine_write_failure_on_the_first_load_leaves_an_empty_table(kit_for, monkeypatch):
+def test_a_failed_bronze_commit_leaves_no_pending_quarantine(kit_for, monkeypatch):
+    """The invalid rows were written aside before the commit; the commit fails: they go, and the re-run redoes both."""
     kit = kit_for({"mode": "append"})
     kit.land("landing/a.csv", "id,label\n1,a\nx,b\n")
 
-    def quarantine_down(self, rows, metadata=None):
-        raise Crash("quarantine storage down")
+    def commit_refused(self, *args, **kwargs):
+        for _ in args[0]:  # the writer reads the whole stream (the pending file is written at its end)...
+            pass
+        raise Crash("commit refused")  # ...then its commit fails
 
-    monkeypatch.setattr(BronzeTable, "append_rows", quarantine_down)
+    monkeypatch.setattr(BronzeTable, "write", commit_refused)
     with pytest.raises(Crash):
         kit.ingest("items")
-    assert kit.count("items") == 0
+    assert kit.version("items") is None
+    assert runner.PendingQuarantine(kit.quarantine_uri("items")).load_ids() == []
     monkeypatch.undo()
     report = kit.ingest("items")
     assert (report.rows_landed, report.rows_quarantined) == (1, 1)
     assert [r["id"] for r in snapshot(kit, "items")] == [1]
+    assert len(kit.quarantine("items")) == 1
 
 
 def test_incremental_cursor_is_not_advanced_by_a_failed_load(make_workspace, spec):
@@ -185,3 +191,30 @@ def test_incremental_cursor_is_not_advanced_by_a_failed_load(make_workspace, spe
     report = kit.ingest("ticks")
     assert (report.rows_landed, report.rows_stale) == (3, 0)
     assert [r["seq"] for r in kit.rows("ticks", order_by="seq")] == [1, 2, 3, 4, 5]
+
+
+class Killed(BaseException):
+    """Stands for kill -9 in process: not an Exception, so no `except Exception` clean-up runs on its way out."""
+
+
+def test_a_crash_after_the_bronze_commit_loses_no_invalid_row(kit_for, monkeypatch):
+    """Issue 14: killed between the bronze commit and the quarantine write, the invalid rows were lost for good."""
+    kit = kit_for({"mode": "append"})
+    kit.ingest("items")
+    kit.land("landing/b.csv", "id,label\n4,ok4\nnot-a-number,bad\n5,ok5\n")
+
+    def killed(self, rows, metadata=None):
+        raise Killed
+
+    monkeypatch.setattr(BronzeTable, "append_rows", killed)
+    with pytest.raises(Killed):
+        kit.ingest("items")
+    assert [r["id"] for r in snapshot(kit, "items")] == [1, 2, 3, 4, 5]  # the bronze commit was made
+
+    monkeypatch.undo()
+    report = kit.ingest("items")
+    assert report.status == "nothing_new"  # b.csv is recorded as landed: it is not read again...
+    assert report.notes == {"quarantine_settled": 1}
+    assert [q["_raw_record"] for q in kit.quarantine("items")] == ['{"id":"not-a-number","label":"bad"}']  # ...once
+    assert kit.ingest("items").notes == {}
+    assert len(kit.quarantine("items")) == 1
