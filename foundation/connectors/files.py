@@ -8,9 +8,11 @@ from which ingestion quarantines them with their line and reason.
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -26,6 +28,13 @@ SOURCE_FILE_COLUMN = "_source_file"
 
 class NoFilesMatchedError(FileNotFoundError):
     pass
+
+
+class EmptyFileError(ValueError):
+    """Every file to read is empty: no header to match the declared columns against, and no rows."""
+
+
+BLANK_PROBE_BYTES = 4096  # a file this small is read to see whether it holds anything but blanks
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,42 @@ def resolve_files(workspace_root: Path, extract: FileExtract) -> list[SourceFile
             stat = os.stat(path)
             files[path] = SourceFile(path, stat.st_size, stat.st_mtime_ns)
     return [files[p] for p in sorted(files)]
+
+
+def is_blank(path: str, size: int) -> bool:
+    """Whether a file holds nothing but whitespace (0 bytes, blank lines, an empty .gz): DuckDB then reads one
+    column named `column0`, which says nothing about the cause."""
+    if size > BLANK_PROBE_BYTES:
+        return False
+    with open(path, "rb") as raw:
+        content = raw.read()
+    if path.endswith(".gz") and content:
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError):
+            return False  # not gzip after all: DuckDB will say what it is
+    return not content.removeprefix(b"\xef\xbb\xbf").strip()
+
+
+def check_not_all_blank(files: list[SourceFile], workspace_root: Path) -> None:
+    """Raise EmptyFileError, naming the files and what to do, when every file to read is blank (one that is blank
+    beside others is read as no rows)."""
+    if not files or not all(is_blank(f.path, f.size) for f in files):
+        return
+    names = [_shown(f.path, workspace_root) for f in files]
+    subject = f"{names[0]}: the file is" if len(names) == 1 else f"{', '.join(names)}: the files are"
+    raise EmptyFileError(
+        f"{subject} empty (no header, no rows), so there is nothing to load and no column to match the declared "
+        "ones against. If its writer has not finished, run again once it has; if the export is empty on purpose, "
+        "delete the file or have it write the header line."
+    )
+
+
+def _shown(path: str, workspace_root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(workspace_root.resolve()))
+    except ValueError:
+        return path
 
 
 def _sql_list(values: list[str]) -> str:
@@ -107,7 +152,9 @@ def delta_reader_sql(con: duckdb.DuckDBPyConnection, uri: str, extract: DeltaExt
 def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     """Rows DuckDB's CSV reader rejected, with file, line, raw text and reason: one per line, with all its errors.
 
-    DuckDB records one reject per error, and a line may have several (two missing columns, two bad values).
+    DuckDB records one reject per error, and a line may have several (two missing columns, two bad values). A line
+    that is not valid UTF-8 is shown with `?` for its bad bytes, so its exact bytes are read back from the file
+    (`raw_bytes`; None for the other lines, whose text is exact).
     """
     try:
         rows = con.execute(
@@ -116,7 +163,8 @@ def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
                    string_agg(DISTINCT CAST(e.error_type AS VARCHAR), ', ' ORDER BY CAST(e.error_type AS VARCHAR)),
                    any_value(e.csv_line),
                    string_agg(e.error_message, '; ' ORDER BY e.column_idx, e.error_message),
-                   string_agg(DISTINCT e.column_name, ', ')
+                   string_agg(DISTINCT e.column_name, ', '),
+                   min(e.line_byte_position)
             FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)
             -- only the last scan: a load may scan the files twice (e.g. for the cursor), rejects accumulate
             WHERE e.scan_id = (SELECT max(scan_id) FROM reject_scans)
@@ -126,5 +174,48 @@ def csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
         ).fetchall()
     except duckdb.CatalogException:
         return []
-    keys = ("file", "line", "error_type", "raw_line", "message", "column")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    keys = ("file", "line", "error_type", "raw_line", "message", "column", "line_byte_position")
+    rejects = [dict(zip(keys, row, strict=True)) for row in rows]
+    by_file: dict[str, list[dict[str, object]]] = {}
+    for reject in rejects:
+        reject["raw_bytes"] = None
+        if INVALID_ENCODING in str(reject["error_type"]) and reject["line_byte_position"] is not None:
+            by_file.setdefault(str(reject["file"]), []).append(reject)
+    for path, invalid in by_file.items():
+        with _open_binary(path) as raw:
+            for reject in sorted(invalid, key=lambda r: int(r["line_byte_position"])):  # type: ignore[arg-type]
+                reject["raw_bytes"] = record_bytes(raw, int(reject["line_byte_position"]), str(reject["raw_line"]))  # type: ignore[arg-type]
+    return rejects
+
+
+INVALID_ENCODING = "INVALID ENCODING"  # DuckDB's reject error type for bytes that are not in the declared encoding
+
+
+def _open_binary(path: str) -> BinaryIO:
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def record_bytes(raw: BinaryIO, line_byte_position: int, text: str) -> bytes | None:
+    """The exact bytes of the rejected record DuckDB places at `line_byte_position`, without its line ending.
+
+    DuckDB's position is the record's first byte, or the one after it (it differs with the line endings): the
+    record starts where a line starts. `text` is DuckDB's copy, to count the lines a quoted line break spans.
+    None when the position does not fall on a line start, or the bytes found are valid UTF-8 (not this record).
+    """
+    start = None
+    raw.seek(max(0, line_byte_position - 2))
+    before = raw.read(2)[-2:] if line_byte_position >= 2 else b"\n" + raw.read(1)
+    if before[-1:] == b"\n":
+        start = line_byte_position
+    elif before[:1] == b"\n":
+        start = line_byte_position - 1
+    if start is None:
+        return None
+    raw.seek(start)
+    record = b"".join(raw.readline() for _ in range(text.lstrip("\r\n").count("\n") + 1))
+    record = record.removesuffix(b"\n").removesuffix(b"\r")
+    try:
+        record.decode("utf-8")
+    except UnicodeDecodeError:
+        return record
+    return None

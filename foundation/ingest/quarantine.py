@@ -17,6 +17,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("_rule", pa.string()),  # parse | type | the failing check names
         ("_invalid_reason", pa.string()),
         ("_raw_record", pa.string()),
+        ("_raw_bytes", pa.binary()),  # a rejected line that is not valid UTF-8, byte for byte (else null)
     ]
 )
 
@@ -43,6 +44,7 @@ def reject_records(rejects: list[dict[str, object]]) -> list[dict[str, object]]:
             "_rule": "parse",
             "_invalid_reason": f"{reject['error_type']}: {reject['message']}",
             "_raw_record": reject["raw_line"],
+            "_raw_bytes": reject.get("raw_bytes"),
         }
         for reject in rejects
     ]

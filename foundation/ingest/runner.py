@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from foundation.connectors.files import (
     SOURCE_FILE_COLUMN,
     SourceFile,
+    check_not_all_blank,
     csv_rejects,
     delta_reader_sql,
     reader_sql,
@@ -265,6 +266,8 @@ class SourceLoader:
         if skip_known:
             files = [f for f in files if state.files.get(self._state_key(f.path)) != f.fingerprint]
         report.files_loaded = len(files)
+        if isinstance(self.spec.extract, CsvExtract):
+            check_not_all_blank(files, self.workspace.root)
         return files, [f.path for f in files]
 
     def _relation(self, con: duckdb.DuckDBPyConnection, paths: list[str], text_columns: list[str]) -> str:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import write_deltalake
 
-from foundation.connectors.files import NoFilesMatchedError
+from foundation.connectors.files import EmptyFileError, NoFilesMatchedError
 from foundation.ingest.plan import SchemaMismatchError
 
 LINEAGE = ("_load_id", "_loaded_at", "_source_file")
@@ -319,6 +319,34 @@ def test_declared_column_missing_from_the_files_lists_the_columns_found(make_wor
     assert "'speed'" in message
     assert "the files have: Truck ID, Engine Temp [C]" in message
     assert kit.version("engines") is None
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\n", b"\r\n  \n", gzip.compress(b"")], ids=["0 bytes", "newline", "blank lines", "empty gz"]
+)
+def test_an_empty_csv_is_named_as_empty(make_workspace, spec, content):
+    """Issue 14: it said 'declared columns not found; the files have: column0'."""
+    name = "landing/orders.csv.gz" if content[:2] == b"\x1f\x8b" else "landing/orders.csv"
+    kit = make_workspace(
+        sources=[spec("orders", {"type": "csv", "path": "landing/orders.csv*"}, columns=[{"name": "id"}])],
+        files={name: content},
+    )
+    with pytest.raises(EmptyFileError) as raised:
+        kit.ingest("orders")
+    message = str(raised.value)
+    assert message.startswith(f"{name}: the file is empty")
+    assert "column0" not in message
+    assert "run again once it has" in message and "delete the file" in message  # what to do
+    assert kit.version("orders") is None
+
+
+def test_an_empty_csv_beside_others_is_read_as_no_rows(make_workspace, spec):
+    kit = make_workspace(
+        sources=[spec("orders", {"type": "csv", "path": "landing/*.csv"}, columns=[{"name": "id", "type": "integer"}])],
+        files={"landing/a.csv": "id\n1\n", "landing/b.csv": ""},
+    )
+    report = kit.ingest("orders")
+    assert (report.files_loaded, report.rows_landed, report.reconciles) == (2, 1, True)
 
 
 def test_two_raw_columns_that_collide_in_snake_case_are_refused(make_workspace, spec):

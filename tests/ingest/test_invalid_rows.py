@@ -295,3 +295,35 @@ def test_lineage_columns_are_filled(make_workspace, spec):
     types = {r["column_name"]: r["column_type"] for r in kit.query("DESCRIBE SELECT * FROM bronze.uc__plain")}
     assert types["_loaded_at"] == "TIMESTAMP WITH TIME ZONE"
     assert date.today() - when.date() <= timedelta(days=1)
+
+
+# Not UTF-8: Latin-1 text, a quoted line break with bytes never valid in UTF-8, a broken multi-byte sequence.
+INVALID_UTF8_LINES = [b"2,caf\xe9 cr\xe8me", b'3,"two\nlines \xff\xfe"', b"5,\xc3(\xa0"]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("gzipped", [False, True], ids=["csv", "csv.gz"])
+def test_a_line_that_is_not_utf8_keeps_its_exact_bytes_in_the_quarantine(make_workspace, spec, newline, gzipped):
+    """Issue 14: the quarantine's raw line of an invalid-UTF-8 row lost bytes ('caf??' for b'caf\\xe9')."""
+    import gzip
+
+    lines = [b"id,label", b"1,ok", *INVALID_UTF8_LINES[:2], b"4,fine", INVALID_UTF8_LINES[2], b"6,end"]
+    content = newline.join(line.replace(b"\n", newline) for line in lines) + newline
+    name = "landing/labels.csv" + (".gz" if gzipped else "")
+    kit = make_workspace(
+        sources=[spec("labels", {"type": "csv", "path": name}, columns=[{"name": "id", "type": "integer"}])],
+        files={name: gzip.compress(content) if gzipped else content},
+    )
+    report = kit.ingest("labels")
+    assert (report.rows_read, report.rows_landed, report.rows_quarantined) == (6, 3, 3)
+    quarantined = kit.quarantine("labels")
+    assert [q["_rule"] for q in quarantined] == ["parse"] * 3
+    expected = [line.replace(b"\n", newline) for line in INVALID_UTF8_LINES]
+    assert [q["_raw_bytes"] for q in quarantined] == expected  # the line recovered exactly
+    assert "2,caf?" in quarantined[0]["_raw_record"]  # DuckDB's text stays, for people (it loses bytes: 'caf??cr??e')
+
+
+def test_raw_bytes_are_null_for_lines_whose_text_is_exact(messy):
+    kit = messy()
+    kit.ingest("messy")
+    assert {q["_raw_bytes"] for q in kit.quarantine("messy")} == {None}
