@@ -188,26 +188,27 @@ class SourceLoader:
                 shutil.rmtree(staging_dir, ignore_errors=True)
         else:
             self._run_files(report, now, state, None)
-        if settled:
+        if settled is not None:
             report.notes["quarantine_settled"] = settled
 
-    def _settle_pending(self) -> int:
-        """Finish what a crashed load left: its pending quarantine rows; returns the rows appended.
+    def _settle_pending(self) -> int | None:
+        """Finish what a crashed load left: its pending quarantine rows; returns the rows written (None: no load's).
 
-        A load whose bronze commit was made owns its rows: they are appended, unless the crash came after that
-        append. A load that never committed recorded no state, so its input is read (and its invalid rows
-        quarantined) again: its pending rows are dropped. Idempotent: a crash in here is settled by the next run.
+        A load whose bronze commit was made owns its rows: they are written (appended, or replacing its partition's),
+        unless the crash came after that write. A load that never committed recorded no state, so its input is
+        read (and its invalid rows quarantined) again: its pending rows are dropped. Idempotent: a crash in here is
+        settled by the next run.
         """
         self.pending.remove_partial()
-        appended = 0
+        written = None
         for load_id in self.pending.load_ids():
             if self.bronze.has_load(load_id) and not self.quarantine.has_load(load_id):
                 rows, partition = self.pending.read(load_id)
                 write_quarantine(self.quarantine, rows, load_id, partition)
-                appended += rows.num_rows
+                written = (written or 0) + rows.num_rows
                 crash_point("after_settle_quarantine_commit")
             self.pending.remove(load_id)
-        return appended
+        return written
 
     def _stage(self, state: LoadState, staging_dir: Path, report: LoadReport) -> list[str]:
         request = StageRequest(

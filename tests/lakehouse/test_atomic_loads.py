@@ -218,3 +218,53 @@ def test_a_crash_after_the_bronze_commit_loses_no_invalid_row(kit_for, monkeypat
     assert [q["_raw_record"] for q in kit.quarantine("items")] == ['{"id":"not-a-number","label":"bad"}']  # ...once
     assert kit.ingest("items").notes == {}
     assert len(kit.quarantine("items")) == 1
+
+
+def test_a_partition_load_killed_after_its_bronze_commit_gets_its_quarantine_replaced_by_the_next_load(
+    make_workspace, spec, monkeypatch
+):
+    """A partition's quarantine is replaced, not appended: the pending file keeps the window, and the settle replaces
+    it (here the fixed file quarantines nothing, so the settle removes the partition's earlier row)."""
+    from datetime import datetime, timedelta
+
+    from foundation.ingest.runner import ingest_source
+    from foundation.lakehouse.partitions import PartitionWindow
+
+    def day(n: int) -> PartitionWindow:
+        start = datetime(2026, 1, n)
+        return PartitionWindow(key=f"2026-01-{n:02d}", start=start, end=start + timedelta(days=1))
+
+    kit = make_workspace(
+        sources=[
+            spec(
+                "readings",
+                {"type": "csv", "path": "landing/*.csv"},
+                load={"mode": "replace"},
+                columns=[{"name": "ts", "type": "timestamp", "required": True}, {"name": "value", "type": "double"}],
+                partitions={"by": "daily", "column": "ts", "start": "2026-01-01"},
+            )
+        ],
+        files={"landing/r.csv": "ts,value\n2026-01-02 01:00:00,1\n2026-01-02 02:00:00,bad\n"},
+    )
+
+    def load(n: int):
+        return ingest_source(kit.open(), kit.source("readings"), partition=day(n))
+
+    assert load(2).rows_quarantined == 1
+    kit.land("landing/r.csv", "ts,value\n2026-01-02 01:00:00,1\n2026-01-02 02:00:00,2\n2026-01-03 01:00:00,x\n")
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(runner, "replace_quarantine_partition", killed)
+    with pytest.raises(Killed):
+        load(2)  # bronze has both rows of day 2; the quarantine still the earlier load's row
+    assert [q["_partition"] for q in kit.quarantine("readings")] == ["2026-01-02"]
+    monkeypatch.undo()
+
+    report = load(3)  # another partition's load settles the crashed one first
+    assert report.notes == {"quarantine_settled": 0}
+    assert [(q["_partition"], q["_raw_record"]) for q in kit.quarantine("readings")] == [
+        ("2026-01-03", '{"ts":"2026-01-03 01:00:00","value":"x"}')
+    ]
+    assert [r["value"] for r in kit.rows("readings", order_by="ts")] == [1.0, 2.0]
