@@ -73,7 +73,7 @@ def _check_hashed_columns(checks: list[DeclaredCheck], spec: SourceSpec) -> None
     hashed = {c.name for c in spec.columns if c.pii and c.pii_handling == "hash"}
     for check in checks:
         if check.column in hashed and isinstance(
-            check.rule, BetweenRule | MinRule | MaxRule | AcceptedValuesRule | RegexRule
+            check.rule, BetweenRule | MinRule | MaxRule | AcceptedValuesRule | RegexRule | PanderaRule
         ):
             raise RuleCompileError(
                 f"check {check.name}: {check.column} is PII, hashed at ingestion, so {check.rule.kind} would check "

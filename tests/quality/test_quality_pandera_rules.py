@@ -168,3 +168,24 @@ def test_wrong_arguments_are_named(make_workspace, spec):
     kit.land("landing/counts/1.csv", "id,n\n1,2\n")
     with pytest.raises(RuleCompileError, match=r"check n__divisible_by could not run on n: .*unexpected keyword.*'by'"):
         kit.ingest("counts")
+
+
+def test_a_pandera_rule_on_a_hashed_pii_column_is_refused(make_workspace, spec):
+    """The rules see the hash of a `pii: true` column: a check of its values would judge the hash."""
+    rule = {"pandera": {"check": "str_length", "args": {"max_value": 8}}}
+    kit = make_workspace(
+        sources=[
+            spec(
+                "people",
+                {"type": "csv", "path": "landing/people/*.csv"},
+                columns=[
+                    {"name": "id", "type": "integer"},
+                    {"name": "email", "type": "varchar", "pii": True, "checks": [rule]},
+                ],
+            )
+        ]
+    )
+    kit.land("landing/people/1.csv", "id,email\n1,a@example.com\n")
+    with pytest.raises(RuleCompileError, match=r"check email__str_length: email is PII, hashed at ingestion"):
+        kit.ingest("people")
+    assert kit.version("people") is None
