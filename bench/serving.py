@@ -9,7 +9,8 @@ Servers, each its own process on a free loopback port, one uvicorn worker each (
 both), all three started before the first step and stopped at the end, even on error or Ctrl+C:
 
 - anchor: `mlflow models serve -m models:/<name>@champion --env-manager local` (MLflow's FastAPI scoring server);
-- ours: `foundation serve` (micro-batching on, prediction feedback log on: the defaults);
+- ours: `foundation serve` (micro-batching on, prediction feedback log on: the defaults; each answer waits until
+  its predictions are durable in the log's spool, one `fdatasync` for all the requests waiting: group commit);
 - ours, log off: the same with `FOUNDATION_API__PREDICTION_LOG=false`.
 
 Load generator: `wrk` (Debian package `wrk`; C, epoll, keep-alive connections, one thread), in its own process,
@@ -359,6 +360,18 @@ def check_same_answers(servers: dict[str, Server], columns: list[str], rows: lis
     return len(rows[:50])
 
 
+def spool_flushes(log_path: Path) -> tuple[int, int] | None:
+    """(requests, disk flushes) of the prediction log's spool, from the line our server logs at shutdown."""
+    import re
+
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.findall(r"spool: (\d+) request\(s\) in (\d+) disk flush", text)
+    return (sum(int(r) for r, _ in found), sum(int(f) for _, f in found)) if found else None
+
+
 def steps_for(clients: list[int]) -> list[Step]:
     steps = []
     for c in clients:
@@ -459,6 +472,12 @@ def print_tables(results: list[Result], args: argparse.Namespace, meta: dict[str
                 f"({on.rows_per_s:,.0f} vs {off.rows_per_s:,.0f} rows/s); server CPU per request {cpu_cost:+.1%} "
                 f"| {verdict} |"
             )
+    if meta.get("spool"):
+        requests, flushes = meta["spool"]
+        print(
+            f"\nPrediction log spool of `ours` over the whole run: {requests:,} requests made durable in "
+            f"{flushes:,} disk flushes (fdatasync), {requests / max(1, flushes):.1f} requests per flush"
+        )
     bad = [r for r in results if r.errors]
     if bad:
         print(
@@ -724,6 +743,7 @@ def main() -> None:
         for server in servers.values():
             server.stop()
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["spool"] = spool_flushes(servers["ours"].log_path)
     print_tables(list(results.values()), args, meta)
     out = workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(

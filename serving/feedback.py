@@ -326,7 +326,13 @@ class PredictionLog:
         finally:
             self._writer.close_file()
             self.slot.release()
-        log.info("prediction log closed: %d written, %d refused", self.written, self.refused)
+        log.info(
+            "prediction log closed: %d written, %d refused; spool: %d request(s) in %d disk flush(es)",
+            self.written,
+            self.refused,
+            self._writer.records,
+            self._writer.groups,
+        )
 
 
 APP_ID_PREFIX = "foundation.prediction_spool."

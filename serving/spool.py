@@ -200,6 +200,7 @@ class GroupCommitWriter:
         self._cond = threading.Condition()
         self._closing = False
         self.groups = 0  # fdatasync calls (what the tests count)
+        self.records = 0  # records made durable
         self._thread = threading.Thread(target=self._run, name="prediction-spool", daemon=True)
         self._thread.start()
 
@@ -261,6 +262,7 @@ class GroupCommitWriter:
                 log.error("cannot write %d prediction(s) to the spool %s: %s", len(group), self.slot.folder, exc)
                 return SpoolError(f"{type(exc).__name__}: {exc.strerror or exc}")
             self.groups += 1
+            self.records += len(group)
             self._records_in_segment += len(group)
             self.on_durable([item for _, item, _ in group], self.seq)
         return None
