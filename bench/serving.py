@@ -372,6 +372,48 @@ def spool_flushes(log_path: Path) -> tuple[int, int] | None:
     return (sum(int(r) for r, _ in found), sum(int(f) for _, f in found)) if found else None
 
 
+# Run in a child process: this script's folder (bench/, first on sys.path) holds a `serving.py` that would shadow
+# the `serving` package. Prints the prediction log's CPU microseconds per request.
+LOG_CPU_CHILD = """
+import asyncio, json, sys, tempfile, time
+from pathlib import Path
+from foundation.workspace import Workspace
+from serving.feedback import PredictionLog, Served
+
+model, row, folder = sys.argv[1], json.loads(sys.argv[2]), sys.argv[5]
+group, requests = int(sys.argv[3]), int(sys.argv[4])
+with tempfile.TemporaryDirectory(dir=folder) as root:
+    (Path(root) / "foundation.yaml").write_text("{}\\n", encoding="utf-8")
+    log = PredictionLog(Workspace.open(Path(root)), 5.0, 5000, 100_000)
+
+    def served(i):
+        prediction = {"prediction_id": f"p{i}", "prediction": 1, "score": 0.25}
+        return Served(model, 1, f"r{i}", "key-bench", time.time(), [row], [prediction])
+
+    async def load(first, count):
+        for start in range(first, first + count, group):
+            await asyncio.gather(*(log.record(served(start + j)) for j in range(group)))
+
+    asyncio.run(load(0, 1024))  # warm-up: the first Arrow conversion and Delta write pay one-time costs
+    log.flush()
+    started = time.process_time()
+    asyncio.run(load(1024, requests))
+    log.close()
+    print((time.process_time() - started) * 1e6 / requests)
+"""
+
+
+def log_cpu_per_request(row: dict[str, Any], group: int, workdir: Path, requests: int = 10_240) -> float:
+    """CPU microseconds the prediction log (serving.feedback: spool with its fdatasync, Delta writes) spends per
+    single-row request, on a fresh workspace under `workdir`, `group` requests recorded at a time: each disk flush
+    serves `group` requests."""
+    command = [sys.executable, "-c", LOG_CPU_CHILD, MODEL, json.dumps(row), str(group), str(requests), str(workdir)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the prediction log's CPU measure failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def steps_for(clients: list[int]) -> list[Step]:
     steps = []
     for c in clients:
@@ -478,6 +520,19 @@ def print_tables(results: list[Result], args: argparse.Namespace, meta: dict[str
             f"\nPrediction log spool of `ours` over the whole run: {requests:,} requests made durable in "
             f"{flushes:,} disk flushes (fdatasync), {requests / max(1, flushes):.1f} requests per flush"
         )
+    if meta.get("log_cpu_us"):
+        print(
+            "\nThe prediction log's own CPU per single-row request, in process (spool with its fdatasync, Delta "
+            "writes; process CPU time, which the machine's load changes least), by requests per disk flush, against a "
+            "request's server CPU with the log off (/invocations; 1 client for 1 request per flush, else "
+            f"{top} clients):\n"
+        )
+        print("| requests per flush | log CPU us/request | share of a request's server CPU (log off) |")
+        print("|---:|---:|---:|")
+        for group, cpu_us in meta["log_cpu_us"].items():
+            off = find("ours_nolog", "invocations", 1, 1 if group == 1 else top)
+            share = f"{cpu_us / (off.cpu_ms * 1000):.1%}" if off else "-"
+            print(f"| {group} | {cpu_us:.0f} | {share} |")
     bad = [r for r in results if r.errors]
     if bad:
         print(
@@ -744,6 +799,9 @@ def main() -> None:
             server.stop()
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["spool"] = spool_flushes(servers["ours"].log_path)
+    print("measuring the prediction log's CPU per request in process...", file=sys.stderr, flush=True)
+    row = json.loads(files[("predict", 1)].read_text())["instances"][0]
+    meta["log_cpu_us"] = {group: log_cpu_per_request(row, group, workdir) for group in (1, 16, 32)}
     print_tables(list(results.values()), args, meta)
     out = workdir / f"results-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(

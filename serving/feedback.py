@@ -234,13 +234,17 @@ class PredictionLog:
         left = self.slot.segments()
         self._memory_complete = not left
         self._writer = GroupCommitWriter(self.slot, (left[-1] + 1) if left else 1, self._on_durable)
-        # what a killed process left: this slot's segments, then the slots no live worker holds
-        self.replayed = self.flush()
-        for other in other_slots(root, self.slot):
-            try:
-                self.replayed += _replay_slot(workspace, other)
-            finally:
-                other.release()
+        # what a killed process left: this slot's segments, then the slots no live worker holds (a failure is
+        # logged and the segments stay: the next flush, or the next start for another slot, retries)
+        try:
+            self.replayed = self.flush()
+            for other in other_slots(root, self.slot):
+                try:
+                    self.replayed += _replay_slot(workspace, other)
+                finally:
+                    other.release()
+        except Exception:
+            log.exception("prediction log: the replay of the spool failed (kept on disk, retried)")
         if self.replayed:
             log.info("prediction log: %d prediction(s) replayed from the spool into the lakehouse", self.replayed)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -292,16 +296,21 @@ class PredictionLog:
             sealed = [seq for seq in self.slot.segments() if seq < current]
             if not sealed:
                 return 0
-            items = memory if complete else _read_segments(self.slot, sealed)
-            if not complete:
-                self.read_back += len(items)
-            written, ok = _commit(self.workspace, self.app_id, self._committed, items, sealed[-1], self.on_written)
-            self.written += written
-            if ok:
-                self.slot.delete(sealed)
-            else:  # kept on disk, read back and retried by the next flush
-                with self._writer.lock:
-                    self._memory, self._memory_rows, self._memory_complete = [], 0, False
+            try:
+                items = memory if complete else _read_segments(self.slot, sealed)
+                if not complete:
+                    self.read_back += len(items)
+                written, ok = _commit(self.workspace, self.app_id, self._committed, items, sealed[-1], self.on_written)
+                self.written += written
+                if ok:
+                    self.slot.delete(sealed)
+            except BaseException:
+                ok = False
+                raise
+            finally:
+                if not ok:  # the segments stay on disk: the next flush reads them back and retries
+                    with self._writer.lock:
+                        self._memory, self._memory_rows, self._memory_complete = [], 0, False
             return written
 
     def _run(self) -> None:
