@@ -31,7 +31,7 @@ class Clients:
         self.url = f"{base}/v1/models/{RISK}/predict"
         self.instances = instances
         self.answered: list[str] = []
-        self.failed = 0
+        self.failed: Counter[int] = Counter()  # status (0: no answer) -> requests
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._loop, args=(i,)) for i in range(CLIENTS)]
@@ -49,7 +49,7 @@ class Clients:
                 if status == 200:
                     self.answered.extend(p["prediction_id"] for p in answer["predictions"])
                 else:
-                    self.failed += 1
+                    self.failed[status] += 1
 
     def count(self) -> int:
         with self._lock:
@@ -72,6 +72,10 @@ def test_kill_9_under_load_then_restart_logs_every_answered_prediction_exactly_o
     server = Server(own_workspace, FLUSHING, workers=2)
     try:
         server.wait_ready()
+        started = time.monotonic()  # each worker loads the models on its own: wait for both, not the first
+        while server.log().count("Application startup complete") < 2:
+            assert time.monotonic() - started < 300, server.log()[-3000:]
+            time.sleep(0.2)
         clients = Clients(server.base, instances)
         clients.start()
         deadline = time.monotonic() + 120
@@ -80,9 +84,9 @@ def test_kill_9_under_load_then_restart_logs_every_answered_prediction_exactly_o
         server.kill()  # mid-load: requests in flight, a Delta write maybe half done, the spools not empty
         clients.stop()
     finally:
-        server.stop()
+        log = server.stop()[-3000:]
     answered = clients.answered
-    assert len(answered) >= 500, f"too few answers before the kill to mean anything: {len(answered)}"
+    assert len(answered) >= 500, f"too few answers to mean anything: {len(answered)}, failed {clients.failed}:\n{log}"
     spools = sorted(p.name for p in spool_root(workspace).iterdir())
     assert spools == ["worker-0", "worker-1"]  # one spool per worker process
     uri = feedback_uri(workspace, RISK)
