@@ -1,5 +1,5 @@
 # Data Foundation: the obvious targets. `make demo` and `make test` do all the set-up themselves.
-.PHONY: install demo test test-fast test-infra lint format check maintenance ui daemon serve-platform bench schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
+.PHONY: install demo test test-fast test-infra lint format check maintenance ui daemon serve-platform bench bench-automation schemas lock clean run bench-dbt bench-sql bench-rest bench-serving portfolio
 
 UV_RUN = UV_PYTHON_DOWNLOADS=never uv run --frozen
 
@@ -51,6 +51,9 @@ bench: install      ## ingestion benchmark (prints ratios against the bare DuckD
 
 run: install        ## materialise everything (ingestion, checks, dbt build, gold), the demo's REST API and web page up meanwhile
 	$(UV_RUN) foundation demo serve -- foundation run
+
+bench-automation: install ## definitions load and one automation tick at 10-500 sources (docs/benchmarks.md)
+	$(UV_RUN) python bench/automation.py
 
 bench-dbt: install  ## foundation run vs dbt build directly (ratios against the anchor, docs/benchmarks.md)
 	$(UV_RUN) python bench/dbt_build.py
