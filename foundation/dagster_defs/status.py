@@ -169,7 +169,8 @@ def read_materializations(instance: dg.DagsterInstance, keys: list[dg.AssetKey])
 
 
 def read_checks(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]) -> list[CheckResult]:
-    """The latest completed evaluation of each check (a planned-only one, whose run died, counts as failed)."""
+    """The latest evaluation of each check; one planned and not evaluated (its run is going, or stopped before it)
+    is a warning."""
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     results = []
     for check_key, record in records.items():
@@ -182,9 +183,9 @@ def read_checks(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
                     key_text(check_key.asset_key),
                     check_key.name,
                     False,
-                    "error",
+                    "warn",  # its run is still going, or stopped before the check: the run tells which
                     record.create_timestamp,
-                    "planned, never evaluated (the run failed before it)",
+                    "not evaluated yet: its run is in progress or stopped before it",
                 )
             )
             continue
