@@ -13,10 +13,12 @@ error. With one failing request among n, half of the others are answered after o
 and the whole costs 2*log2(n) calls of shrinking size (before: every request was scored alone, n calls, and a
 client sending `Infinity` made nearly every batch fail).
 
-A request refused at validation (422) is answered in its turn too, with the batch it arrived in (`refuse`): a
-client sending what cannot be scored, answered at once, would get its next request in before the valid ones and,
-closed-loop, take the CPU that scores them (bench/serving.py --hostile: 8 such clients cut 24 normal ones to 57%).
-With nothing to score, the turn comes at once: a lone client is never kept waiting.
+A request refused at validation (422) is answered no sooner than a valid one typically is at the time (`refuse`:
+a moving average of the valid requests' answer time; the wait costs no CPU), and a connection refused again and
+again waits twice as long each time, up to REFUSAL_WAIT_MAX_S (its next valid answer resets it). Answered at once,
+a client sending what cannot be scored gets its next request in before the valid ones and, closed-loop, takes the
+CPU that scores them (bench/serving.py --hostile: 8 such clients left 24 normal ones 48-59% of their throughput;
+paced like valid answers, 55-95%; with the doubling, see docs/benchmarks.md).
 
 Requests carry the `ServedModel` they started with: after a hot reload, requests already queued are still scored
 by the version they were validated against (a batch never mixes versions).
@@ -30,13 +32,16 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from serving.models import ServedModel
 
 log = logging.getLogger("serving.batching")
 
 Scored = tuple[list[Any], list[dict[str, Any]]]  # (raw output rows, predictions)
+ANSWER_TIME_WEIGHT = 0.1  # of the latest valid answer in the moving average
+REFUSAL_WAIT_MAX_S = 1.0  # a refusal waits at most this long, whatever the model's answer time
+REFUSING_CONNECTIONS_MAX = 10_000  # connections whose refusals in a row are remembered
 
 
 @dataclass
@@ -44,7 +49,6 @@ class _Job:
     model: ServedModel
     rows: list[dict[str, Any]]
     future: asyncio.Future[Scored]
-    refusal: Exception | None = None  # a request refused at validation: answered with this, in its turn
 
 
 def score_together(model: ServedModel, rows_per_job: list[list[dict[str, Any]]]) -> list[Scored] | Exception:
@@ -73,6 +77,8 @@ class MicroBatcher:
     max_rows: int
     on_batch: Any = None  # callable(model_name, rows): observed batch sizes (metrics)
     calls: int = 0  # model calls made (what the tests count)
+    answer_s: float = 0.0  # moving average of the valid requests' answer time (refusals wait as long)
+    _refused: dict[Any, int] = field(default_factory=dict)  # connection -> refusals in a row
     requests: int = 0
     arriving: int = 0  # requests inside a predict route, not queued yet: worth waiting for
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
@@ -94,14 +100,28 @@ class MicroBatcher:
         self._queue.put_nowait(_Job(model, rows, future))
         return await future
 
-    async def refuse(self, model: ServedModel, refusal: Exception) -> Scored:
-        """Raise `refusal` once the batch this request would have joined is answered (see the module)."""
-        loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run(), name=f"batcher:{self.name}")
-        future: asyncio.Future[Scored] = loop.create_future()
-        self._queue.put_nowait(_Job(model, [], future, refusal))
-        return await future
+    def answered(self, seconds: float, connection: Any = None) -> None:
+        """A valid request of this model was answered `seconds` after it reached the scoring path."""
+        self.answer_s += ANSWER_TIME_WEIGHT * (seconds - self.answer_s)
+        self._refused.pop(connection, None)
+
+    def refusal_wait(self, elapsed_s: float, connection: Any = None) -> float:
+        """How long a refusal reached `elapsed_s` after its request's arrival still waits (see the module); counts
+        the connection's refusal."""
+        times = self._refused.pop(connection, 0) + 1 if connection is not None else 1
+        if connection is not None:
+            if len(self._refused) >= REFUSING_CONNECTIONS_MAX:
+                self._refused.pop(next(iter(self._refused)))
+            self._refused[connection] = times  # re-inserted: the oldest entry is the least recently refused
+        wait = self.answer_s * 2 ** min(times - 1, 30)
+        return max(0.0, min(wait, REFUSAL_WAIT_MAX_S) - elapsed_s)
+
+    async def refuse(self, refusal: Exception, elapsed_s: float, connection: Any = None) -> NoReturn:
+        """Raise `refusal`, no sooner than a valid request is typically answered (see the module)."""
+        wait = self.refusal_wait(elapsed_s, connection)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        raise refusal
 
     async def close(self) -> None:
         if self._task is not None:
@@ -139,12 +159,8 @@ class MicroBatcher:
                 groups.setdefault(id(job.model), []).append(job)
             for group in groups.values():
                 live = [j for j in group if not j.future.cancelled()]  # a client that went away
-                scored = [j for j in live if j.refusal is None]
-                if scored:
-                    await self._score(loop, scored)
-                for job in live:
-                    if job.refusal is not None and not job.future.done():
-                        job.future.set_exception(job.refusal)
+                if live:
+                    await self._score(loop, live)
 
     async def _score(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         """Score the jobs together; bisect a part that fails until the failing jobs are alone (see the module)."""

@@ -43,7 +43,9 @@ class ApiMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         incoming = headers.get("x-request-id", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["connection"] = scope.get("client")  # (host, port): serving.batching paces repeated refusals by it
         status = {"code": 500, "started": False}
 
         async def send_with_id(message: dict[str, Any]) -> None:

@@ -9,8 +9,9 @@ micro-batcher; big ones are validated and scored in a worker thread, as one mode
 names the version that scored it, and every prediction goes to the feedback log (when on).
 
 Text that is not valid Unicode is refused first (422, serving.schemas.check_unicode), so that no answer and no row
-of the prediction log holds it. A small request refused at validation is answered in its turn, with the batch it
-would have joined (serving.batching: a client sending garbage must not get ahead of the valid ones). When the model
+of the prediction log holds it. A small request refused at validation is answered no sooner than a valid one
+typically is, and later each time the same connection is refused again (serving.batching: a client sending
+garbage must not get ahead of the valid ones). When the model
 raises on a request, the client gets a 500 that names no internals and serving.model_errors logs the first error of
 its kind with its traceback and counts the repeats.
 """
@@ -58,6 +59,8 @@ async def score(
     """Score the rows `rows_of()` validates (it raises InvalidInput for a 422); `size` is the row count claimed by
     the body, to choose the path before validating."""
     api = state.settings.api
+    started = time.perf_counter()
+    batcher = None
     try:
         if api.batching and size < api.batch_max_rows:
             batcher = batcher_for(state, model.name)
@@ -70,7 +73,7 @@ async def score(
             finally:
                 batcher.unexpect()
             if refusal is not None:
-                await batcher.refuse(model, refusal)  # raises it, with the batch it would have joined
+                await batcher.refuse(refusal, time.perf_counter() - started, context.get("connection"))  # raises
             raw, predictions = await batcher.submit(model, rows)
         else:
 
@@ -99,6 +102,8 @@ async def score(
                 predictions,
             )
         )
+    if batcher is not None:
+        batcher.answered(time.perf_counter() - started, context.get("connection"))
     return raw, predictions
 
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from foundation.workspace import Workspace
-from serving.batching import MicroBatcher
+from serving.batching import REFUSAL_WAIT_MAX_S, MicroBatcher
 from serving.metrics import ApiMetrics
 from serving.model_errors import ModelErrors, error_kind
 from serving.models import ServedModel
@@ -235,31 +235,47 @@ def test_a_failing_request_is_isolated_by_bisection(risk_model: ServedModel, bad
     assert batcher.calls == len(failing.rows_scored) <= 2 * 32 - 1
 
 
-def test_a_refused_request_is_answered_with_the_batch_it_arrived_in(risk_model: ServedModel) -> None:
+def test_a_refusal_waits_as_long_as_a_valid_answer_takes() -> None:
     """A client sending what cannot be scored must not get ahead of the valid ones (closed-loop, it would take the
-    CPU that scores them): its 422 goes out when the valid requests queued with it are answered, no model call."""
+    CPU that scores them): its 422 goes out no sooner than a valid request is typically answered."""
+    batcher = MicroBatcher(RISK, max_wait_s=0.002, max_rows=64)
+    assert batcher.refusal_wait(0.0) == 0.0  # nothing answered yet: a refusal goes out at once
+    for _ in range(200):
+        batcher.answered(0.040)
+    assert batcher.answer_s == pytest.approx(0.040, rel=1e-6)
+    assert batcher.refusal_wait(0.010) == pytest.approx(0.030, rel=1e-6)
+    assert batcher.refusal_wait(0.050) == 0.0
+    batcher.answered(0.140)  # a moving average: one slow answer moves it a tenth of the way
+    assert batcher.answer_s == pytest.approx(0.050, rel=1e-6)
+    for _ in range(200):
+        batcher.answered(30.0)  # a very slow model: a refusal waits at most REFUSAL_WAIT_MAX_S
+    assert batcher.refusal_wait(0.0) == REFUSAL_WAIT_MAX_S
     refusal = InvalidInput([{"field": "instances[0].temp", "message": "finite", "type": "finite_number"}])
+    with pytest.raises(InvalidInput) as caught:
+        asyncio.run(batcher.refuse(refusal, elapsed_s=5.0))
+    assert caught.value is refusal
 
-    async def run() -> tuple[list[bool], int, int]:
-        batcher = MicroBatcher(RISK, max_wait_s=1.0, max_rows=64)
-        loop = asyncio.get_running_loop()
-        valid = [loop.create_task(batcher.submit(risk_model, [_row(i)])) for i in range(6)]
-        refused = loop.create_task(batcher.refuse(risk_model, refusal))
-        with pytest.raises(InvalidInput):
-            await refused
-        answered_first = [task.done() for task in valid]
-        await asyncio.gather(*valid)
-        calls = batcher.calls
-        alone = MicroBatcher(RISK, max_wait_s=5.0, max_rows=64)  # nothing to score: refused at once, no call
-        with pytest.raises(InvalidInput):
-            await alone.refuse(risk_model, refusal)
-        await batcher.close()
-        await alone.close()
-        return answered_first, calls, alone.calls
 
-    answered_first, calls, alone_calls = asyncio.run(run())
-    assert answered_first == [True] * 6
-    assert calls == 1 and alone_calls == 0
+def test_a_connection_refused_again_and_again_waits_twice_as_long_each_time() -> None:
+    batcher = MicroBatcher(RISK, max_wait_s=0.002, max_rows=64, answer_s=0.010)
+    abuser, other = ("127.0.0.1", 50001), ("127.0.0.1", 50002)
+    waits = [batcher.refusal_wait(0.0, abuser) for _ in range(9)]
+    assert waits == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0, 1.0])  # capped at 1 s
+    assert batcher.refusal_wait(0.0, other) == pytest.approx(0.01)  # another connection: its own count
+    batcher.answered(0.010, abuser)  # a valid answer resets the connection
+    assert batcher.refusal_wait(0.0, abuser) == pytest.approx(0.01)
+
+
+def test_the_scoring_path_paces_refusals_by_the_valid_answers(client: TestClient, instances: list[dict]) -> None:
+    url = f"/v1/models/{RISK}/predict"
+    for _ in range(3):
+        assert client.post(url, headers=auth(), json={"instances": instances}).status_code == 200
+    batcher = client.app.state.batchers[RISK]
+    assert batcher.answer_s > 0  # measured from the valid answers
+    before = batcher.answer_s
+    body = json.dumps({"instances": [{**instances[0], "temp": math.inf}]}).encode()  # the token Infinity
+    refused = client.post(url, headers={**auth(), "Content-Type": "application/json"}, content=body)
+    assert refused.status_code == 422 and batcher.answer_s == before  # refusals do not feed the average
 
 
 def test_a_failing_model_logs_once_counts_and_answers_500(
