@@ -11,11 +11,9 @@ so nothing downstream of it is built or published.
 
 import importlib.metadata
 import logging
-import shutil
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,6 +22,7 @@ from packaging.version import Version
 
 from foundation.dagster_defs.automation import AutomationPlan
 from foundation.dagster_defs.resources import FoundationResource
+from foundation.dbt.partial_parse import reuse_partial_parse
 from foundation.dbt.project import (
     GENERATED_DIR,
     DbtPaths,
@@ -38,7 +37,6 @@ from foundation.specs.errors import SpecValidationError
 from foundation.workspace import Workspace
 
 DBT_OP_NAME = "dbt_models"
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"  # dbt's own name, in its target folder
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer per DuckDB file: Dagster runs these steps one at a time
 log = logging.getLogger(__name__)
 
@@ -113,22 +111,6 @@ def dbt_resource(paths: DbtPaths, workspace: Workspace) -> DbtCliResource:
         profiles_dir=str(paths.profiles_dir),
         dbt_executable=dbt_executable(),
     )
-
-
-def reuse_partial_parse(parsed_target: Path, run_target: Path) -> bool:
-    """Give `dbt build` the partial-parse file `prepare_project`'s `dbt parse` just wrote; returns whether it copied.
-
-    dbt looks for `partial_parse.msgpack` in its own target folder, and the build's (`target/run`) differs from the
-    parse's: without this, a fresh workspace (or a changed project) is parsed in full twice per run (4 s on the
-    demo). dbt checks the file against the project, profile and vars itself and parses in full if it does not match.
-    """
-    source = parsed_target / PARTIAL_PARSE_FILE
-    dest = run_target / PARTIAL_PARSE_FILE
-    if not source.is_file() or (dest.is_file() and dest.stat().st_mtime >= source.stat().st_mtime):
-        return False
-    run_target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, dest)
-    return True
 
 
 def dbt_models_asset(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from foundation.cli.run_command import stage_of
-from foundation.dagster_defs.dbt_assets import PARTIAL_PARSE_FILE, dbt_resource, reuse_partial_parse
+from foundation.dagster_defs.dbt_assets import dbt_resource
+from foundation.dbt.partial_parse import PARTIAL_PARSE_FILE, reuse_partial_parse
 from foundation.dbt.project import prepare_project
 from foundation.workspace import Workspace
 
