@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from croniter import croniter
 
+from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.dagster_defs.partitions import partition_window, partitioned_schedule, partitions_definition
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.ingest.report import LoadReport
@@ -24,10 +25,6 @@ from foundation.workspace import SourceRef, Workspace
 
 if TYPE_CHECKING:  # foundation.dbt is imported only by the commands that build dbt assets
     from foundation.dbt.project import DbtPaths
-
-
-def bronze_asset_key(source: SourceRef) -> dg.AssetKey:
-    return dg.AssetKey([source.usecase, "bronze", source.name])
 
 
 def _preview_markdown(report: LoadReport) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from foundation.connectors.files import match_pattern
+from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.secrets import MissingSecretError
 from foundation.workspace import SourceRef, Workspace
 
@@ -86,7 +87,6 @@ def batch_key(source: SourceRef, batch: list[str], listing: dict[str, Fingerprin
 
 
 def file_arrival_sensor(workspace: Workspace, source: SourceRef) -> dg.SensorDefinition:
-    from foundation.dagster_defs.definitions import bronze_asset_key
 
     key = bronze_asset_key(source)
 
