@@ -4,16 +4,14 @@ workspace's Dagster instance. What it runs: README, "Run it unattended"; docs/au
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from foundation.cli.output import console
+from foundation.cli.supervise import supervise
 
 CODE_LOCATION = ["-m", "foundation.dagster_defs.workspace_defs"]  # the workspace from $FOUNDATION_WORKSPACE
 
@@ -56,26 +54,5 @@ def register(app: typer.Typer, open_workspace: Any) -> None:
         if ui:
             console.print(f"Dagster UI on http://{host}:{port}")
         console.print("dagster-daemon running (Ctrl+C to stop)")
-        processes = [subprocess.Popen(c, env=env, cwd=workspace.root) for c in daemon_commands(ui, host, port)]
-
-        def stop(signum: int, _frame: object) -> None:
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, stop)
-        code = 0
-        try:
-            while all(p.poll() is None for p in processes):
-                time.sleep(0.5)
-            code = next(p.returncode for p in processes if p.returncode is not None)
-        except (KeyboardInterrupt, SystemExit):
-            code = 0
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        code = supervise(daemon_commands(ui, host, port), env, workspace.root)
         raise typer.Exit(code)

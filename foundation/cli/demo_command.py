@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
@@ -37,6 +37,7 @@ def _stop_on_sigterm() -> None:
         raise KeyboardInterrupt  # the same clean stop as Ctrl-C: servers shut, environment restored
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C stops us even where SIGINT came in ignored
 
 
 def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
@@ -117,7 +118,8 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
                     print("\n".join(export_lines(environment)), flush=True)
                     console.print("Ctrl-C stops them.", highlight=False)
                 try:
-                    threading.Event().wait()
+                    while True:  # bounded sleeps: a signal handled on a server thread still stops us
+                        time.sleep(0.5)
                 except KeyboardInterrupt:
                     err_console.print("stopped the demo services")
         except ServeError as exc:

@@ -7,7 +7,6 @@ foundation.yaml), or on `--workspace DIR`. Listing and report commands take `--j
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -272,7 +271,9 @@ def ui(
         str(port),
     ]
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl+C to stop)")
-    raise typer.Exit(subprocess.call(command, env=env, cwd=workspace.root))
+    from foundation.cli.supervise import supervise
+
+    raise typer.Exit(supervise([command], env, workspace.root))
 
 
 def _register_daemon_command() -> None:

@@ -177,3 +177,30 @@ def test_serve_generates_missing_landing_files_and_refuses_a_busy_port(
 def test_export_lines_quote_values_for_the_shell() -> None:
     lines = export_lines({"WORKSHOP_API_URL": "http://127.0.0.1:1/api/", "WORKSHOP_TOKEN": "a b'c"})
     assert lines == ["export WORKSHOP_API_URL=http://127.0.0.1:1/api/", "export WORKSHOP_TOKEN='a b'\"'\"'c'"]
+
+
+def _ignore_stop_signals() -> None:
+    """What a background job or a test runner may hand down: Ctrl+C and SIGTERM ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_on_its_signal_even_when_started_with_stop_signals_ignored(
+    workspace: Path, stop: signal.Signals
+) -> None:
+    process = subprocess.Popen(
+        [*FOUNDATION, "--workspace", str(workspace), "demo", "serve", "--json"],
+        env=_env_without_services(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_ignore_stop_signals,
+    )
+    try:
+        assert process.stdout is not None and json.loads(process.stdout.readline())
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

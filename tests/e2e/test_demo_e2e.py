@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def test_ui_serves_the_asset_graph(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         env=env,
         start_new_session=True,
+        preexec_fn=_ignore_stop_signals,  # as a background job gets them: `foundation ui` must still stop
     )
     query = json.dumps({"query": "{ assetNodes { assetKey { path } groupName } }"}).encode()
     try:
@@ -107,6 +109,27 @@ def test_ui_serves_the_asset_graph(tmp_path: Path) -> None:
         keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
         assert "fleet_maintenance/bronze/engine_telemetry" in keys
         assert "machine_failure/bronze/ai4i_readings" in keys
+        process.terminate()  # SIGTERM to `foundation ui` alone, as a supervisor sends it: it stops its children
+        assert process.wait(timeout=45) == 0
+        assert _group_ends(process.pid, within_s=45), "Dagster processes outlived `foundation ui`"
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+        if process.poll() is None or not _group_ends(process.pid, within_s=0):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _ignore_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _group_ends(group: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
