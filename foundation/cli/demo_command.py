@@ -107,17 +107,18 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
                         err_console.print(f"[red]error[/red] {command_not_found(command)}")
                         code = 127
                     raise typer.Exit(code)
-                if json_output:
-                    print(json.dumps(environment), flush=True)
-                else:
-                    console.print(
-                        f"Serving the demo's workshop API on {services.api_url} and depot page on "
-                        f"{services.depot_page_url}.\nIn the shell that ingests or runs fleet_maintenance, export:",
-                        highlight=False,
-                    )
-                    print("\n".join(export_lines(environment)), flush=True)
-                    console.print("Ctrl-C stops them.", highlight=False)
-                try:
+                try:  # from the first line printed on: a client may stop us as soon as it has read it
+                    if json_output:
+                        print(json.dumps(environment), flush=True)
+                    else:
+                        console.print(
+                            f"Serving the demo's workshop API on {services.api_url} and depot page on "
+                            f"{services.depot_page_url}.\nIn the shell that ingests or runs fleet_maintenance, "
+                            "export:",
+                            highlight=False,
+                        )
+                        print("\n".join(export_lines(environment)), flush=True)
+                        console.print("Ctrl-C stops them.", highlight=False)
                     while True:  # bounded sleeps: a signal handled on a server thread still stops us
                         time.sleep(0.5)
                 except KeyboardInterrupt:
