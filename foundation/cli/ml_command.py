@@ -230,11 +230,13 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
         from mlops.registry import RegistryError, promote
 
+        workspace = open_workspace()
         try:
-            event = promote(open_workspace(), name, version, reason)
+            event = promote(workspace, name, version, reason)
         except RegistryError as exc:
             err_console.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(2) from exc
+        record_champion_change(workspace, event)
         if json_output:
             print_json(event.__dict__)
         else:
@@ -249,15 +251,34 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         """Give the champion alias back to the version that held it before the current one (from the history)."""
         from mlops.registry import RegistryError, rollback
 
+        workspace = open_workspace()
         try:
-            event = rollback(open_workspace(), name, reason)
+            event = rollback(workspace, name, reason)
         except RegistryError as exc:
             err_console.print(f"[red]error[/red] {exc}", highlight=False)
             raise typer.Exit(2) from exc
+        record_champion_change(workspace, event)
         if json_output:
             print_json(event.__dict__)
         else:
             console.print(f"{name}: champion v{event.previous_version} -> v{event.version} ({reason})")
+
+
+def record_champion_change(workspace: Workspace, event: Any) -> None:
+    """A champion moved by hand is a new materialisation of the model's `registered` asset on the workspace's
+    Dagster instance: under automation, its batch predictions and monitoring follow it as they follow the gate."""
+    import dagster as dg
+
+    from foundation.dagster_defs.instance import dagster_instance
+
+    usecase, _, model = event.model.partition("__")
+    dagster_instance(workspace).report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=dg.AssetKey([usecase, "ml", model, "registered"]),
+            description=f"champion v{event.previous_version or '-'} -> v{event.version} by hand ({event.action})",
+            metadata={"version": event.version, "action": event.action, "actor": event.actor, "reason": event.reason},
+        )
+    )
 
 
 def train_stage(workspace: Workspace, usecase: str, since: float = 0.0) -> dict[str, Any] | None:

@@ -153,3 +153,31 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
     assert psi(reference, pd.Series(rng.normal(0, 1, 5000))) < 0.02
     assert psi(reference, pd.Series(rng.normal(1, 1, 5000))) > 0.25
     assert psi(pd.Series(["a"] * 50 + ["b"] * 50), pd.Series(["a"] * 90 + ["c"] * 10)) > 0.25
+
+
+def test_a_promotion_by_hand_is_a_new_registered_materialisation_that_automation_follows(
+    trained: dict[str, Any],
+) -> None:
+    import dagster as dg
+    from typer.testing import CliRunner
+
+    from foundation.cli.main import app
+    from foundation.dagster_defs.instance import dagster_instance
+
+    kit = trained["kit"]
+    before = _champion(kit)
+    other = next(v["version"] for v in show_model(kit.workspace, "fleet__risk")["versions"] if v["version"] != before)
+    key = dg.AssetKey(["fleet", "ml", "risk", "registered"])
+    runner = CliRunner()
+    promoted = runner.invoke(
+        app, ["--workspace", str(kit.workspace.root), "models", "promote", "fleet__risk", str(other), "--json"]
+    )
+    assert promoted.exit_code == 0, promoted.output
+    event = dagster_instance(kit.workspace).get_latest_materialization_event(key)
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.metadata["version"].value == other
+    rolled = runner.invoke(app, ["--workspace", str(kit.workspace.root), "models", "rollback", "fleet__risk"])
+    assert rolled.exit_code == 0, rolled.output
+    event = dagster_instance(kit.workspace).get_latest_materialization_event(key)
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.metadata["version"].value == before == _champion(kit)
