@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
+from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.specs.automation import AutomationSpec, effective_policy
 from foundation.workspace import Workspace
 
@@ -76,9 +77,7 @@ class AutomationPlan:
     @classmethod
     def of(cls, workspace: Workspace) -> AutomationPlan:
         declared = {uc: spec.automation for uc, spec in workspace.scan.usecases.items() if spec and spec.automation}
-        partitioned = frozenset(
-            dg.AssetKey([s.usecase, "bronze", s.name]) for s in workspace.sources() if s.spec.partitions is not None
-        )
+        partitioned = frozenset(bronze_asset_key(s) for s in workspace.sources() if s.spec.partitions is not None)
         return cls(default=workspace.settings.automation.default(), usecases=declared, partitioned=partitioned)
 
     def with_partitioned(self, keys: Iterable[dg.AssetKey]) -> AutomationPlan:
