@@ -20,9 +20,10 @@ test-infra:         ## what moves beyond one machine: S3 lakehouse (moto server)
 	./scripts/bootstrap.sh --group spark
 	$(UV_RUN) pytest tests/infra -n 2 --dist loadfile
 
-lint: install       ## ruff lint + format check
+lint: install       ## ruff lint + format check + the layers (import-linter contracts in .importlinter, docs/architecture.md)
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
+	$(UV_RUN) lint-imports
 
 format: install
 	$(UV_RUN) ruff check --fix .

@@ -110,7 +110,7 @@ specs = [s for a in defs.assets for s in a.specs]
 out = {"load_s": load, "assets": len(specs), "automated": sum(1 for s in specs if s.automation_condition)}
 if sys.argv[2] == "ticks":
     from foundation.dagster_defs.instance import dagster_instance
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     instance = dagster_instance(Workspace.open(Path(sys.argv[1])))  # the daemon's: SQLite, connections kept open
     one = dg.AssetSelection.groups(sorted({s.group_name for s in specs})[0])  # what one use case's sensor evaluates

@@ -75,15 +75,15 @@ def bench_workspace(workdir: Path, source: Path, frame: pd.DataFrame) -> Path:
     root.mkdir(parents=True)
     shutil.copy2(source / "foundation.yaml", root / "foundation.yaml")
     shutil.copytree(source / "usecases", root / "usecases")
-    from foundation.dbt.publish import gold_uri
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
+    from foundation.engine.dbt.publish import gold_uri
 
     write_deltalake(gold_uri(Workspace.open(root), USECASE, "features_truck_day"), frame, mode="overwrite")
     return root
 
 
 def model_for(name: str, demo_root: Path, ref: Any, cache: dict[str, Any]) -> tuple[Any, int, float, list[str]]:
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.dataset import read_feature_table
     from mlops.inference import load_champion
     from mlops.training import train_and_evaluate
@@ -104,8 +104,8 @@ def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], r
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from foundation.sql import quote_ident
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
+    from foundation.engine.sql import quote_ident
     from mlops.dataset import feature_table_uri
     from mlops.inference import (
         batch_score,
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--size", default="40x60", help="demo fleet the rows are sampled from (trucks x days)")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.checks import load_model_specs
     from mlops.dataset import read_feature_table
 

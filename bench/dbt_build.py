@@ -43,8 +43,8 @@ OVERHEAD_TARGET = 0.15
 
 COPY_SOURCES = """
 import sys, duckdb
-from foundation.workspace import Workspace
-from foundation.dbt.warehouse import bronze_view_sql, warehouse_path
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.warehouse import bronze_view_sql, warehouse_path
 ws = Workspace.open()
 con = duckdb.connect(str(warehouse_path(ws)))
 for s in ws.sources():
@@ -55,10 +55,10 @@ for s in ws.sources():
 con.close()
 """
 VIEW_SOURCES = """
-from foundation.workspace import Workspace
-from foundation.dbt.warehouse import refresh_bronze_views
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.warehouse import refresh_bronze_views
 import duckdb
-from foundation.dbt.warehouse import warehouse_path
+from foundation.engine.dbt.warehouse import warehouse_path
 ws = Workspace.open()
 con = duckdb.connect(str(warehouse_path(ws)))
 for s in ws.sources():
@@ -159,9 +159,9 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
 
 def dbt_env(ws: Path) -> dict[str, str]:
     """The environment foundation gives dbt (profiles, the framework's macros...), with the anchor's own target."""
-    from foundation.dbt.project import dbt_env as foundation_dbt_env
-    from foundation.dbt.project import dbt_paths
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
+    from foundation.engine.dbt.project import dbt_env as foundation_dbt_env
+    from foundation.engine.dbt.project import dbt_paths
 
     paths = dbt_paths(Workspace.open(ws))
     return {**foundation_dbt_env(paths), "DBT_TARGET_PATH": str(paths.target_dir / "bench")}

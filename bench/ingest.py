@@ -393,7 +393,7 @@ def phases_child(ws: str) -> None:
     import foundation.cli.main  # noqa: F401  (the CLI's imports: typer, settings, specs, workspace)
 
     lap("import the CLI (typer, settings, specs)")
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     workspace = Workspace.open(Path(ws))
     sources = workspace.select_sources(None)

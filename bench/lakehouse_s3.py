@@ -11,7 +11,7 @@ an S3-compatible server (moto's server mode in its own process on a loopback por
 
   anchor        local folder: DuckDB read_parquet over the snapshot's files (the catalog's local path)
   pyarrow-ds    S3: a lazy pyarrow dataset over the snapshot's files on pyarrow's S3FileSystem, scanned by DuckDB
-                (foundation/lakehouse/object_store.py: what the catalog does)
+                (foundation/engine/lakehouse/object_store.py: what the catalog does)
   deltalake-qb  S3: deltalake's own DataFusion reader (QueryBuilder) streamed as Arrow into DuckDB (a one-shot
                 stream: a view on it can be read only once)
 
@@ -81,8 +81,7 @@ def run(args: argparse.Namespace, endpoint: str) -> None:
     import duckdb
     import pyarrow as pa
     from deltalake import DeltaTable, QueryBuilder, write_deltalake
-
-    from foundation.lakehouse.catalog import delta_relation_sql
+    from foundation.engine.lakehouse.catalog import delta_relation_sql
 
     env = {
         "AWS_ACCESS_KEY_ID": "bench",

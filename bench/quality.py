@@ -17,7 +17,8 @@ process tree every 50 ms), and measures:
 (b') the same without the table rule, to split (b) - (a) between the rules in flight and the SQL after the commit.
 (c) the anchor: in a child, the first min(N, --slice) typed rows in memory as Arrow (built by foundation's own
     landing SQL, so the types are those the gate sees), then the eight row rules timed as
-    - `foundation.quality.row_rules.RowValidator.validate` on each batch with every rule left to pandera (what the
+    - `foundation.engine.quality.row_rules.RowValidator.validate` on each batch with every rule left to pandera (what
+    the
       gate ran before the built-in checks moved into the landing query; pandera, polars),
     - the bare pandera polars schema on each batch (without mapping failure cases back to rows),
     - the equivalent `pandera.pandas` schema on each batch (conversion to pandas timed apart),
@@ -146,6 +147,7 @@ def _best(seconds: list[float]) -> float:
 
 def sql_condition(check: Any) -> str:
     """The SQL a row rule means: a row fails when NOT (condition) is true (null = unknown = passes, like pandera)."""
+    from foundation.engine.sql import quote_ident, quote_literal
     from foundation.specs.rules import (
         AcceptedValuesRule,
         BetweenRule,
@@ -155,7 +157,6 @@ def sql_condition(check: Any) -> str:
         NotNullRule,
         RegexRule,
     )
-    from foundation.sql import quote_ident, quote_literal
 
     col = quote_ident(check.column) if check.column else ""
     match check.rule:
@@ -236,20 +237,20 @@ def anchor_child(ws_dir: str, slice_rows: int, repeat: int, batch_rows: int) -> 
     import polars as pl
     import pyarrow as pa
     import pyarrow.compute as pc
+    from foundation.engine.quality.checks import declared_checks
+    from foundation.engine.quality.gate import evaluate_table_outcomes
+    from foundation.engine.quality.row_rules import RowValidator
 
-    from foundation.connectors.files import reader_sql, resolve_files
-    from foundation.ingest.plan import (
+    from foundation.core.workspace import Workspace
+    from foundation.engine.connectors.files import reader_sql, resolve_files
+    from foundation.engine.ingest.plan import (
         LINEAGE_COLUMNS,
         LoadContext,
         compile_landing_sql,
         declared_raw_text_columns,
         plan_columns,
     )
-    from foundation.quality.checks import declared_checks
-    from foundation.quality.gate import evaluate_table_outcomes
-    from foundation.quality.row_rules import RowValidator
-    from foundation.sql import quote_ident
-    from foundation.workspace import Workspace
+    from foundation.engine.sql import quote_ident
 
     workspace = Workspace.open(Path(ws_dir))
     (source,) = workspace.sources()

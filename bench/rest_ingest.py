@@ -144,7 +144,7 @@ def child(method: str, url: str, workdir: Path) -> dict[str, float]:
         rows = con.execute("SELECT count(*) FROM bench.readings").fetchall()[0][0]
         return {"seconds": seconds, "rows": rows}
     workspace = _workspace(workdir)
-    import foundation.connectors.rest_api  # imports dlt (seconds): outside the clock, like the anchor's
+    import foundation.engine.connectors.rest_api  # imports dlt (seconds): outside the clock, like the anchor's
 
     if method == "cli":
         foundation = str(Path(sys.executable).with_name("foundation"))
@@ -156,13 +156,13 @@ def child(method: str, url: str, workdir: Path) -> dict[str, float]:
         reports = json.loads(result.stdout)
         report = reports[0] if isinstance(reports, list) else reports["reports"][0]
         return {"seconds": seconds, "rows": report["rows_landed"]}
-    from foundation.ingest.runner import SourceLoader
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
+    from foundation.engine.ingest.runner import SourceLoader
 
     ws = Workspace.open(workspace)
     source = next(s for s in ws.sources() if s.name == "readings")
     if method == "stage":
-        from foundation.connectors.staging import StageRequest, stage_extract
+        from foundation.engine.connectors.staging import StageRequest, stage_extract
 
         folder = workdir / "staging"
         folder.mkdir(parents=True, exist_ok=True)

@@ -259,7 +259,7 @@ class Result:
 def bench_workspace(demo_root: Path, workdir: Path) -> tuple[Path, str]:
     """A fresh copy of the demo workspace where only MODEL has a champion (both servers serve that one model);
     (its root, the champion's candidate name)."""
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.registry import mlflow_client
 
     root = workdir / "workspace"
@@ -276,7 +276,7 @@ def bench_workspace(demo_root: Path, workdir: Path) -> tuple[Path, str]:
 
 def feature_rows(root: Path, columns: list[str], count: int) -> list[list[Any]]:
     """`count` complete rows of the demo's feature table, in the model's input column order, JSON-ready."""
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.checks import load_model_specs
     from mlops.dataset import read_feature_table
 
@@ -378,7 +378,7 @@ def spool_flushes(log_path: Path) -> tuple[int, int] | None:
 LOG_CPU_CHILD = """
 import asyncio, json, sys, tempfile, time
 from pathlib import Path
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.feedback import PredictionLog, Served
 
 model, row, folder = sys.argv[1], json.loads(sys.argv[2]), sys.argv[5]
@@ -721,7 +721,7 @@ def main() -> None:
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT)
     key = "bench-" + secrets.token_hex(16)  # a throwaway key for this run's servers only
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.registry import tracking_uri
 
     base_env = {

@@ -64,8 +64,8 @@ def child(method: str, db: Path, workdir: Path) -> dict[str, float]:
     import pyarrow  # noqa: F401
     from deltalake import write_deltalake
 
-    from foundation.ingest.runner import ingest_source
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
+    from foundation.engine.ingest.runner import ingest_source
 
     started = time.perf_counter()
     rows = 0

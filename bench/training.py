@@ -42,7 +42,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def measure(root: Path, repeat: int) -> dict[str, object]:
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from mlops.checks import load_model_specs
     from mlops.dataset import read_feature_table
     from mlops.metrics import evaluate

@@ -2,7 +2,7 @@
 
 It reads only what a build publishes (`<lakehouse>/gold/_catalog/kpis.json` and `<lakehouse>/gold/<uc>/kpi_<id>`),
 never the DuckDB warehouse, so it keeps answering while a run writes. Each read takes the tables' current Delta
-snapshot through DuckDB's Parquet reader (see foundation.lakehouse.catalog).
+snapshot through DuckDB's Parquet reader (see foundation.engine.lakehouse.catalog).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 from deltalake.exceptions import TableNotFoundError
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 
-from foundation.dbt.publish import catalog_path
-from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.engine.dbt.publish import catalog_path
 
 GRAIN_ORDER = ("day", "week", "month")
 TREND_POINTS = 12
@@ -162,6 +162,6 @@ def matches(kpi: dict[str, Any], query: str) -> bool:
 
 
 def open_catalog(workspace_root: Path | None = None) -> KpiCatalog:
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     return KpiCatalog(Workspace.open(workspace_root).lakehouse_root)

@@ -34,7 +34,7 @@ def _fmt(value: float | None) -> str:
 
 def catalog_router(workspace_root: Path | None = None) -> APIRouter:
     """Routes of the catalogue for the workspace at `workspace_root` (default: found from the current folder)."""
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     lakehouse_root = Workspace.open(workspace_root).lakehouse_root
     router = APIRouter(tags=["kpis"])

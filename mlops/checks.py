@@ -14,11 +14,11 @@ from pathlib import Path
 
 import duckdb
 
+from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecError
+from foundation.specs.model import ModelSpec
 from foundation.specs.validation import validate_document
 from foundation.specs.yaml_source import YamlDocument, load_yaml
-from foundation.workspace import Workspace
-from mlops.spec import ModelSpec
 
 ML_DIR = "ml"
 DOCS_HINT = "docs/mlops.md"
@@ -251,8 +251,8 @@ def check_estimators(ref: ModelRef) -> list[SpecError]:
 def check_model_specs(workspace: Workspace) -> list[SpecError]:
     """Every model spec: its format, its feature table (a dbt model, published or documented), its columns, the
     baseline rule and row filter (bound by DuckDB), and its candidates' classes and hyper-parameters."""
-    from foundation.dbt.checks import scan_model_columns
-    from foundation.dbt.project import dbt_paths
+    from foundation.engine.dbt.checks import scan_model_columns
+    from foundation.engine.dbt.project import dbt_paths
     from mlops.dataset import published_columns
 
     scan = load_model_specs(workspace.root)

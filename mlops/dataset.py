@@ -15,11 +15,11 @@ import pandas as pd
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from foundation.dbt.publish import gold_uri
-from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.sql import quote_ident
-from foundation.workspace import Workspace
-from mlops.spec import ModelSpec
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.publish import gold_uri
+from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.sql import quote_ident
+from foundation.specs.model import ModelSpec
 
 
 class FeatureTableMissing(LookupError):

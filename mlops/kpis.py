@@ -4,7 +4,7 @@ batch predictions instead of a dbt model.
 dbt builds before the model assets run, so a dbt model over the predictions would always be one batch late (and
 would close a loop in the asset graph). Instead the `predictions` asset publishes each model KPI's table (the KPI
 table's columns: grain, period, value) as the gold snapshot `gold/<uc>/kpi_<id>` right after scoring, and the
-catalogue file lists the declaration next to the dbt KPIs (`foundation.dbt.publish.write_catalog`), so
+catalogue file lists the declaration next to the dbt KPIs (`foundation.engine.dbt.publish.write_catalog`), so
 `foundation kpi list|show`, `/v1/kpis` and the catalogue page read it like any other KPI.
 """
 
@@ -17,11 +17,11 @@ import duckdb
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from foundation.dbt.publish import gold_uri
-from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.publish import gold_uri
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.specs.errors import SpecError
-from foundation.workspace import Workspace
-from kpi_catalog.spec import KpiRef, load_kpis
+from foundation.specs.kpi import KpiRef, load_kpis
 from mlops.checks import ModelRef, load_model_specs
 from mlops.inference import at_risk_sql, predictions_uri
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mlops.spec import SelectionSpec
+from foundation.specs.model import SelectionSpec
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.sql import quote_ident, quote_literal
-from mlops.spec import ModelSpec
+from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.sql import quote_ident, quote_literal
+from foundation.specs.model import ModelSpec
 
 FLOOR = 1e-4  # share given to an empty bin, so ln() stays finite
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from mlops.checks import ModelRef
 from mlops.dataset import read_feature_table
 from mlops.metrics import evaluate

@@ -21,9 +21,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.workspace import Workspace
-from mlops.spec import GateSpec
+from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.specs.model import GateSpec
 
 CHAMPION = "champion"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls from a laptop or a test

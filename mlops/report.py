@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from foundation.specs.model import SelectionSpec
 from mlops.metrics import Evaluation
-from mlops.spec import SelectionSpec
 
 ROWS = (
     ("True Negatives", "tn"),

@@ -26,17 +26,17 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from foundation.gc_tuning import GC_THRESHOLDS
-from foundation.settings import FoundationSettings
-from foundation.workspace import Workspace
+from foundation.core.gc_tuning import GC_THRESHOLDS
+from foundation.core.settings import FoundationSettings
+from foundation.core.workspace import Workspace
 from serving.api.routes import dashboards, health, invocations, metrics, models, portfolio, predict
 from serving.deps import authenticate, keys_from_environment
 from serving.fast_routes import FastScoringRoutes
 from serving.feedback import PredictionLog
+from serving.loaded_models import load_champions
 from serving.metrics import ApiMetrics
 from serving.middleware import ApiMiddleware
 from serving.model_errors import ModelErrors
-from serving.models import load_champions
 from serving.reload import ChampionWatcher, apply_loaded
 from serving.schemas import InvalidInput, error_items, malformed_body, validation_detail
 

@@ -34,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from serving.models import ServedModel
+from serving.loaded_models import ServedModel
 
 log = logging.getLogger("serving.batching")
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from serving.models import ServedModel
+from serving.loaded_models import ServedModel
 
 API_KEYS_ENV = "FOUNDATION_API_KEYS"
 

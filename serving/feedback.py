@@ -38,7 +38,7 @@ import orjson
 import pyarrow as pa
 from fastapi import HTTPException
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.spool import HEADER, GroupCommitWriter, SpoolError, SpoolSlot, encode_frame, other_slots
 
 log = logging.getLogger("serving.feedback")

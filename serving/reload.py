@@ -18,10 +18,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from mlops.registry import champion_versions, mlflow_client
+from serving.loaded_models import load_champion, load_champions
 from serving.metrics import ApiMetrics
-from serving.models import load_champion, load_champions
 
 log = logging.getLogger("serving.reload")
 

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.batching import MicroBatcher, Scored
 from serving.deps import Principal, authorized_model, served_models
 from serving.feedback import Served
-from serving.models import ServedModel
+from serving.loaded_models import ServedModel
 from serving.protocol import FORMATS, records_of
 from serving.schemas import InvalidInput, check_unicode
 

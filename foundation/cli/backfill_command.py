@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from foundation.cli.output import console, err_console, print_json, print_table, tool_output_to
+from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
-from foundation.workspace import Workspace
 
 
 def backfill(

@@ -44,8 +44,8 @@ def register(app: typer.Typer, open_workspace: Any) -> None:
         in foundation.yaml, docs/automation.md), the retraining sensor, and the queue of runs. `--ui` also serves
         the Dagster UI on the same instance. Stops on Ctrl+C or SIGTERM; `foundation status` shows what it did.
         """
+        from foundation.core.workspace import WORKSPACE_ENV
         from foundation.dagster_defs.instance import prepare_home
-        from foundation.workspace import WORKSPACE_ENV
 
         workspace = open_workspace()
         home = prepare_home(workspace)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 

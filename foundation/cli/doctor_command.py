@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
-from foundation.doctor import PARTS, run_doctor
-from foundation.profiles import selected_profile
-from foundation.workspace import find_workspace
+from foundation.core.settings_profiles import selected_profile
+from foundation.core.workspace import find_workspace
+from foundation.platform.doctor import PARTS, run_doctor
 
 STATUS_STYLE = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
 

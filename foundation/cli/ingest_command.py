@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from foundation.cli.output import console, print_table
-from foundation.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
-from foundation.ingest import events
-from foundation.ingest.report import LoadReport
-from foundation.workspace import SourceRef, Workspace
+from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
+from foundation.core.workspace import SourceRef, Workspace
+from foundation.engine.ingest import events
+from foundation.engine.ingest.report import LoadReport
 
 # Our own table reports every outcome and error; the full Dagster logs stay in the instance (`foundation ui`).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

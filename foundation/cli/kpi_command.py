@@ -18,7 +18,7 @@ TREND_ARROW = {"improving": "↗ improving", "worsening": "↘ worsening", "flat
 
 
 def _catalog():  # -> KpiCatalog (imports kept lazy: the CLI starts faster)
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
     from kpi_catalog.catalogue import KpiCatalog
 
     return KpiCatalog(Workspace.open().lakehouse_root)

@@ -16,9 +16,9 @@ import typer
 from foundation.cli.kpi_command import kpi_app
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.cli.run_command import run_cli
-from foundation.profiles import PROFILE_ENV
+from foundation.core.settings_profiles import PROFILE_ENV
+from foundation.core.workspace import WORKSPACE_ENV, Workspace
 from foundation.specs.errors import SpecError, SpecValidationError
-from foundation.workspace import WORKSPACE_ENV, Workspace
 
 app = typer.Typer(
     help="Data Foundation: sources declared in YAML, landed in a Delta lakehouse under quality rules, modelled with "
@@ -91,11 +91,11 @@ def check(json_output: JsonFlag = False, profile: ProfileOption = None) -> None:
     With --profile P, also validate that settings profile of foundation.yaml without connecting to anything:
     types and known keys, secrets only as ${VAR}, every ${VAR} unset here listed (run `foundation doctor` to connect).
     """
-    from foundation.checks import check_workspace
-    from foundation.lakehouse.object_store import is_remote
-    from foundation.profiles import check_profile, selected_profile
-    from foundation.settings import FoundationSettings, LakehouseSettings
-    from foundation.workspace import find_workspace
+    from foundation.core.settings import FoundationSettings, LakehouseSettings
+    from foundation.core.settings_profiles import check_profile, selected_profile
+    from foundation.core.workspace import find_workspace
+    from foundation.engine.lakehouse.object_store import is_remote
+    from foundation.platform.check import check_workspace
 
     root = find_workspace()
     name = selected_profile(profile)
@@ -124,7 +124,7 @@ def check(json_output: JsonFlag = False, profile: ProfileOption = None) -> None:
 @sources_app.command("list")
 def sources_list(json_output: JsonFlag = False) -> None:
     """List every source: use case, extract type, load mode, schedule, owner, and its bronze table."""
-    from foundation.lakehouse.bronze import BronzeTable
+    from foundation.engine.lakehouse.bronze import BronzeTable
 
     workspace = _open()
     try:
@@ -220,7 +220,7 @@ def sql(
     """Query the lakehouse with DuckDB: every bronze table is a view `bronze.<usecase>__<source>`."""
     import duckdb
 
-    from foundation.lakehouse.catalog import register_bronze
+    from foundation.engine.lakehouse.catalog import register_bronze
 
     workspace = _open()
     con = duckdb.connect()
@@ -313,7 +313,7 @@ _register_ml_commands()
 
 
 def _register_serve_command() -> None:
-    from serving.cli import register
+    from foundation.cli.serve_command import register
 
     register(app, _open)
 

@@ -1,4 +1,5 @@
-"""`foundation maintenance`: compact and vacuum every Delta table of the lakehouse (foundation/maintenance.py)."""
+"""`foundation maintenance`: compact and vacuum every Delta table of the lakehouse
+(foundation/engine/lakehouse/maintenance.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
-from foundation.maintenance import MaintenanceReport, run_maintenance
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.maintenance import MaintenanceReport, run_maintenance
 
 
 def _size(n: int) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 
@@ -92,8 +92,8 @@ def _mtime(path: Any) -> float:
 
 
 def print_training_report(report: dict[str, Any]) -> None:
+    from foundation.specs.model import CostSpec, SelectionSpec
     from mlops.report import comparison_rows
-    from mlops.spec import CostSpec, SelectionSpec
 
     cost = CostSpec(currency=report["currency"], false_negative=0) if report["currency"] else None
     selection = SelectionSpec.model_construct(metric=report["metric"], min_precision=None, cost=cost)

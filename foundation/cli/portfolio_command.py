@@ -1,6 +1,6 @@
 """`foundation portfolio [--json] [--out DIR]`: rank the use cases on their qualification sheets.
 
-Registered by `foundation.cli.main`. The ranking and phases come from `foundation.portfolio`.
+Registered by `foundation.cli.main`. The ranking and phases come from `foundation.platform.portfolio`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
-from foundation.portfolio.scoring import NO_SHEET
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.platform.portfolio.scoring import NO_SHEET
 
 MATRIX_FILE = "portfolio.png"
 PAGE_FILE = "portfolio.html"
@@ -44,15 +44,15 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         registered, schedules declared and running. The same page is served by `foundation serve` at /portfolio.
         See docs/usecases.md.
         """
-        from foundation.portfolio.report import build_portfolio
+        from foundation.platform.portfolio.report import build_portfolio
 
         workspace = open_workspace()
         entries = build_portfolio(workspace)
         threshold = workspace.settings.portfolio.threshold
         written: list[Path] = []
         if out is not None:
-            from foundation.portfolio.matrix import matrix_png
-            from foundation.portfolio.page import portfolio_html
+            from foundation.platform.portfolio.matrix import matrix_png
+            from foundation.platform.portfolio.page import portfolio_html
 
             out.mkdir(parents=True, exist_ok=True)
             png = matrix_png(entries, threshold)

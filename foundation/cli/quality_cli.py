@@ -72,7 +72,7 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         """Profile a source (type, null %, distinct, min/max, top values, pattern) and suggest its `checks:`."""
         import yaml
 
-        from foundation.quality.profile import profile_source, suggest_checks, write_suggestions
+        from foundation.engine.quality.profiling import profile_source, suggest_checks, write_suggestions
 
         workspace = open_workspace()
         try:
@@ -80,7 +80,7 @@ def register(app: typer.Typer, open_workspace: typer.models.CommandFunctionType)
         except (SpecValidationError, LookupError) as exc:
             err_console.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from exc
-        from foundation.connectors.staging import ExtractError
+        from foundation.engine.connectors.staging import ExtractError
 
         try:
             result = profile_source(workspace, ref, sample_rows)  # rest_api/sql/html_table: staged first

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from foundation.lakehouse.bronze import BronzeTable
-from foundation.quality.checks import declared_checks
-from foundation.quality.gate import evaluate_table_outcomes
-from foundation.quality.results import latest_results
+from foundation.core.workspace import SourceRef, Workspace
+from foundation.engine.lakehouse.bronze import BronzeTable
+from foundation.engine.quality.checks import declared_checks
+from foundation.engine.quality.gate import evaluate_table_outcomes
+from foundation.engine.quality.results import latest_results
 from foundation.specs.rules import FreshnessRule
-from foundation.workspace import SourceRef, Workspace
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "not loaded": "dim"}
 

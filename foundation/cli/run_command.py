@@ -21,10 +21,10 @@ from foundation.cli.ingest_command import (
     skip_partitioned,
 )
 from foundation.cli.output import tool_output_to
-from foundation.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
-from foundation.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
-from foundation.ingest import events
-from foundation.workspace import Workspace
+from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
+from foundation.engine.ingest import events
 
 RUN_DIR = "run"  # dbt's target folder for runs, under <state>/dbt/target
 
@@ -260,7 +260,7 @@ def run_cli(
     from foundation.cli.ingest_command import print_reports
     from foundation.cli.output import err_console, print_json
     from foundation.dagster_defs.instance import DagsterInstanceError
-    from foundation.dbt.project import DbtPrepareError
+    from foundation.engine.dbt.project import DbtPrepareError
     from foundation.specs.errors import SpecValidationError
 
     workspace = Workspace.open()

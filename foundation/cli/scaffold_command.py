@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.core.workspace import Workspace
 from foundation.specs.usecase import USECASE_TYPES
-from foundation.workspace import Workspace
 
 usecase_app = typer.Typer(
     help="Onboard use cases: `new NAME` writes a working skeleton, `list` shows them with phase and scores.",
@@ -152,7 +152,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     ) -> None:
         """Every use case: name, type, owner, detected phase, value and complexity scores, quadrant."""
-        from foundation.portfolio.report import build_portfolio
+        from foundation.platform.portfolio.report import build_portfolio
 
         workspace = open_workspace()
         entries = sorted(build_portfolio(workspace), key=lambda e: e.name)

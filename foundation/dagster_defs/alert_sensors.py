@@ -21,14 +21,14 @@ from typing import Any
 
 import dagster as dg
 
-from foundation.notifications.incidents import Observation
-from foundation.notifications.service import process
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.engine.notifications.incidents import Observation
+from foundation.engine.notifications.service import process
 
-log = logging.getLogger("foundation.notifications")
+log = logging.getLogger("foundation.engine.notifications")
 
 MONITORING_CHECKS = ("feature_drift", "realised_performance")
-FRESHNESS_CHECK_PREFIX = "freshness__"  # foundation/quality/checks.py names freshness rules so
+FRESHNESS_CHECK_PREFIX = "freshness__"  # foundation/engine/quality/checks.py names freshness rules so
 GATE_RULE = "ml_gate"
 NO_USECASE = "-"
 HIDDEN_JOB_PREFIX = "__"  # __ASSET_JOB, __ephemeral_asset_job__: named after no one
@@ -125,7 +125,7 @@ def run_observation(
 def recovered_run_incidents(workspace: Workspace, instance: dg.DagsterInstance) -> list[Observation]:
     """Open run incidents whose failed run's unfinished assets have all been materialised since, by any runs: with
     automation, the next runs select other subsets, so waiting for the same target to succeed could wait forever."""
-    from foundation.notifications.store import IncidentStore
+    from foundation.engine.notifications.store import IncidentStore
 
     observations = []
     for incident in IncidentStore.of_workspace(workspace).open().values():

@@ -12,7 +12,8 @@ A policy (foundation/specs/automation.py) comes from foundation.yaml's `automati
 and then the model spec's. `manual` gives no condition: those assets run only when asked. Bronze keeps its cron
 schedule and its new-files sensor (foundation/dagster_defs/file_sensors.py).
 
-DuckDB has one writer: the dbt build and the gold publish hold the warehouse lock (foundation/dbt/warehouse.py) and
+DuckDB has one writer: the dbt build and the gold publish hold the warehouse lock (foundation/engine/dbt/warehouse.py)
+and
 share the `duckdb_warehouse` pool, so two runs launched by the sensor wait for each other instead of failing; eager
 never requests an asset that is in progress or whose inputs are.
 """
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
+from foundation.core.workspace import Workspace
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.specs.automation import AutomationSpec, effective_policy
-from foundation.workspace import Workspace
 
 
 def eager_condition(partitioned: frozenset[dg.AssetKey] = frozenset()) -> dg.AutomationCondition:

@@ -36,8 +36,8 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._serdes import ConfigurableClassData
 
+from foundation.core.workspace import WORKSPACE_ENV, Workspace
 from foundation.dagster_defs.definitions import bronze_asset_key
-from foundation.workspace import WORKSPACE_ENV, Workspace
 
 DEFS_MODULE = "foundation.dagster_defs.workspace_defs"  # what `foundation ui` and the daemon load
 DAEMON_HEARTBEAT_SECONDS = 60  # a backfill daemon heard from within this is taken as running

@@ -20,10 +20,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from packaging.version import Version
 
+from foundation.core.workspace import Workspace
 from foundation.dagster_defs.automation import AutomationPlan
 from foundation.dagster_defs.resources import FoundationResource
-from foundation.dbt.partial_parse import reuse_partial_parse
-from foundation.dbt.project import (
+from foundation.engine.dbt.partial_parse import reuse_partial_parse
+from foundation.engine.dbt.project import (
     GENERATED_DIR,
     DbtPaths,
     DbtPrepareError,
@@ -31,10 +32,9 @@ from foundation.dbt.project import (
     load_manifest,
     prepare_project,
 )
-from foundation.dbt.publish import gold_uri, publish_usecase, published_models
-from foundation.dbt.warehouse import refresh_bronze_views, warehouse_lock
+from foundation.engine.dbt.publish import gold_uri, publish_usecase, published_models
+from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock
 from foundation.specs.errors import SpecValidationError
-from foundation.workspace import Workspace
 
 DBT_OP_NAME = "dbt_models"
 WAREHOUSE_POOL = "duckdb_warehouse"  # one writer per DuckDB file: Dagster runs these steps one at a time
@@ -194,7 +194,7 @@ def dbt_definitions(
     reported as a warning here, and as an error by `foundation run` and `foundation check`. `prepared`: the paths
     `prepare_project` returned earlier in the same command (checks, generated files and fingerprint not redone).
     """
-    from foundation.dbt.project import dbt_paths
+    from foundation.engine.dbt.project import dbt_paths
 
     if prepared is not None:
         paths = prepared

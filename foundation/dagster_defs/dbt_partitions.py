@@ -20,8 +20,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from foundation.dagster_defs.resources import FoundationResource
-from foundation.dbt.partial_parse import reuse_partial_parse
-from foundation.dbt.project import DbtPaths
+from foundation.engine.dbt.partial_parse import reuse_partial_parse
+from foundation.engine.dbt.project import DbtPaths
 
 PARTITIONED_BATCH_SIZES = {"hour", "day", "month"}
 
@@ -59,7 +59,7 @@ def partitioned_dbt_assets(
     paths: DbtPaths, manifest: Mapping[str, Any], translator: Any, pool: str
 ) -> list[dg.AssetsDefinition]:
     """One partitioned dbt op per (batch_size, begin) of the microbatch models."""
-    from foundation.dbt.warehouse import refresh_bronze_views, warehouse_lock
+    from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock
 
     assets = []
     for (batch_size, begin), names in microbatch_models(manifest).items():

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from croniter import croniter
 
+from foundation.core.workspace import SourceRef, Workspace
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.dagster_defs.partitions import partition_window, partitioned_schedule, partitions_definition
 from foundation.dagster_defs.resources import FoundationResource
-from foundation.ingest.report import LoadReport
-from foundation.quality.checks import declared_checks
+from foundation.engine.ingest.report import LoadReport
+from foundation.engine.quality.checks import declared_checks
 from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
 from foundation.specs.source import SourceSpec
-from foundation.workspace import SourceRef, Workspace
 
-if TYPE_CHECKING:  # foundation.dbt is imported only by the commands that build dbt assets
-    from foundation.dbt.project import DbtPaths
+if TYPE_CHECKING:  # foundation.engine.dbt is imported only by the commands that build dbt assets
+    from foundation.engine.dbt.project import DbtPaths
 
 
 def _preview_markdown(report: LoadReport) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 
 import dagster as dg
 
-from foundation.connectors.files import match_pattern
+from foundation.core.workspace import SourceRef, Workspace
 from foundation.dagster_defs.keys import bronze_asset_key
-from foundation.secrets import MissingSecretError
-from foundation.workspace import SourceRef, Workspace
+from foundation.engine.connectors.files import match_pattern
+from foundation.specs.secrets import MissingSecretError
 
 SETTLE_S = 2.0  # a file younger than this may still be being written
 Fingerprint = tuple[int, int]  # (size in bytes, mtime in ns)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 # dagster.yaml field of `postgres_db` -> the environment variable it is read from (Dagster's `env:` source).
 POSTGRES_ENV = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from foundation.workspace import SourceRef
+from foundation.core.workspace import SourceRef
 
 
 def bronze_asset_key(source: SourceRef) -> dg.AssetKey:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from foundation.maintenance import run_maintenance
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.maintenance import run_maintenance
 
 JOB_NAME = "foundation_maintenance"
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from foundation.lakehouse.partitions import PartitionWindow
+from foundation.core.workspace import SourceRef
+from foundation.engine.lakehouse.partitions import PartitionWindow
 from foundation.specs.partitions import PartitionsSpec
-from foundation.workspace import SourceRef
 
 
 def partitions_definition(spec: PartitionsSpec | None) -> dg.TimeWindowPartitionsDefinition | None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from foundation.ingest import events
-from foundation.ingest.report import LoadReport
-from foundation.ingest.runner import ingest_source
-from foundation.lakehouse.partitions import PartitionWindow
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.engine.ingest import events
+from foundation.engine.ingest.report import LoadReport
+from foundation.engine.ingest.runner import ingest_source
+from foundation.engine.lakehouse.partitions import PartitionWindow
 
 
 class FoundationResource(dg.ConfigurableResource):

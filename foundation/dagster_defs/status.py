@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 LAYERS = ("bronze", "staging", "marts", "features", "kpis", "gold", "ml")
 DAEMON_ALIVE_S = 120  # a heartbeat older than this: the daemon is not running
@@ -48,7 +48,7 @@ class UsecaseStatus:
     layers: list[dict[str, Any]] = field(default_factory=list)
     stale: list[dict[str, Any]] = field(default_factory=list)
     failing_checks: list[CheckResult] = field(default_factory=list)
-    incidents: list[dict[str, Any]] = field(default_factory=list)  # open ones (foundation/notifications)
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # open ones (foundation/engine/notifications)
     next_ticks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -204,8 +204,8 @@ def read_checks(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
 
 
 def read_open_incidents(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
-    """Open incidents of a use case, from the alerts' incident store (foundation/notifications)."""
-    from foundation.notifications import open_incidents
+    """Open incidents of a use case, from the alerts' incident store (foundation/engine/notifications)."""
+    from foundation.engine.notifications import open_incidents
 
     return [i for i in open_incidents(workspace) if i.get("usecase") == usecase]
 

@@ -10,14 +10,14 @@ import time
 
 import duckdb
 
-from foundation.checks import check_workspace
 from foundation.cli.ingest_command import print_reports, run_ingest
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.cli.run_command import model_stage, print_model_stage
+from foundation.core.workspace import Workspace
 from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
 from foundation.demo.serve import demo_services
-from foundation.lakehouse.catalog import register_bronze
-from foundation.workspace import Workspace
+from foundation.engine.lakehouse.catalog import register_bronze
+from foundation.platform.check import check_workspace
 
 DEMO_USECASE = "fleet_maintenance"
 

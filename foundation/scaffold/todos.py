@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from foundation.core.workspace import USECASES_DIR, Workspace
 from foundation.specs.errors import SpecError
-from foundation.workspace import USECASES_DIR, Workspace
 
 TODO_RE = re.compile(r"\bTODO\b:?\s*(.*)")
 SUFFIXES = (".yaml", ".yml", ".sql")
@@ -27,7 +27,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def todo_warnings(workspace: Workspace) -> list[SpecError]:
-    from foundation.dbt.project import dbt_paths
+    from foundation.engine.dbt.project import dbt_paths
 
     models = dbt_paths(workspace).project_dir / "models"
     warnings = []

@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foundation.core.workspace import USECASES_DIR
 from foundation.scaffold.render import (
     ScaffoldError,
     UsecaseAnswers,
@@ -15,7 +16,6 @@ from foundation.scaffold.render import (
     validate_answers,
     workspace_files,
 )
-from foundation.workspace import USECASES_DIR
 
 DISTRIBUTION = "data-foundation"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from foundation.specs.model import ModelSpec
 from foundation.specs.source import SourceSpec
 from foundation.specs.usecase import UsecaseSpec
-from mlops.spec import ModelSpec
 
 SCHEMAS: dict[str, type[BaseModel]] = {"source": SourceSpec, "usecase": UsecaseSpec, "model": ModelSpec}
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from foundation.secrets import MissingSecretError, resolve
 from foundation.specs.errors import SpecError
+from foundation.specs.secrets import MissingSecretError, resolve
 
 SETTING = "ingest.allowed_roots"
 GLOB_CHARS = ("*", "?", "[")

@@ -4,7 +4,7 @@ Column rules sit under a column's `checks:`, table rules under the source's `che
 rule key (its name) and optionally `severity` (error by default: failing rows are quarantined, failing loads are
 refused, failing checks block downstream assets) and `name` (the Dagster check name, when the default clashes).
 `pandera` names any pandera check method, built-in or registered by the user, at the level the YAML says.
-Parsing only; `foundation.quality` compiles them.
+Parsing only; `foundation.engine.quality` compiles them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`usecases/<name>/usecase.yaml`: the use case's identity, refresh plan and qualification sheet.
 
 The qualification sheet rates anticipated value and complexity, each criterion Low/Medium/High (blank: not rated
-yet). `foundation.portfolio` scores it with the weights of `portfolio:` in foundation.yaml (docs/usecases.md).
+yet). `foundation.platform.portfolio` scores it with the weights of `portfolio:` in foundation.yaml (docs/usecases.md).
 """
 
 from __future__ import annotations

@@ -92,10 +92,10 @@ def test_status_shows_refresh_failing_check_and_next_tick(tmp_path: Path) -> Non
     assert (
         "not running" in text.stdout and "Failing checks" in text.stdout and "plant__readings__schedule" in text.stdout
     )
-    # an incident the alerts opened (foundation/notifications) is on the screen until it is resolved
-    from foundation.notifications.incidents import Incident, Transition
-    from foundation.notifications.store import IncidentStore
-    from foundation.workspace import Workspace
+    # an incident the alerts opened (foundation/engine/notifications) is on the screen until it is resolved
+    from foundation.core.workspace import Workspace
+    from foundation.engine.notifications.incidents import Incident, Transition
+    from foundation.engine.notifications.store import IncidentStore
 
     incident = Incident(
         event="check_failed",

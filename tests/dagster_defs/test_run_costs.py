@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from foundation.cli.run_command import stage_of
+from foundation.core.workspace import Workspace
 from foundation.dagster_defs.dbt_assets import dbt_resource
-from foundation.dbt.partial_parse import PARTIAL_PARSE_FILE, reuse_partial_parse
-from foundation.dbt.project import prepare_project
-from foundation.workspace import Workspace
+from foundation.engine.dbt.partial_parse import PARTIAL_PARSE_FILE, reuse_partial_parse
+from foundation.engine.dbt.project import prepare_project
 
 REPO = Path(__file__).resolve().parents[2]
 

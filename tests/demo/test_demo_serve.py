@@ -22,9 +22,9 @@ import pytest
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
+from foundation.core.workspace import WORKSPACE_ENV
 from foundation.demo.fleet_data import DEPOTS, FleetSize, generate_fleet_landing
 from foundation.demo.serve import SERVED_ENV, export_lines, missing_files
-from foundation.workspace import WORKSPACE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 SERVED_SOURCES = ("maintenance", "failures", "depots")

@@ -16,8 +16,10 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from foundation.engine.lakehouse.catalog import register_bronze
 from pg_server import PostgresServer
 
+from foundation.core.workspace import Workspace
 from foundation.dagster_defs.instance import (
     POSTGRES_ENV,
     DagsterInstanceError,
@@ -25,8 +27,6 @@ from foundation.dagster_defs.instance import (
     instance_config,
     prepare_home,
 )
-from foundation.lakehouse.catalog import register_bronze
-from foundation.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra" / "dagster"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from foundation.profiles import check_profile
-from foundation.settings import FoundationSettings
+from foundation.core.settings import FoundationSettings
+from foundation.core.settings_profiles import check_profile
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

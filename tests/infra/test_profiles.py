@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
-from foundation.doctor import Redactor, run_doctor
-from foundation.profiles import (
+from foundation.core.settings_profiles import (
     PROFILE_ENV,
     SettingsError,
     apply_profile,
@@ -19,7 +18,8 @@ from foundation.profiles import (
     deep_merge,
     expand_env,
 )
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.platform.doctor import Redactor, run_doctor
 
 SECRET = "s3cr3t-value-never-printed"
 SETTINGS_YAML = """\

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from s3_server import SECRET_KEY, S3Server, running_s3
-from typer.testing import CliRunner
-
-from foundation.cli.main import app
-from foundation.lakehouse.catalog import bronze_tables, register_bronze
-from foundation.lakehouse.object_store import (
+from foundation.engine.lakehouse.catalog import bronze_tables, register_bronze
+from foundation.engine.lakehouse.object_store import (
     azure_filesystem_kwargs,
     filesystem_path,
     is_remote,
     s3_filesystem_kwargs,
 )
-from foundation.workspace import Workspace
+from s3_server import SECRET_KEY, S3Server, running_s3
+from typer.testing import CliRunner
+
+from foundation.cli.main import app
+from foundation.core.workspace import Workspace
 
 BUCKET = "lake"
 ROOT = f"s3://{BUCKET}/foundation"

@@ -20,12 +20,12 @@ import psutil
 import pytest
 import yaml
 
-from foundation.dbt.project import dbt_env, dbt_executable, prepare_project
-from foundation.dbt.spark import bronze_views_file, spark_state_dir
-from foundation.dbt.warehouse import refresh_bronze_views, warehouse_lock, warehouse_path
+from foundation.core.workspace import Workspace
 from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
-from foundation.workspace import Workspace
-from tests.dbt.conftest import copy_platform
+from foundation.engine.dbt.project import dbt_env, dbt_executable, prepare_project
+from foundation.engine.dbt.spark import bronze_views_file, spark_state_dir
+from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock, warehouse_path
+from tests.engine.dbt.conftest import copy_platform
 
 if not os.environ.get("CI"):  # CI installs the group (`make test`); there a missing PySpark must fail, not skip
     pytest.importorskip("pyspark", reason="dbt on Spark needs the spark dependency group: uv sync --group spark")

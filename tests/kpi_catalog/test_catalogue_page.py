@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dbt.conftest import copy_platform
+from tests.engine.dbt.conftest import copy_platform
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from foundation.specs.kpi import load_kpis
 from kpi_catalog.catalogue import Point, status_against_target, trend_of
 from kpi_catalog.chart import history_svg
 from kpi_catalog.compile import SPARK_TYPES, contract_columns, kpi_properties, simple_kpi_sql
-from kpi_catalog.spec import load_kpis
 
 SIMPLE = """\
 id: uptime

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from deltalake import write_deltalake
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from mlops.checks import ModelRef, load_model_specs
 
 USECASE = "fleet"

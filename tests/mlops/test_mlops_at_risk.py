@@ -10,9 +10,9 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
-from foundation.dbt.publish import write_catalog
+from foundation.engine.dbt.publish import write_catalog
+from foundation.specs.kpi import load_kpis
 from kpi_catalog.catalogue import KpiCatalog
-from kpi_catalog.spec import load_kpis
 from mlops.checks import load_model_specs
 from mlops.inference import batch_score, predictions_uri
 from mlops.kpis import check_model_kpis, publish_model_kpis

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
+from foundation.specs.model import CandidateSpec
 from mlops.inference import batch_score, compiled_inputs_sql, predictions_uri
-from mlops.spec import CandidateSpec
 from mlops.training import build_pipeline, model_inputs, positive_scores
 from tests.mlops.conftest import MlWorkspace, spec_dict, synthetic_features
 

@@ -1,4 +1,4 @@
-"""A model KPI reused with `extends:` (kpi_catalog.spec.resolve_kpis): the child inherits `predictions:` and the
+"""A model KPI reused with `extends:` (foundation.specs.kpi.resolve_kpis): the child inherits `predictions:` and the
 rest of the definition, overrides what differs, is published by the predictions step and read by the catalogue;
 mixing it with a dbt definition fails with the line and the fix."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from foundation.dbt.publish import write_catalog
+from foundation.engine.dbt.publish import write_catalog
+from foundation.specs.kpi import load_kpis
 from kpi_catalog.catalogue import KpiCatalog
-from kpi_catalog.spec import load_kpis
 from mlops.checks import load_model_specs
 from mlops.inference import batch_score
 from mlops.kpis import check_model_kpis, latest_model_kpis, publish_model_kpis

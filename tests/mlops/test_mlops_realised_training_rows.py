@@ -7,8 +7,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from foundation.specs.model import ModelSpec
 from mlops.monitoring import realised_sql
-from mlops.spec import ModelSpec
 from tests.mlops.conftest import spec_dict
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from foundation.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.specs.model import GateSpec
 from mlops.inference import at_risk, batch_score, predictions_uri
 from mlops.monitoring import psi, run_monitoring
 from mlops.pipeline import run_training
@@ -25,7 +26,6 @@ from mlops.registry import (
     rollback,
     show_model,
 )
-from mlops.spec import GateSpec
 from tests.mlops.conftest import spec_dict
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops.spec import CandidateSpec
+from foundation.specs.model import CandidateSpec
 from mlops.training import build_pipeline, model_inputs, reproducible_scores
 from tests.mlops.conftest import synthetic_features
 

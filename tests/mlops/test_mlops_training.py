@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from foundation.specs.model import ModelSpec, SelectionSpec
 from mlops.metrics import choose_threshold, confusion, evaluate
 from mlops.report import comparison_markdown, comparison_rows
-from mlops.spec import ModelSpec, SelectionSpec
 from mlops.training import baseline_predictions, train_and_evaluate, training_problem
 from tests.mlops.conftest import spec_dict, synthetic_features
 

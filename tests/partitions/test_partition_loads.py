@@ -9,10 +9,10 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from foundation.engine.lakehouse.bronze import BronzeTable
+from foundation.engine.lakehouse.partitions import PartitionWindow
 
-from foundation.ingest.runner import ingest_source
-from foundation.lakehouse.bronze import BronzeTable
-from foundation.lakehouse.partitions import PartitionWindow
+from foundation.engine.ingest.runner import ingest_source
 
 COLUMNS = [
     {"name": "ts", "type": "timestamp", "required": True},
@@ -208,9 +208,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from foundation.lakehouse.bronze import BronzeTable
-from foundation.lakehouse.partitions import PartitionWindow, replace_partition
-from foundation.workspace import Workspace
+from foundation.engine.lakehouse.bronze import BronzeTable
+from foundation.engine.lakehouse.partitions import PartitionWindow, replace_partition
+from foundation.core.workspace import Workspace
 
 root, marker = Path(sys.argv[1]), Path(sys.argv[2])
 workspace = Workspace.open(root)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from foundation.dbt.project import (
+from foundation.core.workspace import Workspace
+from foundation.engine.dbt.project import (
     FRAMEWORK_MACROS_ENTRY,
     dbt_paths,
     framework_macro_errors,
@@ -18,7 +19,6 @@ from foundation.dbt.project import (
 )
 from foundation.scaffold.writer import init_workspace
 from foundation.specs.errors import SpecValidationError
-from foundation.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 # What generated models (source status, KPI models) and the repo's models call.
@@ -32,7 +32,7 @@ def _defined(folder: Path) -> dict[str, Path]:
 
 def test_the_package_holds_the_one_copy_of_the_framework_macros() -> None:
     shipped = _defined(framework_macros_dir())
-    assert framework_macros_dir().parent == REPO / "foundation" / "dbt"  # package data, inside the package
+    assert framework_macros_dir().parent == REPO / "foundation" / "engine" / "dbt"  # package data, inside the package
     assert set(NEEDED) <= set(shipped)
     # The repo's own project keeps only what is its own (the schema naming), so nothing can drift.
     assert set(_defined(REPO / "dbt_project" / "macros")) == {"generate_schema_name"}
@@ -69,7 +69,7 @@ def test_copies_left_by_an_older_init_are_named_with_the_fix(tmp_path: Path) -> 
         prepare_project(Workspace.open(root))
     first = caught.value.errors[0]
     assert first.path == old_copy and first.line is not None and first.field == "seconds_between"
-    assert "foundation/dbt/macros/cross_engine.sql" in first.message
+    assert "foundation/engine/dbt/macros/cross_engine.sql" in first.message
     assert "delete this copy" in first.hint
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from foundation.profiles import check_profile
+from foundation.core.settings_profiles import check_profile
 from foundation.scaffold.render import FRAMEWORK_PIPELINE, PLATFORM_INFRA_FILES, pipeline, workspace_files
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,12 +9,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from foundation.checks import check_workspace
 from foundation.cli.main import app
+from foundation.core.workspace import WORKSPACE_ENV, Workspace
+from foundation.platform.check import check_workspace
 from foundation.scaffold.render import ScaffoldError, UsecaseAnswers, usecase_files
 from foundation.scaffold.todos import todo_lines
-from foundation.workspace import WORKSPACE_ENV, Workspace
-from mlops.spec import ESTIMATORS, ModelSpec
+from foundation.specs.model import ESTIMATORS, ModelSpec
 
 runner = CliRunner()
 

@@ -77,7 +77,7 @@ def own_workspace(served_workspace: Path, tmp_path: Path) -> Path:
 
 def add_version(root: Path, name: str, source: str | None = None) -> int:
     """Register one more version of `name` (the same model as its champion, or `source`): a version to move to."""
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     client = mlflow_client(Workspace.open(root))
     champion = current_champion(client, name)

@@ -13,9 +13,9 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 
-from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.app import create_app
 from serving.batching import MicroBatcher
 from serving.feedback import (
@@ -27,14 +27,14 @@ from serving.feedback import (
     feedback_uri,
     prepare,
 )
-from serving.models import ServedModel
+from serving.loaded_models import ServedModel
 from tests.serving.conftest import KEYS, RISK, auth
 
 
 @pytest.fixture(scope="module")
 def risk_model(served_workspace: Path) -> ServedModel:
     from mlops.registry import mlflow_client
-    from serving.models import load_champion
+    from serving.loaded_models import load_champion
 
     workspace = Workspace.open(served_workspace)
     model = load_champion(workspace, mlflow_client(workspace), RISK, 1000)
@@ -119,7 +119,7 @@ def test_a_lone_request_does_not_wait(risk_model: ServedModel) -> None:
 def test_batched_and_unbatched_apps_answer_the_same(
     served_workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from foundation.settings import load_settings
+    from foundation.core.settings import load_settings
 
     monkeypatch.setenv("FOUNDATION_API_KEYS", KEYS)
     settings = load_settings(served_workspace)

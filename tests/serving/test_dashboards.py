@@ -32,7 +32,7 @@ predictions: risk
 
 def build_dashboard_workspace(root: Path) -> Path:
     """A trained, scored workspace with its at-risk KPI published (usecase `fleet`, model `fleet__risk`)."""
-    from foundation.dbt.publish import write_catalog
+    from foundation.engine.dbt.publish import write_catalog
     from mlops.inference import batch_score
     from mlops.kpis import publish_model_kpis
     from mlops.pipeline import run_training
@@ -69,7 +69,7 @@ def client(dashboard_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Te
 
 def flagged_on_last_day(root: Path) -> tuple[str, pd.DataFrame]:
     """Independently of the page: the trucks flagged on the latest predicted day, highest score first."""
-    from foundation.workspace import Workspace
+    from foundation.core.workspace import Workspace
 
     uri = f"{Workspace.open(root).lakehouse_root}/ml/fleet/risk/predictions"
     predictions = DeltaTable(uri).to_pandas()

@@ -15,11 +15,11 @@ from typing import Any
 import duckdb
 import pytest
 from fastapi.testclient import TestClient
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foundation.lakehouse.catalog import delta_relation_sql
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.feedback import feedback_uri
 from tests.serving.conftest import KEYS, RISK, auth
 

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.batching import REFUSAL_WAIT_MAX_S, MicroBatcher
+from serving.loaded_models import ServedModel
 from serving.metrics import ApiMetrics
 from serving.model_errors import ModelErrors, error_kind
-from serving.models import ServedModel
 from serving.schemas import (
     ColumnSpec,
     InvalidInput,
@@ -171,7 +171,7 @@ def test_a_repeated_model_error_logs_its_traceback_once_then_counts(caplog: pyte
 @pytest.fixture(scope="module")
 def risk_model(served_workspace: Path) -> ServedModel:
     from mlops.registry import mlflow_client
-    from serving.models import load_champion
+    from serving.loaded_models import load_champion
 
     workspace = Workspace.open(served_workspace)
     model = load_champion(workspace, mlflow_client(workspace), RISK, 1000)

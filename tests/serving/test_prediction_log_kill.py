@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.feedback import feedback_uri, spool_root
 from tests.serving.conftest import ALL_KEY, RISK
 from tests.serving.server import Server, call

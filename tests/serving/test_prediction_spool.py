@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 from fastapi import HTTPException
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving.feedback import PredictionLog, Served, decode_record, encode_record, feedback_uri, prepare, spool_root
 from serving.spool import HEADER, SpoolSlot, decode_frames, encode_frame
 
@@ -117,7 +117,7 @@ CHILD = """
 import asyncio, os, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from serving import feedback
 from serving.spool import SpoolSlot
 from tests.serving.test_prediction_spool import served

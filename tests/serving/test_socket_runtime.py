@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 from mlops.registry import promote
 from serving.feedback import feedback_uri
 from tests.serving.conftest import ALL_KEY, OTHER, RISK, RISK_KEY, add_version

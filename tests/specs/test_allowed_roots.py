@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from foundation.checks import check_workspace
+from foundation.platform.check import check_workspace
 from foundation.specs.errors import SpecError
 from foundation.specs.roots import AllowedRoots, PathNotAllowedError, glob_base
 

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 router = APIRouter(tags=["dashboards"])
 _templates = Environment(
@@ -65,7 +65,7 @@ def _when(value: Any) -> str:
 
 def usecases(workspace: Workspace) -> dict[str, Any]:
     """Use case name -> its usecase.yaml spec (None when missing or invalid), by name."""
-    from foundation.workspace import scan_usecases
+    from foundation.core.workspace import scan_usecases
 
     return dict(sorted(scan_usecases(workspace.root).usecases.items()))
 
@@ -91,14 +91,14 @@ def kpi_cards(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
 
 
 def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[ModelCard]:
-    from kpi_catalog.spec import load_kpis
+    from foundation.specs.kpi import load_kpis
+    from foundation.specs.model import CostSpec, SelectionSpec
     from mlops.checks import load_model_specs
     from mlops.inference import at_risk_entities
     from mlops.kpis import model_kpis
     from mlops.pipeline import report_path
     from mlops.registry import read_json
     from mlops.report import comparison_rows
-    from mlops.spec import CostSpec, SelectionSpec
 
     served = getattr(request.app.state, "models", {}) or {}
     kpis = load_kpis(workspace.root).kpis

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 
 from serving.deps import CurrentPrincipal
-from serving.models import ServedModel
+from serving.loaded_models import ServedModel
 from serving.scoring import invocations_answer, invocations_model
 
 router = APIRouter(tags=["invocations"])

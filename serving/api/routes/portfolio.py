@@ -12,13 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
 
 router = APIRouter(tags=["portfolio"])
 
 
 def _entries(request: Request) -> tuple[list, float]:
-    from foundation.portfolio.report import build_portfolio
+    from foundation.platform.portfolio.report import build_portfolio
 
     served: Workspace = request.app.state.workspace
     workspace = Workspace(root=served.root, settings=served.settings)  # a fresh scan of the YAML per request
@@ -32,8 +32,8 @@ async def portfolio_json(request: Request) -> dict[str, Any]:
 
 
 def _page(request: Request) -> str:
-    from foundation.portfolio.matrix import matrix_png
-    from foundation.portfolio.page import portfolio_html
+    from foundation.platform.portfolio.matrix import matrix_png
+    from foundation.platform.portfolio.page import portfolio_html
 
     entries, threshold = _entries(request)
     return portfolio_html(entries, matrix_png(entries, threshold), threshold)
@@ -46,7 +46,7 @@ async def portfolio_page(request: Request) -> str:
 
 @router.get("/portfolio/matrix.png", include_in_schema=False)
 async def portfolio_matrix(request: Request) -> Response:
-    from foundation.portfolio.matrix import matrix_png
+    from foundation.platform.portfolio.matrix import matrix_png
 
     entries, threshold = await run_in_threadpool(_entries, request)
     png = await run_in_threadpool(matrix_png, entries, threshold)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from foundation.checks import check_workspace
-from foundation.workspace import Workspace
+from foundation.core.workspace import Workspace
+from foundation.platform.check import check_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,1 @@
+"""Layer 2: the workspace's settings (foundation.yaml, profiles) and folder layout."""

@@ -1,0 +1,135 @@
+"""The DuckDB warehouse dbt builds into: one writer at a time, and bronze views any process can read.
+
+DuckDB allows one read-write process per database file, so every writer (the bronze-view refresh, `dbt build`, the
+gold export) takes an exclusive file lock first and waits for it instead of failing on DuckDB's lock error.
+
+dbt's sources are persistent views `bronze.<uc>__<source>` over `read_parquet([the snapshot's files])`: views over
+files, not over objects registered in one connection, so any process opening the warehouse can read them. They pin
+the Delta version current when they were (re)created, which is right before each dbt build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from foundation.core.workspace import SourceRef, Workspace
+from foundation.engine.dbt.project import BRONZE_SCHEMA, LINEAGE_COLUMNS, source_view_name
+from foundation.engine.sql import quote_ident, quote_literal
+from foundation.specs.source import duckdb_type
+
+
+class WarehouseBusyError(TimeoutError):
+    """Another process kept the warehouse lock longer than we were willing to wait."""
+
+
+def warehouse_path(workspace: Workspace) -> Path:
+    return Path(workspace.resolve(workspace.settings.duckdb.path))
+
+
+@contextlib.contextmanager
+def warehouse_lock(
+    workspace: Workspace, timeout_s: float = 3600.0, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Exclusive lock on the warehouse file (a sibling `.lock` file, released by the OS if the process dies)."""
+    path = warehouse_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited and on_wait is not None:
+                    on_wait()
+                waited = True
+                if time.monotonic() > deadline:
+                    raise WarehouseBusyError(
+                        f"{path} is being written by another run for more than {timeout_s:.0f} s "
+                        f"(lock {lock_path}); wait for it to finish, or check for a stuck process"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _empty_select(columns: list[tuple[str, str]]) -> str:
+    """A typed, empty relation: what a source reads before its first load."""
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in columns) or "NULL AS _empty"
+    return f"SELECT {cols} WHERE false"
+
+
+def declared_columns(source: SourceRef) -> list[tuple[str, str]]:
+    columns = [(c.name, duckdb_type(c.type) if c.type else "VARCHAR") for c in source.spec.columns]
+    return columns + [(n, t.upper()) for n, t in LINEAGE_COLUMNS.items()]
+
+
+def bronze_view_sql(workspace: Workspace, source: SourceRef) -> str:
+    """The SELECT a source's view runs: its Delta snapshot's Parquet files, or an empty typed relation."""
+    uri = workspace.bronze_uri(source.usecase, source.name)
+    try:
+        table = DeltaTable(uri, storage_options=workspace.settings.lakehouse.storage_options or None)
+    except TableNotFoundError:
+        return _empty_select(declared_columns(source))
+    files = table.file_uris()
+    if not files:
+        fields = table.schema().fields
+        return _empty_select([(f.name, _duckdb_type_of(f.type)) for f in fields] or declared_columns(source))
+    paths = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    return f"SELECT * FROM read_parquet({paths}, union_by_name=true)"
+
+
+def _duckdb_type_of(delta_type: object) -> str:
+    text = str(getattr(delta_type, "type", delta_type)).lower()
+    mapping = {
+        "string": "VARCHAR",
+        "long": "BIGINT",
+        "integer": "INTEGER",
+        "short": "SMALLINT",
+        "double": "DOUBLE",
+        "float": "FLOAT",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "timestamp": "TIMESTAMPTZ",
+        "timestamp_ntz": "TIMESTAMP",
+    }
+    return mapping.get(text, "VARCHAR")
+
+
+def refresh_bronze_views(workspace: Workspace, sources: list[SourceRef] | None = None) -> dict[str, str]:
+    """(Re)create `bronze.<uc>__<source>` in the warehouse for every source; returns view -> SQL. Hold the lock.
+
+    With `dbt.target: spark` the dbt run creates them in Spark, from the statements written here
+    (foundation.engine.dbt.spark).
+    """
+    sources = workspace.sources() if sources is None else sources
+    if workspace.settings.dbt.target == "spark":
+        from foundation.engine.dbt.spark import write_bronze_views
+
+        return write_bronze_views(workspace, sources)
+    path = warehouse_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    views: dict[str, str] = {}
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {BRONZE_SCHEMA}")
+        for source in sources:
+            view = source_view_name(source.usecase, source.name)
+            sql = bronze_view_sql(workspace, source)
+            con.execute(f"CREATE OR REPLACE VIEW {BRONZE_SCHEMA}.{quote_ident(view)} AS {sql}")
+            views[view] = sql
+    finally:
+        con.close()
+    return views

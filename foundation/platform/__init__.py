@@ -1,0 +1,1 @@
+"""Layer 6: what looks over the whole platform: the workspace check, the doctor, the portfolio."""

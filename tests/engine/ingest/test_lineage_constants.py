@@ -1,0 +1,47 @@
+"""`_load_id` and `_loaded_at` are built in Arrow for each batch (not copied row by row by DuckDB): every row of a
+load carries its load's values, across batches of any size, with the types the bronze tables always had."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from foundation.engine.ingest.lineage import ConstantLineage
+
+
+def test_every_row_of_each_load_carries_its_load_id_and_time(make_workspace, spec):
+    kit = make_workspace(
+        sources=[spec("readings", {"type": "csv", "path": "landing/readings/*.csv"}, load={"mode": "append"})],
+        settings={"ingest": {"batch_rows": 3}},  # batches of 3, then a shorter last one
+    )
+    kit.land("landing/readings/1.csv", "id,v\n" + "".join(f"{i},{i * 1.5}\n" for i in range(1, 9)))
+    first = kit.ingest("readings")
+    kit.land("landing/readings/2.csv", "id,v\n" + "".join(f"{i},{i}.5\n" for i in range(9, 11)))
+    second = kit.ingest("readings")
+    table = f'bronze."{kit.usecase}__readings"'
+    rows = kit.query(f"SELECT _load_id, _loaded_at, count(*) AS n FROM {table} GROUP BY ALL ORDER BY n DESC")
+    assert [(r["_load_id"], r["n"]) for r in rows] == [(first.load_id, 8), (second.load_id, 2)]
+    for row in rows:  # the load id starts with the load's start time, which _loaded_at is
+        loaded_at = row["_loaded_at"].astimezone(UTC)
+        started = datetime.strptime(row["_load_id"][:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        assert loaded_at.replace(microsecond=0) == started
+    schema = DeltaTable(kit.bronze_uri("readings")).schema().to_arrow()
+    types = {field.name: str(field.type) for field in pa.schema(schema)}
+    assert types["_load_id"] in ("string", "large_string", "string_view")
+    assert types["_loaded_at"].startswith("timestamp[us, tz=")
+
+
+def test_lineage_columns_sit_before_the_source_file_and_keep_other_columns():
+    lineage = ConstantLineage("20261206T000000Z-abc", datetime(2026, 12, 6, 12, 30, 15, 123456, tzinfo=UTC))
+    streamed = [pa.field("id", pa.int64()), pa.field("_source_file", pa.string())]
+    schema = lineage.schema(streamed)
+    assert schema.names == ["id", "_load_id", "_loaded_at", "_source_file"]
+    batch = pa.RecordBatch.from_pydict({"id": [1, 2], "_source_file": ["a.csv", "a.csv"], "_row_rule_failures": [0, 0]})
+    out = lineage.add(batch, schema)
+    assert out.schema.names == ["id", "_load_id", "_loaded_at", "_source_file", "_row_rule_failures"]
+    assert out.column("_load_id").to_pylist() == ["20261206T000000Z-abc"] * 2
+    moments = out.column("_loaded_at").cast(pa.timestamp("us")).to_pylist()
+    assert moments == [datetime(2026, 12, 6, 12, 30, 15, 123456)] * 2
+    assert lineage.add(batch.slice(0, 0), schema).num_rows == 0
