@@ -21,6 +21,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from foundation.core.extras import require_extra
 from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.specs.model import GateSpec
@@ -52,6 +53,8 @@ def mlflow_client(workspace: Workspace) -> Any:
     import mlflow
 
     uri = tracking_uri(workspace)
+    if uri.startswith("postgresql"):
+        require_extra("psycopg2", "postgres", f"the MLflow store {uri.split('://', 1)[0]}://...")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

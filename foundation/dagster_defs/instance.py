@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from foundation.core.extras import missing_extra
 from foundation.core.workspace import Workspace
 
 # dagster.yaml field of `postgres_db` -> the environment variable it is read from (Dagster's `env:` source).
@@ -118,6 +119,9 @@ def prepare_home(workspace: Workspace) -> Path:
     if current != text and (current is None or current.startswith(GENERATED_MARK) or current == EARLIER_DEFAULT):
         config.write_text(text, encoding="utf-8")
     if settings.storage == "postgres":
+        missing_driver = missing_extra("dagster_postgres", "postgres", "dagster.storage: postgres")
+        if missing_driver is not None:
+            raise DagsterInstanceError(str(missing_driver))
         missing = missing_postgres_env(os.environ)
         if missing:
             raise DagsterInstanceError(

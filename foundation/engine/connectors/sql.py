@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from foundation.core.extras import missing_extra
 from foundation.engine.connectors.staging import ExtractError, StagedExtract, StageRequest
 from foundation.specs.secrets import MissingSecretError, references
 from foundation.specs.secrets import resolve as resolve_env
@@ -224,6 +225,11 @@ class _Source:
                     )
                 self.con = sqlite_dbapi.connect(self.database.uri)
             else:
+                missing_driver = missing_extra(
+                    "adbc_driver_postgresql", "postgres", f"{self._where()}: a PostgreSQL source"
+                )
+                if missing_driver is not None:
+                    raise ExtractError(str(missing_driver))
                 import adbc_driver_postgresql.dbapi as pg_dbapi
 
                 self.con = pg_dbapi.connect(self.database.uri)
