@@ -81,6 +81,7 @@ def run(args: argparse.Namespace, endpoint: str) -> None:
     import duckdb
     import pyarrow as pa
     from deltalake import DeltaTable, QueryBuilder, write_deltalake
+
     from foundation.engine.lakehouse.catalog import delta_relation_sql
 
     env = {

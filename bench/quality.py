@@ -237,19 +237,19 @@ def anchor_child(ws_dir: str, slice_rows: int, repeat: int, batch_rows: int) -> 
     import polars as pl
     import pyarrow as pa
     import pyarrow.compute as pc
-    from foundation.engine.quality.checks import declared_checks
-    from foundation.engine.quality.gate import evaluate_table_outcomes
-    from foundation.engine.quality.row_rules import RowValidator
 
     from foundation.core.workspace import Workspace
     from foundation.engine.connectors.files import reader_sql, resolve_files
-    from foundation.engine.ingest.plan import (
+    from foundation.engine.connectors.landing_sql import (
         LINEAGE_COLUMNS,
         LoadContext,
         compile_landing_sql,
         declared_raw_text_columns,
         plan_columns,
     )
+    from foundation.engine.quality.checks import declared_checks
+    from foundation.engine.quality.gate import evaluate_table_outcomes
+    from foundation.engine.quality.row_rules import RowValidator
     from foundation.engine.sql import quote_ident
 
     workspace = Workspace.open(Path(ws_dir))

@@ -17,12 +17,12 @@ import duckdb
 import pytest
 import yaml
 from deltalake import DeltaTable
-from foundation.engine.lakehouse.catalog import register_bronze
 from pg_server import PostgresServer, running_postgres
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.ingest.runner import ingest_source
+from foundation.engine.lakehouse.catalog import register_bronze
 
 DEFAULT_USECASE = "uc"
 

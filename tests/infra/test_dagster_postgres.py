@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from foundation.engine.lakehouse.catalog import register_bronze
 from pg_server import PostgresServer
 
 from foundation.core.workspace import Workspace
@@ -27,6 +26,7 @@ from foundation.dagster_defs.instance import (
     instance_config,
     prepare_home,
 )
+from foundation.engine.lakehouse.catalog import register_bronze
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra" / "dagster"

@@ -10,6 +10,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from s3_server import SECRET_KEY, S3Server, running_s3
+from typer.testing import CliRunner
+
+from foundation.cli.main import app
+from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import bronze_tables, register_bronze
 from foundation.engine.lakehouse.object_store import (
     azure_filesystem_kwargs,
@@ -17,11 +22,6 @@ from foundation.engine.lakehouse.object_store import (
     is_remote,
     s3_filesystem_kwargs,
 )
-from s3_server import SECRET_KEY, S3Server, running_s3
-from typer.testing import CliRunner
-
-from foundation.cli.main import app
-from foundation.core.workspace import Workspace
 
 BUCKET = "lake"
 ROOT = f"s3://{BUCKET}/foundation"

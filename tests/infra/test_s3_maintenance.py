@@ -9,12 +9,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from foundation.engine.lakehouse.catalog import delta_relation_sql
-from foundation.engine.lakehouse.object_store import arrow_filesystem, filesystem_path
 from s3_server import S3Server, running_s3
 
 from foundation.core.settings import MaintenanceSettings
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.lakehouse.maintenance import find_tables, run_maintenance
+from foundation.engine.lakehouse.object_store import arrow_filesystem, filesystem_path
 
 BUCKET = "maintained"
 ROOT = f"s3://{BUCKET}/foundation"

@@ -9,10 +9,10 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from foundation.engine.lakehouse.bronze import BronzeTable
-from foundation.engine.lakehouse.partitions import PartitionWindow
 
 from foundation.engine.ingest.runner import ingest_source
+from foundation.engine.lakehouse.bronze import BronzeTable
+from foundation.engine.lakehouse.partitions import PartitionWindow
 
 COLUMNS = [
     {"name": "ts", "type": "timestamp", "required": True},

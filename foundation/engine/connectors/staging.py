@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
+from foundation.engine.sql import quote_ident, quote_literal
+
 # extract.type -> module holding `stage(request) -> StagedExtract`
 STAGED_TYPES: dict[str, str] = {
     "rest_api": "foundation.engine.connectors.rest_api",
@@ -61,3 +64,19 @@ def stage_extract(request: StageRequest) -> StagedExtract:
         raise ExtractError(f"{request.source_key}: extract type {kind!r} is not a staged extract")
     module: _StageModule = importlib.import_module(module_name)  # type: ignore[assignment]
     return module.stage(request)
+
+
+def staged_reader_sql(staged: StagedExtract) -> str:
+    """Read staged files; their lineage is the origin (URL, table), not the temporary file.
+
+    JSON is sampled whole (`sample_size=-1`): a value of another type late in the data (a changed type) becomes a
+    JSON-typed column whose bad values are quarantined, instead of failing the scan.
+    """
+    paths = "[" + ", ".join(quote_literal(p) for p in staged.paths) + "]"
+    if staged.file_format == "ndjson":
+        reader = f"read_json({paths}, format='newline_delimited', union_by_name=true, sample_size=-1)"
+    elif staged.file_format == "parquet":
+        reader = f"read_parquet({paths}, union_by_name=true)"
+    else:
+        raise ValueError(f"unknown staged file format {staged.file_format!r}: use parquet or ndjson")
+    return f"(SELECT *, {quote_literal(staged.origin)} AS {quote_ident(SOURCE_FILE_COLUMN)} FROM {reader})"

@@ -33,11 +33,7 @@ from foundation.engine.connectors.files import (
     reader_sql,
     resolve_files,
 )
-from foundation.engine.connectors.staging import StagedExtract, StageRequest, is_staged, stage_extract
-from foundation.engine.ingest.crash_points import crash_point
-from foundation.engine.ingest.lineage import ConstantLineage
-from foundation.engine.ingest.pending_quarantine import PendingQuarantine
-from foundation.engine.ingest.plan import (
+from foundation.engine.connectors.landing_sql import (
     INTERNAL_COLUMNS,
     LoadContext,
     compile_landing_sql,
@@ -45,6 +41,16 @@ from foundation.engine.ingest.plan import (
     declared_raw_text_columns,
     plan_columns,
 )
+from foundation.engine.connectors.staging import (
+    StagedExtract,
+    StageRequest,
+    is_staged,
+    stage_extract,
+    staged_reader_sql,
+)
+from foundation.engine.ingest.crash_points import crash_point
+from foundation.engine.ingest.lineage import ConstantLineage
+from foundation.engine.ingest.pending_quarantine import PendingQuarantine
 from foundation.engine.ingest.quarantine import quarantine_table, reject_records, typing_records
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.lakehouse.bronze import BronzeTable, LoadState
@@ -60,7 +66,6 @@ from foundation.engine.quality.gate import QualityGate, nothing_new_outcomes
 from foundation.engine.quality.outcomes import CheckOutcome
 from foundation.engine.quality.results import record_outcomes
 from foundation.engine.quality.row_rules import compile_sql_row_rules
-from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.source import CsvExtract, DeltaExtract
 
 ProgressCallback = Callable[[int], None]  # called with the rows read so far
@@ -485,22 +490,6 @@ def write_quarantine(
     if partition is not None:
         return replace_quarantine_partition(quarantine, rows, partition, metadata)
     return quarantine.append_rows(rows, metadata)
-
-
-def staged_reader_sql(staged: StagedExtract) -> str:
-    """Read staged files; their lineage is the origin (URL, table), not the temporary file.
-
-    JSON is sampled whole (`sample_size=-1`): a value of another type late in the data (a changed type) becomes a
-    JSON-typed column whose bad values are quarantined, instead of failing the scan.
-    """
-    paths = "[" + ", ".join(quote_literal(p) for p in staged.paths) + "]"
-    if staged.file_format == "ndjson":
-        reader = f"read_json({paths}, format='newline_delimited', union_by_name=true, sample_size=-1)"
-    elif staged.file_format == "parquet":
-        reader = f"read_parquet({paths}, union_by_name=true)"
-    else:
-        raise ValueError(f"unknown staged file format {staged.file_format!r}: use parquet or ndjson")
-    return f"(SELECT *, {quote_literal(staged.origin)} AS {quote_ident(SOURCE_FILE_COLUMN)} FROM {reader})"
 
 
 def _dedupe(outcomes: list[CheckOutcome]) -> list[CheckOutcome]:

@@ -13,7 +13,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
-from foundation.engine.ingest.plan import LINEAGE_COLUMNS
+from foundation.engine.connectors.landing_sql import LINEAGE_COLUMNS
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredCheck, declared_checks
 from foundation.engine.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome

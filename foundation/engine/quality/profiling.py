@@ -2,10 +2,9 @@
 
 DuckDB's SUMMARIZE does the statistics (type, min/max, approximate distinct count, null %); we add the top
 values and the dominant shape of text values (letters -> A, digits -> 9), then turn them into rules a data
-engineer reviews. The profile reads the files through the source's own connector and column declarations; a
-staged extract (rest_api, sql, html_table) is first staged by `foundation.engine.connectors.staging`, exactly as the
-ingest
-runner does, into a temporary folder of the workspace state, and its staged files are profiled.
+engineer reviews. The profile reads the files through the source's own connector and types them with its column
+declarations (`foundation.engine.connectors.landing_sql`), as a load does; a staged extract (rest_api, sql,
+html_table) is first staged whole into a temporary folder of the workspace state, and its staged files are profiled.
 """
 
 from __future__ import annotations
@@ -24,8 +23,13 @@ import duckdb
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.connectors.files import delta_reader_sql, reader_sql, resolve_files
-from foundation.engine.connectors.staging import ExtractError, StageRequest, is_staged, stage_extract
-from foundation.engine.ingest.plan import LoadContext, compile_landing_sql, declared_raw_text_columns, plan_columns
+from foundation.engine.connectors.landing_sql import (
+    LoadContext,
+    compile_landing_sql,
+    declared_raw_text_columns,
+    plan_columns,
+)
+from foundation.engine.connectors.staging import ExtractError, StageRequest, is_staged, stage_extract, staged_reader_sql
 from foundation.engine.sql import quote_ident
 from foundation.specs.source import CsvExtract, DeltaExtract
 
@@ -82,10 +86,6 @@ def _shape_regex(shape: str) -> str:
 def staged_relation(workspace: Workspace, source: SourceRef) -> Iterator[str]:
     """Stage a rest_api/sql/html_table extract whole (no cursor: the profile sees every record) and yield the SQL
     relation over its staged files, read as the runner reads them; the staging folder goes on exit."""
-    from foundation.engine.ingest.runner import (
-        staged_reader_sql,  # the runner's reader of staged files: one way to read
-    )
-
     parent = workspace.state_dir / "staging"
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"profile-{source.usecase}__{source.name}-", dir=parent) as folder:

@@ -13,7 +13,7 @@ import pytest
 from deltalake import write_deltalake
 
 from foundation.engine.connectors.files import EmptyFileError, NoFilesMatchedError
-from foundation.engine.ingest.plan import SchemaMismatchError
+from foundation.engine.connectors.landing_sql import SchemaMismatchError
 
 LINEAGE = ("_load_id", "_loaded_at", "_source_file")
 

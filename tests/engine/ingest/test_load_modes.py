@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from foundation.engine.lakehouse.bronze import BronzeTable
 
-from foundation.engine.ingest.plan import SchemaMismatchError
+from foundation.engine.connectors.landing_sql import SchemaMismatchError
+from foundation.engine.lakehouse.bronze import BronzeTable
 
 SMALL_BATCHES = {"ingest": {"batch_rows": 2}}  # several Arrow batches even for a few rows
 

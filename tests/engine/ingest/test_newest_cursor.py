@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from foundation.engine.ingest.plan import LoadContext, compile_landing_sql, compile_newest_cursor_sql, plan_columns
+from foundation.engine.connectors.landing_sql import (
+    LoadContext,
+    compile_landing_sql,
+    compile_newest_cursor_sql,
+    plan_columns,
+)
 from foundation.engine.sql import quote_ident
 from foundation.specs.source import SourceSpec
 

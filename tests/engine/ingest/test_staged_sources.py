@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from foundation.engine.quality.gate import QualityGateError
 from rest_server import Reply, RestServer, Seen, paged
 
 from foundation.engine.connectors.staging import ExtractError
+from foundation.engine.quality.gate import QualityGateError
 
 TOKEN_ENV = {"TEST_API_TOKEN": "s3cr3t-token"}
 

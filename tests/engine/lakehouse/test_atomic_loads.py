@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from foundation.engine.lakehouse.bronze import BronzeTable
 
 import foundation.engine.ingest.runner as runner
+from foundation.engine.lakehouse.bronze import BronzeTable
 
 SMALL_BATCHES = {"ingest": {"batch_rows": 2}}
 
@@ -227,9 +227,8 @@ def test_a_partition_load_killed_after_its_bronze_commit_gets_its_quarantine_rep
     it (here the fixed file quarantines nothing, so the settle removes the partition's earlier row)."""
     from datetime import datetime, timedelta
 
-    from foundation.engine.lakehouse.partitions import PartitionWindow
-
     from foundation.engine.ingest.runner import ingest_source
+    from foundation.engine.lakehouse.partitions import PartitionWindow
 
     def day(n: int) -> PartitionWindow:
         start = datetime(2026, 1, n)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from foundation.engine.quality.outcomes import QualityGateError
 
 from foundation.engine.ingest.report import LoadReport
+from foundation.engine.quality.outcomes import QualityGateError
 
 
 def _table_exists(uri: str) -> bool:

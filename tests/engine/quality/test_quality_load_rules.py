@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from foundation.engine.quality.row_rules import RuleCompileError
 
 

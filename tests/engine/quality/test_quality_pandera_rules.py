@@ -12,6 +12,7 @@ import json
 import sys
 
 import pytest
+
 from foundation.engine.quality.row_rules import RuleCompileError
 
 MODULE = "qpandera_user_checks"  # one name for the file: pandera check names are process-wide

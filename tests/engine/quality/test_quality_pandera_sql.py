@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+
 from foundation.engine.quality.pandera_sql import (
     PanderaCheck,
     check_predicate,

@@ -11,9 +11,9 @@ from itertools import zip_longest
 from typing import Any
 
 import pytest
-from foundation.engine.quality.row_rules import RuleCompileError
 
 from foundation.engine.ingest.runner import InvalidRowsError
+from foundation.engine.quality.row_rules import RuleCompileError
 
 
 def quarantined_ids(kit, name: str) -> list[int]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from foundation.engine.quality.checks import declared_checks
 
 from foundation.core.workspace import scan_usecases
+from foundation.engine.quality.checks import declared_checks
 
 # Lines 1-7 of every spec; each case appends lines, so the line of the error is known.
 BASE = """\

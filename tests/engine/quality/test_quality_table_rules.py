@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from foundation.engine.quality.checks import declared_checks
 from foundation.engine.quality.gate import evaluate_table_outcomes
 from foundation.engine.quality.row_rules import RuleCompileError
