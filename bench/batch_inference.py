@@ -218,8 +218,7 @@ def main() -> None:
     parser.add_argument("--size", default="40x60", help="demo fleet the rows are sampled from (trucks x days)")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    from foundation.core.workspace import Workspace
-    from mlops.checks import load_model_specs
+    from foundation.core.workspace import Workspace, load_model_specs
     from mlops.dataset import read_feature_table
 
     trucks, days = (int(x) for x in args.size.lower().split("x"))

@@ -276,8 +276,7 @@ def bench_workspace(demo_root: Path, workdir: Path) -> tuple[Path, str]:
 
 def feature_rows(root: Path, columns: list[str], count: int) -> list[list[Any]]:
     """`count` complete rows of the demo's feature table, in the model's input column order, JSON-ready."""
-    from foundation.core.workspace import Workspace
-    from mlops.checks import load_model_specs
+    from foundation.core.workspace import Workspace, load_model_specs
     from mlops.dataset import read_feature_table
 
     usecase, _, name = MODEL.partition("__")

@@ -42,8 +42,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def measure(root: Path, repeat: int) -> dict[str, object]:
-    from foundation.core.workspace import Workspace
-    from mlops.checks import load_model_specs
+    from foundation.core.workspace import Workspace, load_model_specs
     from mlops.dataset import read_feature_table
     from mlops.metrics import evaluate
     from mlops.training import baseline_predictions, train_and_evaluate

@@ -23,11 +23,11 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
-from foundation.engine.lakehouse.catalog import delta_relation_sql
 
 from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.sql import quote_ident, quote_literal
-from mlops.checks import ModelRef
+from foundation.specs.model import ModelRef
 from mlops.dataset import FeatureTableMissing, feature_table_uri
 from mlops.registry import CHAMPION, RegistryError, current_champion, mlflow_client
 

@@ -17,12 +17,12 @@ import duckdb
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from foundation.core.workspace import Workspace
+from foundation.core.workspace import Workspace, load_kpis, load_model_specs
 from foundation.engine.dbt.publish import gold_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.specs.errors import SpecError
-from foundation.specs.kpi import KpiRef, load_kpis
-from mlops.checks import ModelRef, load_model_specs
+from foundation.specs.kpi import KpiRef
+from foundation.specs.model import ModelRef
 from mlops.inference import at_risk_sql, predictions_uri
 
 PREDICTIONS_RELATION = "predictions"  # what the catalogue shows as the KPI's SQL source

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from foundation.core.workspace import Workspace
-from mlops.checks import ModelRef
+from foundation.specs.model import ModelRef
 from mlops.dataset import read_feature_table
 from mlops.metrics import evaluate
 from mlops.registry import (

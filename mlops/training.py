@@ -18,8 +18,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from foundation.specs.estimators import import_class
 from foundation.specs.model import CandidateSpec, ModelSpec
-from mlops.checks import import_class
 from mlops.dataset import TimeSplit, find_leaks, row_keys, time_split
 from mlops.metrics import Evaluation, choose_threshold, evaluate
 

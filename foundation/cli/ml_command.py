@@ -35,9 +35,9 @@ def train_models(
     import dagster as dg
 
     from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance
+    from foundation.core.workspace import load_model_specs
     from foundation.dagster_defs.definitions import build_definitions
     from foundation.dagster_defs.ml_assets import training_selection
-    from mlops.checks import load_model_specs
     from mlops.pipeline import report_path
     from mlops.registry import read_json
 
@@ -284,7 +284,7 @@ def record_champion_change(workspace: Workspace, event: Any) -> None:
 def train_stage(workspace: Workspace, usecase: str, since: float = 0.0) -> dict[str, Any] | None:
     """The demo's training stage: the training reports of the use case's models written after `since` (a
     `foundation run` trains them with everything else); the models without one are trained now. None: no spec."""
-    from mlops.checks import load_model_specs
+    from foundation.core.workspace import load_model_specs
     from mlops.pipeline import report_path
     from mlops.registry import read_json
 

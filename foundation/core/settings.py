@@ -1,21 +1,20 @@
-"""Platform settings: `foundation.yaml` at the workspace root, overridable by environment variables.
+"""Platform settings: the model of `foundation.yaml` at the workspace root, overridable by environment variables.
 
 Every embedded default keeps its state under one git-ignored folder of the workspace (`.foundation/`).
 An environment variable overrides a key: `FOUNDATION_LAKEHOUSE__ROOT=/data/lake` sets `lakehouse.root`.
+Reading the file with its profiles is `foundation.core.settings_profiles.load_settings`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from foundation.specs.automation import AutomationPolicy, AutomationSpec
+from foundation.specs.fields import Schedule
 from foundation.specs.secrets import ENV_REF_RE
-from foundation.specs.source import Schedule
 
 SETTINGS_FILE = "foundation.yaml"
 STATE_DIR = ".foundation"
@@ -322,21 +321,3 @@ class FoundationSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
-
-
-def read_settings_file(workspace: Path) -> dict[str, Any]:
-    path = workspace / SETTINGS_FILE
-    if not path.exists():
-        return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the settings file must be a mapping of sections (lakehouse:, duckdb:, ...)")
-    return data
-
-
-def load_settings(workspace: Path, profile: str | None = None) -> FoundationSettings:
-    """Settings of the workspace: defaults < foundation.yaml < its profile (`--profile`, FOUNDATION_PROFILE; see
-    foundation/core/settings_profiles.py) < FOUNDATION_* environment variables. `${VAR}` references are expanded."""
-    from foundation.core.settings_profiles import settings_data  # profiles builds on this module
-
-    return FoundationSettings(**settings_data(workspace, profile))

@@ -155,6 +155,12 @@ def settings_data(workspace: Path, profile: str | None = None, environ: Mapping[
     return expand_settings(merged, env, strict=True)
 
 
+def load_settings(workspace: Path, profile: str | None = None) -> FoundationSettings:
+    """Settings of the workspace: defaults < foundation.yaml < its profile (`--profile`, FOUNDATION_PROFILE)
+    < FOUNDATION_* environment variables. `${VAR}` references are expanded."""
+    return FoundationSettings(**settings_data(workspace, profile))
+
+
 def _profile_line(doc: YamlDocument | None, profile: str, loc: Loc) -> int | None:
     """Line of a field: in the profile's overlay when it sets it, else in the base settings."""
     if doc is None:

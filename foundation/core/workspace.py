@@ -1,6 +1,13 @@
-"""A workspace: a folder with `foundation.yaml`, `usecases/<uc>/sources/*.yaml` and the state folder.
+"""A workspace: a folder with `foundation.yaml`, `usecases/<uc>/` and the state folder.
 
-This is the one place that knows the folder layout; everything else asks it for paths.
+This is the one place that knows the folder layout; everything else asks it for paths or for the declarations read
+from them:
+
+    foundation.yaml
+    usecases/<uc>/usecase.yaml        UsecaseSpec       scan_usecases
+    usecases/<uc>/sources/*.yaml      SourceSpec        scan_usecases
+    usecases/<uc>/kpis/*.yaml         KpiSpec           load_kpis
+    usecases/<uc>/ml/*.yaml           ModelSpec         load_model_specs
 """
 
 from __future__ import annotations
@@ -10,16 +17,25 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from foundation.core.settings import SETTINGS_FILE, FoundationSettings, load_settings
+from foundation.core.settings import SETTINGS_FILE, FoundationSettings
+from foundation.core.settings_profiles import load_settings, selected_profile
 from foundation.specs.errors import SpecError, SpecValidationError
+from foundation.specs.fields import is_table_name
+from foundation.specs.kpi import KpiScan, resolve_kpis
+from foundation.specs.loading import SpecKind, read_documents, read_spec, read_specs
+from foundation.specs.model import MODEL_KIND, ModelRef, ModelScan
 from foundation.specs.roots import AllowedRoots, enforce
 from foundation.specs.secrets import literal_secrets
-from foundation.specs.source import IDENTIFIER_RE, SourceSpec
+from foundation.specs.source import SourceSpec
 from foundation.specs.usecase import UsecaseSpec
-from foundation.specs.validation import validate_document
-from foundation.specs.yaml_source import YamlDocument, load_yaml
+from foundation.specs.yaml_source import YamlDocument
 
 USECASES_DIR = "usecases"
+USECASE_FILE = "usecase.yaml"
+SOURCES_DIR = "sources"
+KPIS_DIR = "kpis"
+ML_DIR = "ml"
+SOURCE_KIND = SpecKind(SourceSpec, "source", "docs/sources.md")
 WORKSPACE_ENV = "FOUNDATION_WORKSPACE"
 
 
@@ -63,6 +79,45 @@ def find_workspace(start: Path | None = None) -> Path:
     return here
 
 
+def usecase_dirs(root: Path) -> list[Path]:
+    """The use-case folders of a workspace, in name order (`.hidden` and `_private` folders are not use cases)."""
+    base = root / USECASES_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def usecase_file(root: Path, usecase: str) -> Path:
+    return root / USECASES_DIR / usecase / USECASE_FILE
+
+
+def declaration_files(root: Path, folder: str) -> list[tuple[str, Path]]:
+    """(usecase, path) of every YAML file in `usecases/<uc>/<folder>/` (folder: SOURCES_DIR, KPIS_DIR, ML_DIR)."""
+    return [(d.name, path) for d in usecase_dirs(root) for path in sorted((d / folder).glob("*.y*ml"))]
+
+
+def kpi_files(root: Path) -> list[tuple[str, Path]]:
+    return declaration_files(root, KPIS_DIR)
+
+
+def model_files(root: Path) -> list[tuple[str, Path]]:
+    return declaration_files(root, ML_DIR)
+
+
+def load_kpis(root: Path) -> KpiScan:
+    """Read, validate and resolve every KPI declaration of a workspace (`extends:` across use cases)."""
+    docs, errors = read_documents(kpi_files(root))
+    scan = resolve_kpis(docs)
+    scan.errors[:0] = errors
+    return scan
+
+
+def load_model_specs(root: Path) -> ModelScan:
+    """Read and validate every `usecases/<uc>/ml/*.yaml` (syntax and format; not the data model)."""
+    declared, errors = read_specs(model_files(root), MODEL_KIND)
+    return ModelScan([ModelRef(d.usecase, d.spec, d.path, d.doc) for d in declared], errors)
+
+
 def _literal_secret_errors(doc: YamlDocument) -> list[SpecError]:
     return [
         SpecError(
@@ -76,69 +131,38 @@ def _literal_secret_errors(doc: YamlDocument) -> list[SpecError]:
     ]
 
 
+def _usecase_folder_error(uc_dir: Path) -> SpecError:
+    return SpecError(
+        uc_dir,
+        None,
+        "",
+        f"use-case folder name {uc_dir.name!r} is not lower_snake_case (single underscores)",
+        "rename the folder (it becomes a Dagster group and a table prefix)",
+    )
+
+
+def _read_usecase(uc_file: Path) -> tuple[UsecaseSpec | None, list[SpecError]]:
+    if uc_file.exists():
+        return read_spec(uc_file, UsecaseSpec, "docs/sources.md")
+    hint = "add usecase.yaml (title, description, owner)"
+    missing = "no usecase.yaml: the use case has no owner or description"
+    return None, [SpecError(uc_file, None, "", missing, hint, severity="warning")]
+
+
 def scan_usecases(root: Path) -> ScanResult:
     """Read and validate every use-case and source YAML under `root/usecases`; collect all errors."""
     result = ScanResult()
-    base = root / USECASES_DIR
-    if not base.is_dir():
-        return result
-    for uc_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        usecase = uc_dir.name
-        if not IDENTIFIER_RE.match(usecase) or "__" in usecase:
-            result.errors.append(
-                SpecError(
-                    uc_dir,
-                    None,
-                    "",
-                    f"use-case folder name {usecase!r} is not lower_snake_case (single underscores)",
-                    "rename the folder (it becomes a Dagster group and a table prefix)",
-                )
-            )
+    for uc_dir in usecase_dirs(root):
+        if not is_table_name(uc_dir.name):
+            result.errors.append(_usecase_folder_error(uc_dir))
             continue
-        uc_file = uc_dir / "usecase.yaml"
-        uc_spec: UsecaseSpec | None = None
-        if uc_file.exists():
-            doc, errors = load_yaml(uc_file)
-            result.errors.extend(errors)
-            if doc is not None:
-                uc_spec, errors = validate_document(doc, UsecaseSpec)
-                result.errors.extend(errors)
-        else:
-            result.errors.append(
-                SpecError(
-                    uc_file,
-                    None,
-                    "",
-                    "no usecase.yaml: the use case has no owner or description",
-                    "add usecase.yaml (title, description, owner)",
-                    severity="warning",
-                )
-            )
-        result.usecases[usecase] = uc_spec
-        seen: dict[str, Path] = {}
-        for path in sorted((uc_dir / "sources").glob("*.y*ml")):
-            doc, errors = load_yaml(path)
-            result.errors.extend(errors)
-            if doc is None:
-                continue
-            result.errors.extend(_literal_secret_errors(doc))
-            spec, errors = validate_document(doc, SourceSpec)
-            result.errors.extend(errors)
-            if spec is None:
-                continue
-            if spec.name in seen:
-                result.errors.append(
-                    SpecError(
-                        path,
-                        doc.line_of(("name",)),
-                        "name",
-                        f"source {spec.name!r} is already declared in {seen[spec.name].name}",
-                        "source names are unique within a use case",
-                    )
-                )
-                continue
-            seen[spec.name] = path
-            result.sources.append(SourceRef(usecase, spec, path))
+        uc_spec, errors = _read_usecase(uc_dir / USECASE_FILE)
+        result.errors.extend(errors)
+        result.usecases[uc_dir.name] = uc_spec
+        files = [(uc_dir.name, path) for path in sorted((uc_dir / SOURCES_DIR).glob("*.y*ml"))]
+        declared, errors = read_specs(files, SOURCE_KIND, refuse=_literal_secret_errors)
+        result.errors.extend(errors)
+        result.sources.extend(SourceRef(d.usecase, d.spec, d.path) for d in declared)
     result.errors.sort(key=lambda e: (str(e.path), e.line or 0))
     return result
 
@@ -153,8 +177,6 @@ class Workspace:
     def open(cls, root: Path | None = None, profile: str | None = None) -> Workspace:
         """The workspace at `root` (default: found from the current folder) with the settings of `profile`
         (default: FOUNDATION_PROFILE, else `local`)."""
-        from foundation.core.settings_profiles import selected_profile
-
         root = (root or find_workspace()).resolve()
         name = selected_profile(profile)
         return cls(root=root, settings=load_settings(root, name), profile=name)

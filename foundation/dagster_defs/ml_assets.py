@@ -12,11 +12,11 @@ from typing import Any
 
 import dagster as dg
 
-from foundation.core.workspace import Workspace
+from foundation.core.workspace import Workspace, load_model_specs
 from foundation.dagster_defs.automation import AutomationPlan, eager_condition, policy_condition, training_condition
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.specs.automation import AutomationSpec
-from mlops.checks import ModelRef, load_model_specs
+from foundation.specs.model import ModelRef
 
 TRAINING_STEPS = ("training_set", "candidates", "evaluation", "registered")
 

@@ -212,7 +212,7 @@ def read_open_incidents(workspace: Workspace, usecase: str) -> list[dict[str, An
 
 def monitoring_check_keys(workspace: Workspace) -> list[tuple[str, dg.AssetCheckKey]]:
     """(use case, check key) of every model's monitoring checks, from the model specs alone (no definitions)."""
-    from mlops.checks import load_model_specs
+    from foundation.core.workspace import load_model_specs
 
     keys = []
     for ref in load_model_specs(workspace.root).models:

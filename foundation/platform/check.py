@@ -57,7 +57,7 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
     from foundation.engine.notifications.checks import notification_errors  # rules naming use cases that do not exist
 
     errors.extend(notification_errors(workspace))
-    from mlops.checks import check_model_specs  # usecases/<uc>/ml/*.yaml
+    from mlops.feature_table_checks import check_model_specs  # usecases/<uc>/ml/*.yaml
 
     errors.extend(check_model_specs(workspace))
     from foundation.platform.portfolio.report import qualification_warnings  # incomplete sheets
@@ -69,10 +69,9 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
 
 def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
     """KPI YAML errors, dbt sources with no source YAML behind them, KPIs on unknown models or columns."""
+    from foundation.core.workspace import load_kpis, load_model_specs
     from foundation.engine.dbt.checks import check_dbt_project
     from foundation.engine.dbt.project import dbt_paths
-    from foundation.specs.kpi import load_kpis
-    from mlops.checks import load_model_specs
     from mlops.kpis import check_model_kpis  # KPIs on a model's predictions name a model spec
 
     kpis = load_kpis(workspace.root)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
-from foundation.specs.source import EMAIL_RE, IDENTIFIER_RE
+from foundation.specs.fields import EMAIL_RE, IDENTIFIER_RE
 from foundation.specs.usecase import USECASE_TYPES
 
 TEMPLATES = resources.files("foundation.scaffold") / "templates"

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from foundation.specs.source import Schedule, Spec
+from foundation.specs.fields import Schedule, Spec
 
 AutomationPolicy = Literal["eager", "on_cron", "manual"]
 POLICIES: tuple[str, ...] = ("eager", "on_cron", "manual")

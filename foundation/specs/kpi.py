@@ -5,48 +5,24 @@ Vocabulary from the dbt semantic layer (MetricFlow) and Cube: a KPI is an aggreg
 gives plain `sql` instead, with the same metadata. `extends: <kpi id>` reuses another KPI's definition (from any use
 case) and overrides what differs, typically `model`, `time` and `dimensions`.
 
-Parsing and resolution are pure; `load_kpis` is the one function that reads files.
+Parsing and resolution are pure; `foundation.core.workspace.load_kpis` finds and reads the files.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from foundation.specs.errors import SpecError
+from foundation.specs.fields import Email, Identifier, Text
 from foundation.specs.validation import validate_document
-from foundation.specs.yaml_source import YamlDocument, load_yaml
+from foundation.specs.yaml_source import YamlDocument
 
-KPIS_DIR = "kpis"
 GRAINS = ("day", "week", "month")
 DOCS_HINT = "docs/kpis.md"
-IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def _identifier(value: str) -> str:
-    if not IDENTIFIER_RE.match(value):
-        raise ValueError(f"{value!r} is not lower_snake_case (a letter, then letters, digits or underscores)")
-    return value
-
-
-def _email(value: str) -> str:
-    if not EMAIL_RE.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address: the owner is a person or team mailbox")
-    return value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value.strip()
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class KpiSpec(BaseModel):
@@ -55,10 +31,10 @@ class KpiSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Identifier = Field(description="Unique across the platform; the dbt model is `kpi_<id>`.")
-    label: Annotated[str, AfterValidator(_not_blank)] = Field(description="Short human name.")
-    description: Annotated[str, AfterValidator(_not_blank)] = Field(description="What it measures and why.")
-    owner: Annotated[str, AfterValidator(_email)] = Field(description="Who answers for its definition.")
-    unit: Annotated[str, AfterValidator(_not_blank)] = Field(description="e.g. '%', 'h', 'per 1,000 h'.")
+    label: Text = Field(description="Short human name.")
+    description: Text = Field(description="What it measures and why.")
+    owner: Email = Field(description="Who answers for its definition.")
+    unit: Text = Field(description="e.g. '%', 'h', 'per 1,000 h'.")
     direction: Literal["higher", "lower"] = Field(description="Which way is better.")
     target: float | None = Field(None, description="The value aimed at.")
     alert: float | None = Field(None, description="Alert when the value is worse than this.")
@@ -133,12 +109,6 @@ class KpiScan:
         return not [e for e in self.errors if e.severity == "error"]
 
 
-def _kpi_hint(error: SpecError) -> SpecError:
-    # The shared validator points at the sources reference; KPI errors should point at the KPI one.
-    hint = error.hint.replace("docs/sources.md", DOCS_HINT)
-    return SpecError(error.path, error.line, error.field, error.message, hint, error.severity)
-
-
 def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
     """Validate parsed KPI documents (usecase, document), resolving `extends:` across use cases.
 
@@ -195,43 +165,17 @@ def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
         kpi_id = doc.data.get("id") if isinstance(doc.data, dict) else None
         if not isinstance(kpi_id, str) or raw.get(kpi_id, (None, None))[1] is not doc:
             if isinstance(doc.data, dict) and not isinstance(kpi_id, str):
-                spec, errors = validate_document(doc, KpiSpec)  # reports the missing/invalid id with its line
-                scan.errors.extend(_kpi_hint(e) for e in errors)
+                spec, errors = validate_document(doc, KpiSpec, DOCS_HINT)  # the missing/invalid id with its line
+                scan.errors.extend(errors)
             continue
         data = merged(kpi_id, (kpi_id,))
         if isinstance(data, SpecError):
             scan.errors.append(data)
             continue
-        spec, errors = validate_document(YamlDocument(doc.path, data, doc.root), KpiSpec)
-        scan.errors.extend(_kpi_hint(e) for e in errors)
+        spec, errors = validate_document(YamlDocument(doc.path, data, doc.root), KpiSpec, DOCS_HINT)
+        scan.errors.extend(errors)
         if spec is not None:
             lines = {k: doc.line_of((k,)) or 1 for k in data}
             scan.kpis.append(KpiRef(usecase, spec, doc.path, lines))
     scan.errors.sort(key=lambda e: (str(e.path), e.line or 0))
-    return scan
-
-
-def kpi_files(workspace_root: Path) -> list[tuple[str, Path]]:
-    """(usecase, path) of every KPI declaration under usecases/<uc>/kpis/."""
-    base = workspace_root / "usecases"
-    if not base.is_dir():
-        return []
-    return [
-        (path.parent.parent.name, path)
-        for path in sorted(base.glob(f"*/{KPIS_DIR}/*.y*ml"))
-        if not path.parent.parent.name.startswith((".", "_"))
-    ]
-
-
-def load_kpis(workspace_root: Path) -> KpiScan:
-    """Read, validate and resolve every KPI declaration of a workspace; collects all errors."""
-    docs: list[tuple[str, YamlDocument]] = []
-    errors: list[SpecError] = []
-    for usecase, path in kpi_files(workspace_root):
-        doc, doc_errors = load_yaml(path)
-        errors.extend(doc_errors)
-        if doc is not None:
-            docs.append((usecase, doc))
-    scan = resolve_kpis(docs)
-    scan.errors[:0] = errors
     return scan

@@ -1,17 +1,21 @@
 """The model spec format (`usecases/<uc>/ml/<model>.yaml`), as typed pydantic models.
 
-Parsing only: no I/O. What needs the data model (does the feature table exist, has it these columns, does the
-candidate's class import) is checked by `mlops.checks`.
+Parsing only: no I/O. `foundation.core.workspace.load_model_specs` finds and reads the files; a candidate's class is
+imported and checked by `foundation.specs.estimators`; what needs the data model (does the feature table exist, has it
+these columns) is checked by `mlops.feature_table_checks`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from foundation.specs.automation import AutomationSpec
-from foundation.specs.source import Email, Identifier, Schedule, Spec
+from foundation.specs.errors import SpecError
+from foundation.specs.fields import Email, Identifier, Schedule, Spec, Text
+from foundation.specs.loading import Declared, SpecKind
 
 # Candidate shortcuts -> scikit-learn classes. Anything else is a dotted class path (`package.module.Class`).
 ESTIMATORS: dict[str, str] = {
@@ -33,14 +37,7 @@ def _estimator(value: str) -> str:
     )
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value.strip()
-
-
 Estimator = Annotated[str, AfterValidator(_estimator)]
-Text = Annotated[str, AfterValidator(_not_blank)]
 
 
 class FeatureSelection(Spec):
@@ -199,3 +196,32 @@ class ModelSpec(Spec):
             return list(self.features.include)
         reserved = {self.target, self.time, *self.entity, *self.features.exclude}
         return [c for c in columns if c not in reserved]
+
+
+MODEL_KIND = SpecKind(ModelSpec, "model", "docs/mlops.md")
+
+
+@dataclass(frozen=True)
+class ModelRef(Declared[ModelSpec]):
+    """A validated model spec and where it was declared."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.usecase}/{self.spec.name}"
+
+    @property
+    def registered_name(self) -> str:
+        return self.spec.registered_name(self.usecase)
+
+    def line(self, *loc: str | int) -> int | None:
+        return self.doc.line_of(tuple(loc))
+
+
+@dataclass
+class ModelScan:
+    models: list[ModelRef] = field(default_factory=list)
+    errors: list[SpecError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not [e for e in self.errors if e.severity == "error"]

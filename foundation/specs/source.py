@@ -9,16 +9,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from foundation.specs.fields import Email, Identifier, Schedule, Spec, TableName
 from foundation.specs.partitions import PartitionsSpec
 from foundation.specs.rules import ColumnRule, TableRule
-
-IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SCHEDULE_MACROS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "manual"}
 
 # Column names that usually hold personal data: they must say `pii: true` or `pii: false` explicitly.
 PII_NAME_RE = re.compile(
@@ -46,42 +42,6 @@ COLUMN_TYPES = {
 DECIMAL_RE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
 
 
-def _identifier(value: str) -> str:
-    if not IDENTIFIER_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name: use lower_snake_case (a letter, then letters, digits or "
-            "underscores, at most 63 characters), so it is safe as a table, column and folder name"
-        )
-    return value
-
-
-def _table_name(value: str) -> str:
-    _identifier(value)
-    if "__" in value:
-        raise ValueError(
-            f"{value!r} contains '__', which the lakehouse reserves to join names (<usecase>__<source>, "
-            "<source>__quarantine); use a single underscore"
-        )
-    return value
-
-
-def _email(value: str) -> str:
-    if not EMAIL_RE.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address: the owner is a person or team mailbox")
-    return value
-
-
-def _schedule(value: str) -> str:
-    if value in SCHEDULE_MACROS:
-        return value
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValueError(
-            f"{value!r} is not a 5-field cron expression (e.g. '0 * * * *' hourly, '0 6 * * *' daily at 06:00), "
-            f"nor one of {sorted(SCHEDULE_MACROS)}"
-        )
-    return value
-
-
 def _column_type(value: str) -> str:
     lowered = value.strip().lower()
     if lowered in COLUMN_TYPES or DECIMAL_RE.match(lowered):
@@ -98,10 +58,6 @@ def _relative_or_absolute_path(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
-TableName = Annotated[str, AfterValidator(_table_name)]
-Email = Annotated[str, AfterValidator(_email)]
-Schedule = Annotated[str, AfterValidator(_schedule)]
 ColumnType = Annotated[str, AfterValidator(_column_type)]
 PathPattern = Annotated[str, AfterValidator(_relative_or_absolute_path)]
 
@@ -112,10 +68,6 @@ def duckdb_type(column_type: str) -> str:
     if match:
         return f"DECIMAL({match.group(1)},{match.group(2)})"
     return COLUMN_TYPES[column_type]
-
-
-class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 class ColumnSpec(Spec):

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from foundation.specs.automation import AutomationSpec
-from foundation.specs.source import Email, Schedule, Spec
+from foundation.specs.fields import Email, Schedule, Spec
 
 UsecaseType = Literal["visualisation", "monitoring", "prediction", "optimisation", "automation"]
 USECASE_TYPES: tuple[str, ...] = ("visualisation", "monitoring", "prediction", "optimisation", "automation")

@@ -173,7 +173,9 @@ def _union_errors(doc: YamlDocument, errors: list[Any], tags: set[str]) -> list[
     return out
 
 
-def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[BaseModel]) -> list[SpecError]:
+def errors_from_validation(
+    doc: YamlDocument, exc: ValidationError, model: type[BaseModel], docs: str = "docs/sources.md"
+) -> list[SpecError]:
     tags = _all_tags(model)
     errors: list[SpecError] = []
     for err, yaml_loc in _union_errors(doc, exc.errors(include_url=False), tags):
@@ -201,7 +203,7 @@ def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[
             hint = f"did you mean {close[0]!r}?" if close else f"known rules here: {', '.join(known)}"
         elif kind == "missing":
             message = "required field is missing"
-            hint = f"add `{loc[-1]}:` (see docs/sources.md)"
+            hint = f"add `{loc[-1]}:` (see {docs})"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             expected = err.get("ctx", {}).get("expected_tags", "")
             tag = err.get("ctx", {}).get("tag", "")
@@ -222,12 +224,14 @@ def errors_from_validation(doc: YamlDocument, exc: ValidationError, model: type[
     return errors
 
 
-def validate_document(doc: YamlDocument, model: type[M]) -> tuple[M | None, list[SpecError]]:
-    """Validate a parsed YAML document against a spec model."""
+def validate_document(
+    doc: YamlDocument, model: type[M], docs: str = "docs/sources.md"
+) -> tuple[M | None, list[SpecError]]:
+    """Validate a parsed YAML document against a spec model; `docs` is the reference page a fix hint points at."""
     if not isinstance(doc.data, dict):
         found = "an empty file" if doc.data is None else type(doc.data).__name__
         return None, [SpecError(doc.path, 1, "", f"expected a mapping of keys, found {found}")]
     try:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
-        return None, errors_from_validation(doc, exc, model)
+        return None, errors_from_validation(doc, exc, model, docs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from foundation.specs.kpi import load_kpis
+from foundation.core.workspace import load_kpis
 from kpi_catalog.catalogue import Point, status_against_target, trend_of
 from kpi_catalog.chart import history_svg
 from kpi_catalog.compile import SPARK_TYPES, contract_columns, kpi_properties, simple_kpi_sql

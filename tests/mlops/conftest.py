@@ -13,8 +13,8 @@ import pytest
 import yaml
 from deltalake import write_deltalake
 
-from foundation.core.workspace import Workspace
-from mlops.checks import ModelRef, load_model_specs
+from foundation.core.workspace import Workspace, load_model_specs
+from foundation.specs.model import ModelRef
 
 USECASE = "fleet"
 TABLE = "features_day"

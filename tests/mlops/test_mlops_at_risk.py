@@ -10,10 +10,9 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
+from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
-from foundation.specs.kpi import load_kpis
 from kpi_catalog.catalogue import KpiCatalog
-from mlops.checks import load_model_specs
 from mlops.inference import batch_score, predictions_uri
 from mlops.kpis import check_model_kpis, publish_model_kpis
 from tests.mlops.conftest import USECASE, MlWorkspace, spec_dict

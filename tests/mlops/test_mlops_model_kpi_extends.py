@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
-from foundation.specs.kpi import load_kpis
 from kpi_catalog.catalogue import KpiCatalog
-from mlops.checks import load_model_specs
 from mlops.inference import batch_score
 from mlops.kpis import check_model_kpis, latest_model_kpis, publish_model_kpis
 from tests.mlops.conftest import MlWorkspace, spec_dict

@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
-from mlops.checks import check_model_specs
+from mlops.feature_table_checks import check_model_specs
 from tests.mlops.conftest import MlWorkspace, spec_dict, synthetic_features
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from foundation.core.settings import load_settings
+from foundation.core.settings_profiles import load_settings
 from serving.app import create_app
 from tests.serving.conftest import ALL_KEY, KEYS, OTHER, RISK, RISK_KEY, auth
 

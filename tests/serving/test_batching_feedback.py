@@ -13,9 +13,9 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from foundation.engine.lakehouse.catalog import delta_relation_sql
 
 from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 from serving.app import create_app
 from serving.batching import MicroBatcher
 from serving.feedback import (
@@ -119,7 +119,7 @@ def test_a_lone_request_does_not_wait(risk_model: ServedModel) -> None:
 def test_batched_and_unbatched_apps_answer_the_same(
     served_workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from foundation.core.settings import load_settings
+    from foundation.core.settings_profiles import load_settings
 
     monkeypatch.setenv("FOUNDATION_API_KEYS", KEYS)
     settings = load_settings(served_workspace)

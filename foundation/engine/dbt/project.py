@@ -28,16 +28,15 @@ from pathlib import Path
 
 import yaml
 
-from foundation.core.workspace import SourceRef, Workspace
+from foundation.core.workspace import KPIS_DIR, SourceRef, Workspace, load_kpis
 from foundation.engine.lakehouse.partitions import partition_column
 from foundation.specs.errors import SpecError, SpecValidationError
-from foundation.specs.kpi import KpiRef, load_kpis
+from foundation.specs.kpi import KpiRef
 from kpi_catalog.compile import contract_types, kpi_model_sql, kpi_properties
 
 PROFILE_NAME = "foundation"
 BRONZE_SCHEMA = "bronze"
 GENERATED_DIR = "_generated"
-KPIS_DIR = "kpis"
 LINEAGE_COLUMNS = {"_load_id": "varchar", "_loaded_at": "timestamptz", "_source_file": "varchar"}
 FRAMEWORK_MACROS_ENV = "FOUNDATION_DBT_MACROS"
 FRAMEWORK_MACROS_ENTRY = "{{ env_var('" + FRAMEWORK_MACROS_ENV + "') }}"  # what dbt_project.yml's macro-paths lists

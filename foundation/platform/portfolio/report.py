@@ -14,7 +14,7 @@ from typing import Any
 
 from deltalake import DeltaTable
 
-from foundation.core.workspace import USECASES_DIR, Workspace
+from foundation.core.workspace import Workspace, load_model_specs, usecase_file
 from foundation.platform.portfolio.phase import Evidence, phase_of
 from foundation.platform.portfolio.scoring import Scores, rank_key, score_sheet
 from foundation.specs.errors import SpecError
@@ -112,8 +112,6 @@ def running_schedules(workspace: Workspace) -> set[str]:
 
 
 def gather_evidence(workspace: Workspace, usecase: str, champions: set[str], running: set[str] | None) -> Evidence:
-    from mlops.checks import load_model_specs
-
     options = workspace.settings.lakehouse.storage_options
     sources = [s for s in workspace.scan.sources if s.usecase == usecase]
     landed = sum(1 for s in sources if _is_delta(workspace.bronze_uri(usecase, s.name), options))
@@ -183,7 +181,7 @@ def qualification_warnings(workspace: Workspace) -> list[SpecError]:
     for name, spec in sorted(workspace.scan.usecases.items()):
         if spec is None:
             continue  # no or invalid usecase.yaml: the scan reports it already
-        path = workspace.root / USECASES_DIR / name / "usecase.yaml"
+        path = usecase_file(workspace.root, name)
         scores = score_sheet(spec.qualification, workspace.settings.portfolio)
         if scores.missing:
             shown = ", ".join(scores.missing[:6]) + (

@@ -91,9 +91,8 @@ def kpi_cards(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
 
 
 def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[ModelCard]:
-    from foundation.specs.kpi import load_kpis
+    from foundation.core.workspace import load_kpis, load_model_specs
     from foundation.specs.model import CostSpec, SelectionSpec
-    from mlops.checks import load_model_specs
     from mlops.inference import at_risk_entities
     from mlops.kpis import model_kpis
     from mlops.pipeline import report_path

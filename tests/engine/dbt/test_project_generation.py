@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from foundation.core.workspace import Workspace
+from foundation.core.workspace import Workspace, load_kpis
 from foundation.engine.dbt.checks import check_dbt_project
 from foundation.engine.dbt.project import dbt_paths, generate_files, prepare_project
 from foundation.engine.dbt.warehouse import warehouse_lock
 from foundation.platform.check import check_workspace
 from foundation.specs.errors import SpecValidationError
-from foundation.specs.kpi import load_kpis
 from tests.engine.dbt.conftest import copy_platform
 
 

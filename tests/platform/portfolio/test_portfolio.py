@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from foundation.cli.main import app
-from foundation.core.settings import PortfolioSettings, load_settings
+from foundation.core.settings import PortfolioSettings
+from foundation.core.settings_profiles import load_settings
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 from foundation.platform.portfolio.matrix import matrix_png
 from foundation.platform.portfolio.page import portfolio_html

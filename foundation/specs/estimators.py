@@ -1,0 +1,70 @@
+"""A model spec's candidates as classes: imported by their dotted path and checked to be classifiers.
+
+`check_estimators` imports each candidate's module (scikit-learn or the team's own), so call it where that cost is
+expected (`foundation check`, training), not when specs are only listed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+
+from foundation.specs.errors import SpecError
+from foundation.specs.model import ModelRef
+
+
+def import_class(path: str) -> type:
+    module_name, _, class_name = path.rpartition(".")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)
+
+
+def _estimator_error(ref: ModelRef, i: int, message: str, hint: str) -> SpecError:
+    return SpecError(ref.path, ref.line("candidates", i, "estimator"), f"candidates[{i}].estimator", message, hint)
+
+
+def _unknown_params(ref: ModelRef, i: int, cls: type, class_name: str) -> list[SpecError]:
+    known = sorted(cls().get_params(deep=False))
+    errors: list[SpecError] = []
+    for name in ref.spec.candidates[i].params:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            errors.append(
+                SpecError(
+                    ref.path,
+                    ref.line("candidates", i, "params", name),
+                    f"candidates[{i}].params.{name}",
+                    f"{class_name} has no hyper-parameter {name!r}",
+                    f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}",
+                )
+            )
+    return errors
+
+
+def check_estimators(ref: ModelRef) -> list[SpecError]:
+    """Each candidate's class must import, be a classifier with predict_proba, and know its hyper-parameters."""
+    errors: list[SpecError] = []
+    for i, candidate in enumerate(ref.spec.candidates):
+        path = candidate.class_path
+        module_name, _, class_name = path.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            message = f"candidate class {path!r} does not exist: cannot import module {module_name!r} ({exc})"
+            errors.append(_estimator_error(ref, i, message, "install the package, or fix the module path"))
+            continue
+        cls = getattr(module, class_name, None)
+        if cls is None:
+            names = [n for n, v in vars(module).items() if inspect.isclass(v)]
+            close = difflib.get_close_matches(class_name, names, n=1, cutoff=0.6)
+            message = f"candidate class {path!r} does not exist: {module_name} has no {class_name!r}"
+            hint = f"did you mean {module_name}.{close[0]}?" if close else "check the class name"
+            errors.append(_estimator_error(ref, i, message, hint))
+            continue
+        if not inspect.isclass(cls) or not hasattr(cls, "predict_proba") or not hasattr(cls, "get_params"):
+            message = f"{path!r} is not a scikit-learn style classifier with predict_proba"
+            errors.append(_estimator_error(ref, i, message, "use a classifier class (fit, predict_proba, get_params)"))
+            continue
+        errors.extend(_unknown_params(ref, i, cls, class_name))
+    return errors

@@ -1,0 +1,132 @@
+"""Model specs checked against the data model: the feature table exists (published, or documented by dbt), the columns
+a spec names are in it, and its baseline rule and row filter bind to them, with `file:line` errors.
+
+Loading the specs is `foundation.core.workspace.load_model_specs`; `check_against_columns` is pure over the columns
+it is given, so the tests call it directly.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import duckdb
+
+from foundation.core.workspace import Workspace, load_model_specs
+from foundation.engine.dbt.checks import scan_model_columns
+from foundation.engine.dbt.project import dbt_paths
+from foundation.specs.errors import SpecError
+from foundation.specs.estimators import check_estimators
+from foundation.specs.model import ModelRef
+from mlops.dataset import published_columns
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"known columns: {', '.join(sorted(known))}"
+
+
+def check_against_columns(ref: ModelRef, columns: list[str], *, verified: bool) -> list[SpecError]:
+    """Columns the spec names must exist in the feature table; the baseline rule must bind to it.
+
+    `verified`: `columns` is the published table's schema (mismatches are errors); otherwise they are only the
+    documented columns of the dbt model, and a mismatch is a warning until the table is published.
+    """
+    spec = ref.spec
+    severity = "error" if verified else "warning"
+    where = f"the feature table {spec.feature_table!r}" + (
+        "" if verified else " (documented columns; not published yet)"
+    )
+    errors: list[SpecError] = []
+
+    def unknown(loc: tuple[str | int, ...], name: str, what: str) -> None:
+        errors.append(
+            SpecError(
+                ref.path,
+                ref.line(*loc),
+                ".".join(str(p) for p in loc),
+                f"unknown {what} {name!r}: no such column in {where}",
+                _closest(name, columns),
+                severity,
+            )
+        )
+
+    if spec.target not in columns:
+        unknown(("target",), spec.target, "target")
+    if spec.time not in columns:
+        unknown(("time",), spec.time, "time column")
+    for i, name in enumerate(spec.entity):
+        if name not in columns:
+            unknown(("entity", i), name, "entity column")
+    for i, name in enumerate(spec.features.include or []):
+        if name not in columns:
+            unknown(("features", "include", i), name, "feature")
+    for i, name in enumerate(spec.features.exclude if verified else []):  # excluding a missing column is harmless
+        if name not in columns:
+            unknown(("features", "exclude", i), name, "excluded column")
+    if spec.target in spec.feature_columns(columns):
+        errors.append(
+            SpecError(ref.path, ref.line("features"), "features", "the target is among the features", "exclude it")
+        )
+    if verified:
+        errors.extend(_sql_errors(ref, columns))
+    return errors
+
+
+def _sql_errors(ref: ModelRef, columns: list[str]) -> list[SpecError]:
+    """Bind the baseline rule and the row filter against an empty table of the columns: DuckDB names what is wrong."""
+    con = duckdb.connect()
+    try:
+        con.execute("create table t (" + ", ".join(f'"{c}" varchar' for c in columns) + ")")
+        errors = []
+        for loc, expression in ((("baseline", "rule"), ref.spec.baseline.rule), (("row_filter",), ref.spec.row_filter)):
+            if expression is None:
+                continue
+            try:
+                # try_cast keeps the binder from failing on types: only names and syntax are checked here
+                con.execute(f"explain select 1 from t where ({expression}) is not null")
+            except duckdb.Error as exc:
+                message = str(exc).splitlines()[0]
+                if "Conversion" in message or "cast" in message.lower():
+                    continue
+                errors.append(
+                    SpecError(
+                        ref.path,
+                        ref.line(*loc),
+                        ".".join(loc),
+                        f"the expression does not bind to the feature table: {message}",
+                        f"use SQL over the columns of {ref.spec.feature_table} (DuckDB dialect)",
+                    )
+                )
+        return errors
+    finally:
+        con.close()
+
+
+def check_model_specs(workspace: Workspace) -> list[SpecError]:
+    """Every model spec: its format, its feature table (a dbt model, published or documented), its columns, the
+    baseline rule and row filter (bound by DuckDB), and its candidates' classes and hyper-parameters."""
+    scan = load_model_specs(workspace.root)
+    errors = list(scan.errors)
+    paths = dbt_paths(workspace)
+    documented = scan_model_columns(paths) if paths.exists() else {}
+    for ref in scan.models:
+        errors.extend(check_estimators(ref))
+        table = ref.spec.feature_table
+        columns = published_columns(workspace, ref.usecase, table)
+        if columns is None and table not in documented:
+            close = difflib.get_close_matches(table, list(documented), n=1, cutoff=0.6)
+            errors.append(
+                SpecError(
+                    ref.path,
+                    ref.line("feature_table"),
+                    "feature_table",
+                    f"no dbt model named {table!r} (nor a published table of {ref.usecase})",
+                    f"did you mean {close[0]!r}?" if close else f"models: {', '.join(sorted(documented)) or 'none'}",
+                )
+            )
+            continue
+        if columns is not None:
+            errors.extend(check_against_columns(ref, columns, verified=True))
+        elif documented.get(table):
+            errors.extend(check_against_columns(ref, sorted(documented[table]), verified=False))
+    return errors
