@@ -16,7 +16,10 @@ from foundation.core.workspace import (
 from foundation.specs.loading import SpecKind, read_specs
 from foundation.specs.source import SourceSpec
 
-SOURCE = "name: {name}\ndescription: sensor readings\nowner: {owner}\nschedule: manual\nextract: {{type: csv, path: r.csv}}\n"
+SOURCE = (
+    "name: {name}\ndescription: sensor readings\nowner: {owner}\nschedule: manual\n"
+    "extract: {{type: csv, path: r.csv}}\n"
+)
 KPI = (
     "id: {name}\nlabel: Readings\ndescription: How many readings\nowner: {owner}\nunit: n\ndirection: higher\n"
     "model: readings\ntime: day\nexpression: count(*)\n"
