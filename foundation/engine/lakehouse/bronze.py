@@ -8,6 +8,7 @@ write leaves both at the previous version.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from foundation.engine.sql import quote_ident
 STATE_KEY = "foundation.state"
 LOAD_ID_KEY = "foundation.load_id"
 WriteMode = Literal["append", "replace", "merge"]
+RECENT_COMMITS = 50  # where the newest load almost always is; the whole history is read only when it is not
 
 
 @dataclass
@@ -68,26 +70,30 @@ class BronzeTable:
         table = self.table()
         return pa.schema(table.schema().to_arrow()) if table is not None else None
 
-    def previous_load_rows(self) -> int | None:
-        """Rows the newest load landed, from its commit's metrics (merge: source rows; write: added rows)."""
+    def _newest_commit(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        """The newest commit that is `wanted`: among the recent ones, else in the whole history (commits that are not
+        loads, such as compactions, vacuums and table properties, can follow a load in any number)."""
         table = self.table()
         if table is None:
             return None
-        for commit in table.history(limit=50):
-            if LOAD_ID_KEY in commit:
-                metrics = commit.get("operationMetrics", {})
-                return int(metrics.get("num_source_rows", metrics.get("num_added_rows", 0)))
-        return None
+        recent = table.history(limit=RECENT_COMMITS)
+        found = next((commit for commit in recent if wanted(commit)), None)
+        if found is None and len(recent) == RECENT_COMMITS:
+            found = next((commit for commit in table.history() if wanted(commit)), None)
+        return found
+
+    def previous_load_rows(self) -> int | None:
+        """Rows the newest load landed, from its commit's metrics (merge: source rows; write: added rows)."""
+        commit = self._newest_commit(lambda c: LOAD_ID_KEY in c)
+        if commit is None:
+            return None
+        metrics = commit.get("operationMetrics", {})
+        return int(metrics.get("num_source_rows", metrics.get("num_added_rows", 0)))
 
     def last_load_at(self) -> datetime | None:
         """When the newest load committed (the Delta commit's timestamp)."""
-        table = self.table()
-        if table is None:
-            return None
-        for commit in table.history(limit=50):
-            if LOAD_ID_KEY in commit:
-                return datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
-        return None
+        commit = self._newest_commit(lambda c: LOAD_ID_KEY in c)
+        return None if commit is None else datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC)
 
     def row_count(self) -> int | None:
         """Rows in the current version, from the Delta log's file statistics (no data read)."""
@@ -102,15 +108,8 @@ class BronzeTable:
 
     def state(self, as_of: int | None = None) -> LoadState:
         """The load state recorded by the newest commit that has one (at or before version `as_of`)."""
-        table = self.table()
-        if table is None:
-            return LoadState()
-        for commit in table.history(limit=50):
-            if as_of is not None and commit.get("version", -1) > as_of:
-                continue
-            if STATE_KEY in commit:
-                return LoadState.from_json(commit[STATE_KEY])
-        return LoadState()
+        commit = self._newest_commit(lambda c: STATE_KEY in c and (as_of is None or c.get("version", -1) <= as_of))
+        return LoadState() if commit is None else LoadState.from_json(commit[STATE_KEY])
 
     def write(
         self,

@@ -208,6 +208,38 @@ def test_bronze_orphan_removed_rows_and_load_state_unchanged_through_the_cli(
     assert [r["id"] for r in kit.rows("readings", order_by="id")] == [1, 2, 3, 4]
 
 
+def test_a_long_run_of_commits_that_are_not_loads_hides_neither_the_load_state_nor_its_time(
+    make_workspace: Any, spec: Any
+) -> None:
+    """Maintenance and operators commit to a bronze table without loading (a compaction, a vacuum: two commits, a
+    table property): after 60 of them the newest load's state, time and row count are still found, so the next
+    append lands nothing twice and freshness still knows when the source last loaded."""
+    from foundation.engine.lakehouse.bronze import BronzeTable
+
+    kit = make_workspace(
+        sources=[spec("readings", {"type": "csv", "path": "landing/*.csv"}, load={"mode": "append"})],
+        files={"landing/a.csv": CSV_HEADER + "1,1.5\n2,2.5\n"},
+    )
+    kit.ingest("readings")
+    kit.land("landing/b.csv", CSV_HEADER + "3,3.5\n")
+    kit.ingest("readings")
+    bronze = BronzeTable(kit.bronze_uri("readings"))
+    before = (bronze.state(), bronze.last_load_at(), bronze.previous_load_rows())
+    assert len(before[0].files) == 2 and before[1] is not None and before[2] == 1
+    version = bronze.version() or 0
+    assert run_maintenance(kit.open().lakehouse_root, MaintenanceSettings()).ok  # compacts the two small files
+    for days in range(30, 90):  # an operator (or a script) tuning the table: each a commit that is not a load
+        DeltaTable(bronze.uri).alter.set_table_properties({"delta.logRetentionDuration": f"interval {days} days"})
+    assert (bronze.version() or 0) - version == 61
+    assert (bronze.state(), bronze.last_load_at(), bronze.previous_load_rows()) == before
+
+    assert kit.ingest("readings").status == "nothing_new"
+    assert [r["id"] for r in kit.rows("readings", order_by="id")] == [1, 2, 3]
+    kit.land("landing/c.csv", CSV_HEADER + "4,4.5\n")
+    assert kit.ingest("readings").rows_landed == 1
+    assert [r["id"] for r in kit.rows("readings", order_by="id")] == [1, 2, 3, 4]
+
+
 def test_the_cli_prints_a_summary_and_a_usecase_limits_the_run(
     make_workspace: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
