@@ -7,7 +7,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from foundation.cli.output import console, print_table
 from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
 from foundation.core.workspace import SourceRef, Workspace
-from foundation.engine.ingest import events
 from foundation.engine.ingest.report import LoadReport
 
 # Our own table reports every outcome and error; the full Dagster logs stay in the instance (`foundation ui`).
@@ -15,13 +14,13 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}
 
 
 class ProgressListener:
-    """Shows one line per source: rows read so far, then the outcome."""
+    """Shows one line per source: rows read so far, then the outcome (a `LoadProgress`); holds what the run returned."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
         self.tasks: dict[str, int] = {}
         self.reports: dict[str, LoadReport] = {}
-        self.errors: dict[str, BaseException] = {}
+        self.errors: dict[str, str] = {}
         self.skipped: dict[str, str] = {}  # source -> why it was not loaded (a partitioned source: by partitions)
 
     def failed_checks(self) -> list[str]:
@@ -41,15 +40,16 @@ class ProgressListener:
         if self.progress is not None and source in self.tasks:
             self.progress.update(self.tasks[source], rows=rows_read)
 
-    def on_done(self, report: LoadReport) -> None:
-        self.reports[report.source] = report
-        if self.progress is not None and report.source in self.tasks:
-            self.progress.update(self.tasks[report.source], rows=report.rows_read, total=1, completed=1)
-
-    def on_error(self, source: str, error: BaseException) -> None:
-        self.errors[source] = error
+    def on_end(self, source: str, failed: bool) -> None:
         if self.progress is not None and source in self.tasks:
-            self.progress.update(self.tasks[source], description=f"[red]{source} failed", total=1, completed=1)
+            shown = {"description": f"[red]{source} failed"} if failed else {}
+            self.progress.update(self.tasks[source], total=1, completed=1, **shown)
+
+    def record(self, result) -> None:  # result: dg.ExecuteInProcessResult (dagster is imported lazily)
+        """The reports and errors the run returned."""
+        from foundation.dagster_defs.definitions import load_reports  # lazy: imports dagster
+
+        self.reports, self.errors = load_reports(result)
 
 
 def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kept lazy: dagster is slow to import)
@@ -94,22 +94,22 @@ def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bo
     if not selection:
         return listener
     quiet_garbage_collector()
-    with events.listening(listener):
+    if progress is not None:
+        progress.start()
+    try:
+        result = dg.materialize(
+            list(defs.assets or []),
+            selection=selection,
+            instance=dagster_instance(workspace),
+            resources={**(defs.resources or {}), "load_progress": listener},
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+            tags={"foundation/command": "ingest"},
+        )
+    finally:
         if progress is not None:
-            progress.start()
-        try:
-            dg.materialize(
-                list(defs.assets or []),
-                selection=selection,
-                instance=dagster_instance(workspace),
-                resources=defs.resources,
-                run_config=QUIET_RUN_CONFIG,
-                raise_on_error=False,
-                tags={"foundation/command": "ingest"},
-            )
-        finally:
-            if progress is not None:
-                progress.stop()
+            progress.stop()
+    listener.record(result)
     freeze_heap_for_exit()
     return listener
 

@@ -24,7 +24,6 @@ from foundation.cli.output import tool_output_to
 from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
 from foundation.core.workspace import Workspace
 from foundation.engine.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
-from foundation.engine.ingest import events
 
 RUN_DIR = "run"  # dbt's target folder for runs, under <state>/dbt/target
 
@@ -155,16 +154,17 @@ def run_pipeline(
     instance = dagster_instance(workspace)
     # dagster-dbt re-prints dbt's whole event stream on stdout: keep it in a log, stdout is for our output (--json).
     log_path = workspace.state_dir / "logs" / "run.log"
-    with events.listening(listener), tool_output_to(log_path):
+    with tool_output_to(log_path):
         result = dg.materialize(
             list(defs.assets or []),
             selection=selection,
             instance=instance,
-            resources=defs.resources,
+            resources={**(defs.resources or {}), "load_progress": listener},
             run_config=QUIET_RUN_CONFIG,
             raise_on_error=False,
             tags={"foundation/command": "run", **({"foundation/usecase": usecase} if usecase else {})},
         )
+    listener.record(result)
     summary = RunSummary(ok=result.success, usecase=usecase, seconds=0.0)
     if paths is not None:
         summary.stages.append(StageTiming("dbt_prepare", "dbt", round(parse_seconds, 3), "success"))

@@ -6,6 +6,7 @@ Asset keys: `<usecase>/bronze/<source>`; group = use case; owners, kinds and des
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations at runtime.
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from croniter import croniter
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.dagster_defs.partitions import partition_window, partitioned_schedule, partitions_definition
-from foundation.dagster_defs.resources import FoundationResource
+from foundation.dagster_defs.resources import LOAD_PROGRESS, FoundationResource, LoadProgress, NoProgress
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.quality.checks import declared_checks
 from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
@@ -37,6 +38,26 @@ def _preview_markdown(report: LoadReport) -> str:
     return "\n".join(lines)
 
 
+REPORT_KEY = "foundation/load_report"  # a load's whole report, returned to the caller of the run (load_reports)
+SOURCE_KEY, ERROR_KEY = "foundation/source", "foundation/error"  # on a failed load's step failure
+
+
+def load_reports(result: dg.ExecuteInProcessResult) -> tuple[dict[str, LoadReport], dict[str, str]]:
+    """What each load of an in-process run returned: its report by source, or its error by source."""
+    reports = {}
+    for event in result.get_asset_materialization_events():
+        value = event.materialization.metadata.get(REPORT_KEY)
+        if value is not None:
+            report = LoadReport.from_dict(value.value)  # type: ignore[arg-type]
+            reports[report.source] = report
+    errors = {}
+    for event in result.get_step_failure_events():
+        failure = event.step_failure_data.user_failure_data
+        if failure is not None and SOURCE_KEY in failure.metadata:
+            errors[str(failure.metadata[SOURCE_KEY].value)] = str(failure.metadata[ERROR_KEY].value)
+    return reports, errors
+
+
 def materialization_metadata(report: LoadReport, uri: str) -> dict[str, object]:
     schema = dg.TableSchema(columns=[dg.TableColumn(name=n, type=t) for n, t in report.schema])
     metadata: dict[str, object] = {
@@ -54,6 +75,7 @@ def materialization_metadata(report: LoadReport, uri: str) -> dict[str, object]:
         "seconds": round(report.seconds, 3),
         "dagster/uri": uri,
         "preview": dg.MetadataValue.md(_preview_markdown(report)),
+        REPORT_KEY: dg.MetadataValue.json(json.loads(json.dumps(report.to_dict(), default=str))),
     }
     if report.schema:
         metadata["dagster/column_schema"] = schema
@@ -145,14 +167,18 @@ def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition
         freshness_policy=freshness_policy(spec),
         partitions_def=partitions_definition(spec.partitions),
     )
-    def _ingest(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Iterator[Any]:
+    def _ingest(
+        context: dg.AssetExecutionContext, foundation: FoundationResource, load_progress: dg.ResourceParam[LoadProgress]
+    ) -> Iterator[Any]:
+        window = partition_window(context) if context.has_partition_key else None
         try:
-            report = foundation.ingest(source.key, partition_window(context) if context.has_partition_key else None)
+            report = foundation.ingest(source.key, window, load_progress)
         except Exception as exc:
             # A refused load is a failed check too: show what the rules concluded, then fail the step.
             for outcome in getattr(exc, "foundation_outcomes", []):
                 yield check_result(outcome.to_dict())
-            raise dg.Failure(description=f"{source.key}: {exc}") from exc
+            failure = {SOURCE_KEY: source.key, ERROR_KEY: str(exc)}
+            raise dg.Failure(description=f"{source.key}: {exc}", metadata=failure) from exc
         context.log.info(
             f"{source.key}: read {report.rows_read}, landed {report.rows_landed}, "
             f"quarantined {report.rows_quarantined} ({report.status})"
@@ -186,7 +212,7 @@ def ingestion_definitions(workspace: Workspace) -> dg.Definitions:
     return dg.Definitions(
         assets=[source_asset(workspace, src) for src in sources],
         schedules=[s for s in (source_schedule(src) for src in sources) if s is not None],
-        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root))},
+        resources={"foundation": FoundationResource(workspace_dir=str(workspace.root)), LOAD_PROGRESS: NoProgress()},
     )
 
 

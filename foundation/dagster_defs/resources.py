@@ -1,16 +1,40 @@
-"""The resource through which assets reach the workspace (settings, specs, lakehouse)."""
+"""The resources through which assets reach the workspace (settings, specs, lakehouse) and report progress."""
 
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations at runtime.
 
 from pathlib import Path
+from typing import Protocol
 
 import dagster as dg
 
 from foundation.core.workspace import Workspace
-from foundation.engine.ingest import events
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.ingest.runner import ingest_source
 from foundation.engine.lakehouse.partitions import PartitionWindow
+
+LOAD_PROGRESS = "load_progress"  # the resource key of a LoadProgress
+
+
+class LoadProgress(Protocol):
+    """Who watches loads as they run (the CLI's progress bar), passed to the run as the `load_progress` resource.
+    It is told of rows only: each load's report comes back in the run's result (`definitions.load_reports`)."""
+
+    def on_start(self, source: str) -> None: ...
+    def on_rows(self, source: str, rows_read: int) -> None: ...
+    def on_end(self, source: str, failed: bool) -> None: ...
+
+
+class NoProgress:
+    """The default: nobody watches (the daemon, the UI)."""
+
+    def on_start(self, source: str) -> None:
+        pass
+
+    def on_rows(self, source: str, rows_read: int) -> None:
+        pass
+
+    def on_end(self, source: str, failed: bool) -> None:
+        pass
 
 
 class FoundationResource(dg.ConfigurableResource):
@@ -21,16 +45,20 @@ class FoundationResource(dg.ConfigurableResource):
     def workspace(self) -> Workspace:
         return Workspace.open(Path(self.workspace_dir))
 
-    def ingest(self, source_key: str, partition: PartitionWindow | None = None) -> LoadReport:
+    def ingest(
+        self, source_key: str, partition: PartitionWindow | None = None, progress: LoadProgress | None = None
+    ) -> LoadReport:
+        progress = progress or NoProgress()
         workspace = self.workspace()
         (source,) = workspace.select_sources([source_key])
-        events.start(source_key)
+        progress.on_start(source_key)
         try:
             report = ingest_source(
-                workspace, source, progress=lambda n: events.rows(source_key, n), partition=partition
+                workspace, source, progress=lambda n: progress.on_rows(source_key, n), partition=partition
             )
-        except Exception as exc:
-            events.error(source_key, exc)
+        except Exception:
+            progress.on_end(source_key, failed=True)
             raise
-        events.done(report)
+        progress.on_rows(source_key, report.rows_read)
+        progress.on_end(source_key, failed=False)
         return report

@@ -118,3 +118,45 @@ def test_freshness_policy_fits_any_schedule() -> None:
     assert seconds(five.warn_window) < seconds(five.fail_window) == 15 * 60
     weekdays = policy("0 6 * * 1-5")
     assert seconds(weekdays.warn_window) >= 3 * 86400  # Friday 06:00 to Monday 06:00 is not late
+
+
+class RecordedProgress:
+    """A `load_progress` resource that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, ...]] = []
+
+    def on_start(self, source: str) -> None:
+        self.told.append(("start", source))
+
+    def on_rows(self, source: str, rows_read: int) -> None:
+        self.told.append(("rows", source, str(rows_read)))
+
+    def on_end(self, source: str, failed: bool) -> None:
+        self.told.append(("end", source, "failed" if failed else "ok"))
+
+
+def test_the_run_returns_each_load_report_and_error_and_progress_is_passed_in(tmp_path: Path) -> None:
+    """No module-level listener: the caller of the run gets the reports (and a failed load's error) from the run's
+    result, and the progress it passes as a resource is told of rows as they are read."""
+    from foundation.dagster_defs.definitions import load_reports
+
+    root = _workspace(tmp_path)
+    (root / "landing" / "catalogue.json").write_text("not json")  # its load fails
+    defs = build_definitions(root)
+    progress = RecordedProgress()
+    result = dg.materialize(
+        list(defs.assets),
+        resources={**defs.resources, "load_progress": progress},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    reports, errors = load_reports(result)
+    assert list(reports) == ["shop/orders"] and list(errors) == ["shop/catalogue"]
+    orders = reports["shop/orders"]
+    assert (orders.status, orders.rows_read, orders.rows_landed, orders.reconciles) == ("landed", 2, 2, True)
+    assert [name for name, _ in orders.schema][:2] == ["order_id", "amount_eur"]
+    assert "Malformed JSON" in errors["shop/catalogue"] and "catalogue.json" in errors["shop/catalogue"]
+    assert ("start", "shop/orders") in progress.told and ("end", "shop/orders", "ok") in progress.told
+    assert ("rows", "shop/orders", "2") in progress.told
+    assert progress.told[-1][0] == "end" and ("end", "shop/catalogue", "failed") in progress.told

@@ -40,6 +40,13 @@ class LoadReport:
         )
         return self.rows_read == accounted
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        """The inverse of `to_dict` (a report that travelled as JSON: the Dagster run's result)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["schema"] = [(c["name"], c["type"]) for c in data.get("schema", [])]
+        return cls(**fields)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["reconciles"] = self.reconciles
