@@ -378,7 +378,7 @@ LOG_CPU_CHILD = """
 import asyncio, json, sys, tempfile, time
 from pathlib import Path
 from foundation.core.workspace import Workspace
-from serving.feedback import PredictionLog, Served
+from serving.prediction_log import PredictionLog, Served
 
 model, row, folder = sys.argv[1], json.loads(sys.argv[2]), sys.argv[5]
 group, requests = int(sys.argv[3]), int(sys.argv[4])
@@ -404,7 +404,7 @@ with tempfile.TemporaryDirectory(dir=folder) as root:
 
 
 def log_cpu_per_request(row: dict[str, Any], group: int, workdir: Path, requests: int = 10_240) -> float:
-    """CPU microseconds the prediction log (serving.feedback: spool with its fdatasync, Delta writes) spends per
+    """CPU microseconds the prediction log (serving.prediction_log: spool with its fdatasync, Delta writes) spends per
     single-row request, on a fresh workspace under `workdir`, `group` requests recorded at a time: each disk flush
     serves `group` requests."""
     command = [sys.executable, "-c", LOG_CPU_CHILD, MODEL, json.dumps(row), str(group), str(requests), str(workdir)]

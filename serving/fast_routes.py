@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 
 from serving.deps import authorized_model, principal_of
-from serving.schemas import InvalidInput, error_items, malformed_body
+from serving.errors import InvalidInput, error_items, malformed_body
 from serving.scoring import invocations_answer, invocations_model, predict_answer
 
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from foundation.core.workspace import Workspace
 from mlops.registry import CHAMPION, current_champion, mlflow_client, read_history
-from serving.schemas import ColumnSpec, InvalidInput, batch_model, columns_from_signature, row_model
+from serving.errors import InvalidInput
+from serving.schemas import ColumnSpec, batch_model, columns_from_signature, row_model
 
 log = logging.getLogger("serving.loaded_models")
 
@@ -194,6 +195,8 @@ class LoadResult:
 
 def load_champion(workspace: Workspace, client: Any, name: str, max_batch_size: int) -> ServedModel | None:
     """The champion of one registered model, or None if it has none."""
+    # lazy: mlflow (2-3 s) sets up its logging at import: `foundation serve` turns that off (MLFLOW_CONFIGURE_LOGGING)
+    # after importing this app and before the models load
     import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import get_model_info

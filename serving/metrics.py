@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as mp
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -111,8 +112,6 @@ class ApiMetrics:
         """The exposition text; with `may_see`, only the series of the models it accepts (and those of no model)."""
         registry: Any = self.registry
         if multiprocess():  # every worker's values, from the shared folder
-            from prometheus_client import multiprocess as mp
-
             registry = CollectorRegistry()
             mp.MultiProcessCollector(registry)
         if may_see is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.schemas import InvalidInput
+from serving.errors import InvalidInput
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 

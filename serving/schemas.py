@@ -10,15 +10,16 @@ column the signature marks optional (scored as missing, as null is).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
+
+from serving.errors import InvalidInput
 
 # MLflow DataType names -> Python types pydantic validates against.
 MLFLOW_TYPES: dict[str, type] = {
@@ -127,62 +128,6 @@ def batch_model(model: str, row: type[BaseModel], max_batch_size: int) -> type[B
     )
 
 
-def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    """`("body", "instances", 0, "temp")` -> `instances[0].temp`."""
-    path = ""
-    for part in loc:
-        if part == "body" and not path:
-            continue
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "body"
-
-
-# The whole body's problems, with the fix: pydantic's own words ("Input should be a valid dictionary") do not tell
-# a client that forgot the content type what to do.
-BODY_MESSAGES = {
-    "missing": "a JSON object is required: send the request as JSON (Content-Type: application/json)",
-    "dict_type": "must be a JSON object, sent with Content-Type: application/json",
-}
-
-
-def error_items(errors: list[dict[str, Any]], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """pydantic error dicts -> what a client sees: the field, the problem and its type (never the input echoed)."""
-    items = []
-    for error in errors:
-        loc = (*prefix, *error.get("loc", ()))
-        if loc == ("body",) and error.get("type") in BODY_MESSAGES:
-            items.append({"field": "body", "message": BODY_MESSAGES[error["type"]], "type": error["type"]})
-            continue
-        if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>), not a field
-            at = next((part for part in loc if isinstance(part, int)), None)
-            where = f" at character {at}" if at is not None else ""
-            items.append({"field": "body", "message": f"not valid JSON{where}", "type": "json_invalid"})
-            continue
-        items.append({"field": field_path(loc), "message": error.get("msg", "invalid"), "type": error.get("type", "")})
-    return items
-
-
-def malformed_body(cause: BaseException) -> InvalidInput | None:
-    """The 422 of a body that is not JSON, whatever broke it (None: `cause` is not a decoding error).
-
-    One status and one shape for every malformed body: before, broken syntax was a 422 and bytes that are not
-    UTF-8 (or JSON nested deeper than the parser goes) were FastAPI's 400 "There was an error parsing the body"."""
-    if isinstance(cause, json.JSONDecodeError):
-        message = f"not valid JSON at character {cause.pos}"
-    elif isinstance(cause, UnicodeDecodeError):
-        message = f"not valid JSON: not UTF-8 text (byte {cause.start})"
-    elif isinstance(cause, RecursionError):
-        message = "not valid JSON: nested too deeply"
-    elif isinstance(cause, ValueError):  # e.g. an integer of more than 4,300 digits
-        message = "not valid JSON: a value the parser refuses (a number too long?)"
-    else:
-        return None
-    return InvalidInput([{"field": "body", "message": message, "type": "json_invalid"}])
-
-
 UNICODE_MESSAGE = "not valid Unicode: a lone surrogate (a \\uD800-\\uDFFF escape without its pair); send UTF-8 text"
 
 
@@ -229,24 +174,6 @@ def _first_invalid_text(value: Any, path: str) -> str | None:
             if found is not None:
                 return found
     return None
-
-
-def validation_detail(items: list[dict[str, Any]]) -> str:
-    shown = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
-    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
-    return f"{len(items)} invalid field(s): {shown}{more}"
-
-
-class InvalidInput(Exception):
-    """A request body that does not fit the model: answered with 422 and the field-level errors."""
-
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        super().__init__(validation_detail(items))
-        self.items = items
-
-    @classmethod
-    def from_validation(cls, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> InvalidInput:
-        return cls(error_items(exc.errors(include_input=False, include_url=False), prefix))
 
 
 # -- responses -----------------------------------------------------------------------------------------------

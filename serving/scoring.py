@@ -27,10 +27,11 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.batching import MicroBatcher, Scored
 from serving.deps import Principal, authorized_model, served_models
-from serving.feedback import Served
+from serving.errors import InvalidInput
 from serving.loaded_models import ServedModel
+from serving.prediction_log import Served
 from serving.protocol import FORMATS, records_of
-from serving.schemas import InvalidInput, check_unicode
+from serving.schemas import check_unicode
 
 MODEL_FAILED = "the model could not score this request: the server's log has the error under this request id"
 

@@ -6,7 +6,7 @@ ever appended to the newest one, by one writer thread, which takes every record 
 `write` and makes them durable with one `fdatasync` (group commit: one disk flush for all the requests in flight),
 then releases their callers. A segment is never appended to again once a newer one exists, and segment numbers
 only grow (the newest segment is never deleted), so `<slot id, seq>` names a set of records for good: what the
-lakehouse side (serving.feedback) records as committed, per table, to replay exactly once.
+lakehouse side (serving.prediction_log) records as committed, per table, to replay exactly once.
 
 Segment: an 8-byte header, then frames `<u32 length><u32 crc32><payload>` (little endian). A crash can leave only
 the last frame of a segment torn (the writer never appends after a failed write: it starts a new segment); reading

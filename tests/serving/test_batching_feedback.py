@@ -18,7 +18,8 @@ from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from serving.app import create_app
 from serving.batching import MicroBatcher
-from serving.feedback import (
+from serving.loaded_models import ServedModel
+from serving.prediction_log import (
     ARROW_CHUNK_ITEMS,
     FEEDBACK_SCHEMA,
     PredictionLog,
@@ -27,7 +28,6 @@ from serving.feedback import (
     feedback_uri,
     prepare,
 )
-from serving.loaded_models import ServedModel
 from tests.serving.conftest import KEYS, RISK, auth
 
 

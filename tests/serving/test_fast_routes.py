@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from serving.errors import InvalidInput
 from serving.fast_routes import INVOCATIONS, NAMED_INVOCATIONS, PREDICT, decode_body, payload_of, route_of
-from serving.schemas import InvalidInput
 from tests.serving.conftest import ALL_KEY, KEYS, OTHER, RISK, RISK_KEY
 
 PREDICT_URL = f"/v1/models/{RISK}/predict"

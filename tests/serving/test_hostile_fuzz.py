@@ -15,12 +15,12 @@ from typing import Any
 import duckdb
 import pytest
 from fastapi.testclient import TestClient
-from foundation.engine.lakehouse.catalog import delta_relation_sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foundation.core.workspace import Workspace
-from serving.feedback import feedback_uri
+from foundation.engine.lakehouse.catalog import delta_relation_sql
+from serving.prediction_log import feedback_uri
 from tests.serving.conftest import KEYS, RISK, auth
 
 EXAMPLES = 120  # per path (fast routes on, off)

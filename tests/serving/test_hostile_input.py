@@ -20,17 +20,11 @@ from pydantic import ValidationError
 
 from foundation.core.workspace import Workspace
 from serving.batching import REFUSAL_WAIT_MAX_S, MicroBatcher
+from serving.errors import InvalidInput, malformed_body
 from serving.loaded_models import ServedModel
 from serving.metrics import ApiMetrics
 from serving.model_errors import ModelErrors, error_kind
-from serving.schemas import (
-    ColumnSpec,
-    InvalidInput,
-    batch_model,
-    check_unicode,
-    malformed_body,
-    row_model,
-)
+from serving.schemas import ColumnSpec, batch_model, check_unicode, row_model
 from tests.serving.conftest import ALL_KEY, OTHER, RISK, RISK_KEY, auth
 
 COLUMNS = [

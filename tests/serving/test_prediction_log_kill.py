@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from foundation.core.workspace import Workspace
-from serving.feedback import feedback_uri, spool_root
+from serving.prediction_log import feedback_uri, spool_root
 from tests.serving.conftest import ALL_KEY, RISK
 from tests.serving.server import Server, call
 

@@ -1,4 +1,4 @@
-"""The prediction log's spool (serving.spool) and its replay into Delta (serving.feedback): torn records after a
+"""The prediction log's spool (serving.spool) and its replay into Delta (serving.prediction_log): torn records after a
 crash, exactly-once replay after a crash between the Delta commit and the spool's deletion (a real hard exit in a
 subprocess), a spool left by a worker that is gone, group commit, and a spool that cannot be written (503)."""
 
@@ -17,7 +17,15 @@ from deltalake import DeltaTable
 from fastapi import HTTPException
 
 from foundation.core.workspace import Workspace
-from serving.feedback import PredictionLog, Served, decode_record, encode_record, feedback_uri, prepare, spool_root
+from serving.prediction_log import (
+    PredictionLog,
+    Served,
+    decode_record,
+    encode_record,
+    feedback_uri,
+    prepare,
+    spool_root,
+)
 from serving.spool import HEADER, SpoolSlot, decode_frames, encode_frame
 
 RISK = "fleet__risk"
@@ -118,11 +126,11 @@ import asyncio, os, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from foundation.core.workspace import Workspace
-from serving import feedback
+from serving import prediction_log
 from serving.spool import SpoolSlot
 from tests.serving.test_prediction_spool import served
 
-log = feedback.PredictionLog(Workspace.open(Path({root!r})), flush_s=600, flush_rows=100_000, capacity=100_000)
+log = prediction_log.PredictionLog(Workspace.open(Path({root!r})), flush_s=600, flush_rows=100_000, capacity=100_000)
 
 async def main():
     await asyncio.gather(*(log.record(served(3, f"r{{i}}")) for i in range(40)))
@@ -136,14 +144,13 @@ asyncio.run(main())
 CRASH_AFTER_COMMIT = "SpoolSlot.delete = lambda self, seqs: os._exit(9)\nlog.flush()"
 # after the first model's commit, before the second's
 CRASH_BETWEEN_TABLES = (
-    "import deltalake\n"
     "calls = []\n"
-    "original = deltalake.write_deltalake\n"
+    "original = prediction_log.write_deltalake\n"
     "def once(*a, **k):\n"
     "    if calls: os._exit(9)\n"
     "    calls.append(1)\n"
     "    return original(*a, **k)\n"
-    "deltalake.write_deltalake = once\n"
+    "prediction_log.write_deltalake = once\n"
     "log.flush()"
 )
 # mid-write: a half-written record at the end of the segment, then killed
@@ -170,7 +177,7 @@ def test_a_crash_at_each_step_loses_nothing_and_the_replay_duplicates_nothing(
 ) -> None:
     run_child(workspace.root, crash)
     expected = sorted(f"r{i}-{j}" for i in range(40) for j in range(3))
-    with caplog.at_level(logging.INFO, logger="serving.feedback"):
+    with caplog.at_level(logging.INFO, logger="serving.prediction_log"):
         log = PredictionLog(workspace, flush_s=600, flush_rows=100_000, capacity=100_000)  # replays at start-up
     assert sorted(logged_ids(workspace)) == expected  # each once, before anything is served
     assert sorted(logged_ids(workspace, "fleet__other")) == ["other-0", "other-1"]

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from serving.deps import Principal, key_id, match_key, parse_api_keys
-from serving.schemas import ColumnSpec, InvalidInput, batch_model, field_path, row_model
+from serving.errors import InvalidInput, field_path
+from serving.schemas import ColumnSpec, batch_model, row_model
 
 COLUMNS = [
     ColumnSpec("truck_type", "string", True),

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from foundation.core.workspace import Workspace
 from mlops.registry import promote
-from serving.feedback import feedback_uri
+from serving.prediction_log import feedback_uri
 from tests.serving.conftest import ALL_KEY, OTHER, RISK, RISK_KEY, add_version
 from tests.serving.server import Server, call
 

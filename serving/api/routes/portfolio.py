@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from foundation.core.workspace import Workspace
+from foundation.platform.portfolio.matrix import matrix_png
+from foundation.platform.portfolio.page import portfolio_html
+from foundation.platform.portfolio.report import build_portfolio
 
 router = APIRouter(tags=["portfolio"])
 
 
 def _entries(request: Request) -> tuple[list, float]:
-    from foundation.platform.portfolio.report import build_portfolio
-
     served: Workspace = request.app.state.workspace
     workspace = Workspace(root=served.root, settings=served.settings)  # a fresh scan of the YAML per request
     return build_portfolio(workspace), workspace.settings.portfolio.threshold
@@ -32,9 +33,6 @@ async def portfolio_json(request: Request) -> dict[str, Any]:
 
 
 def _page(request: Request) -> str:
-    from foundation.platform.portfolio.matrix import matrix_png
-    from foundation.platform.portfolio.page import portfolio_html
-
     entries, threshold = _entries(request)
     return portfolio_html(entries, matrix_png(entries, threshold), threshold)
 
@@ -46,8 +44,6 @@ async def portfolio_page(request: Request) -> str:
 
 @router.get("/portfolio/matrix.png", include_in_schema=False)
 async def portfolio_matrix(request: Request) -> Response:
-    from foundation.platform.portfolio.matrix import matrix_png
-
     entries, threshold = await run_in_threadpool(_entries, request)
     png = await run_in_threadpool(matrix_png, entries, threshold)
     return Response(png, media_type="image/png")

@@ -1,4 +1,4 @@
-"""The prediction feedback log: every prediction the API answers is logged to the lakehouse, exactly once.
+"""The prediction log: every prediction the API answers is logged to the lakehouse, exactly once.
 
 Answered => logged, even under kill -9: the request path turns its rows into the log's values (JSON text: a few
 microseconds a row) and hands them to the spool (serving.spool), a local append-only journal per worker process
@@ -36,12 +36,13 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from fastapi import HTTPException
 
 from foundation.core.workspace import Workspace
 from serving.spool import HEADER, GroupCommitWriter, SpoolError, SpoolSlot, encode_frame, other_slots
 
-log = logging.getLogger("serving.feedback")
+log = logging.getLogger("serving.prediction_log")
 
 # Requests turned into Arrow at a time by the writer: pyarrow's conversion of a Python list holds the GIL for its
 # whole loop (12,000 rows in one go: a 25 ms stall of every request in flight), a small chunk for well under 1 ms.
@@ -388,8 +389,6 @@ def _commit(
     """Append to each model's table the items of segments it does not hold yet, recording `upto` (the newest
     segment) as the spool's transaction version in the same Delta commit: a replay after a crash between this commit
     and the segments' deletion skips them. (rows appended, whether every table succeeded)."""
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-
     storage = workspace.settings.lakehouse.storage_options or None
     by_model: dict[str, list[tuple[int, LoggedRows]]] = {}
     for seq, item in items:
