@@ -32,6 +32,7 @@ from foundation.core.workspace import KPIS_DIR, SourceRef, Workspace, load_kpis
 from foundation.engine.lakehouse.partitions import partition_column
 from foundation.specs.errors import SpecError, SpecValidationError
 from foundation.specs.kpi import KpiRef
+from foundation.specs.kpi_columns import kpi_column_errors
 from kpi_catalog.compile import contract_types, kpi_model_sql, kpi_properties
 
 PROFILE_NAME = "foundation"
@@ -472,7 +473,8 @@ def manifest_columns(manifest: dict) -> dict[str, set[str]]:
 
 
 def check_kpi_models(kpis: list[KpiRef], models: dict[str, set[str]]) -> list[SpecError]:
-    """A KPI's model must exist, and its time and dimension columns must be documented columns of that model.
+    """A KPI's model must exist; its time and dimension columns, and those its expression and filter name, must be
+    documented columns of that model.
 
     Pure: `models` maps model names to their documented columns (from the manifest, or from scanning the project).
     """
@@ -508,4 +510,5 @@ def check_kpi_models(kpis: list[KpiRef], models: dict[str, set[str]]) -> list[Sp
                         f"use one of its documented columns: {', '.join(sorted(columns))}",
                     )
                 )
+        errors.extend(kpi_column_errors(kpi, columns))  # the expression and filter name only its columns
     return errors
