@@ -69,7 +69,7 @@ bench-serving: install ## inference API vs mlflow models serve, same model, wrk 
 	$(UV_RUN) python bench/serving.py
 
 schemas: install    ## regenerate schemas/*.schema.json from the spec models
-	$(UV_RUN) python -m foundation.specs.jsonschema
+	$(UV_RUN) python -m foundation.core.json_schemas
 
 lock:               ## re-resolve uv.lock after editing pyproject.toml
 	uv lock

@@ -8,6 +8,7 @@ from them:
     usecases/<uc>/sources/*.yaml      SourceSpec        scan_usecases
     usecases/<uc>/kpis/*.yaml         KpiSpec           load_kpis
     usecases/<uc>/ml/*.yaml           ModelSpec         load_model_specs
+    schemas/*.schema.json             their JSON Schemas, referenced by each file's `$schema` comment
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ USECASE_FILE = "usecase.yaml"
 SOURCES_DIR = "sources"
 KPIS_DIR = "kpis"
 ML_DIR = "ml"
+SCHEMAS_DIR = "schemas"  # the JSON Schemas the YAML files reference (foundation.core.json_schemas)
 SOURCE_KIND = SpecKind(SourceSpec, "source", "docs/sources.md")
 WORKSPACE_ENV = "FOUNDATION_WORKSPACE"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
+from foundation.core.json_schemas import schema_files
 from foundation.specs.fields import EMAIL_RE, IDENTIFIER_RE
 from foundation.specs.usecase import USECASE_TYPES
 
@@ -189,6 +190,7 @@ def workspace_files(project_name: str, requirement: str, framework_path: str | N
     files[CI_PATH] = pipeline(project_name, framework_repo=False)
     for relative in PLATFORM_INFRA_FILES:
         files[relative] = framework_infra_file(relative)
+    files.update(schema_files())  # what the YAML files' `$schema` comments point at, from the installed models
     return files
 
 
