@@ -15,6 +15,7 @@ from pathlib import Path
 from jinja2 import Environment, StrictUndefined
 
 from foundation.core.json_schemas import schema_files
+from foundation.core.workspace import KPIS_DIR, ML_DIR, SOURCES_DIR, USECASE_FILE, USECASES_DIR
 from foundation.specs.fields import EMAIL_RE, IDENTIFIER_RE
 from foundation.specs.usecase import USECASE_TYPES
 
@@ -147,16 +148,16 @@ def usecase_files(answers: UsecaseAnswers) -> dict[str, str]:
         "source": a.source,
     }
     layout = {
-        "usecase.yaml.j2": f"usecases/{a.name}/usecase.yaml",
-        "source.yaml.j2": f"usecases/{a.name}/sources/{a.source}.yaml",
-        "kpi.yaml.j2": f"usecases/{a.name}/kpis/{a.name}_rows.yaml",
+        "usecase.yaml.j2": f"{USECASES_DIR}/{a.name}/{USECASE_FILE}",
+        "source.yaml.j2": f"{USECASES_DIR}/{a.name}/{SOURCES_DIR}/{a.source}.yaml",
+        "kpi.yaml.j2": f"{USECASES_DIR}/{a.name}/{KPIS_DIR}/{a.name}_rows.yaml",
         "stg.sql.j2": f"dbt_project/models/{a.name}/staging/stg_{a.name}__{a.source}.sql",
         "staging.yml.j2": f"dbt_project/models/{a.name}/staging/_staging.yml",
         "fct.sql.j2": f"dbt_project/models/{a.name}/marts/fct_{a.name}.sql",
         "marts.yml.j2": f"dbt_project/models/{a.name}/marts/_marts.yml",
     }
     if a.type in PREDICTION_TYPES:
-        layout["model.yaml.j2"] = f"usecases/{a.name}/ml/prediction.yaml"
+        layout["model.yaml.j2"] = f"{USECASES_DIR}/{a.name}/{ML_DIR}/prediction.yaml"
     return {target: _render(folder.joinpath(t).read_text(encoding="utf-8"), context) for t, target in layout.items()}
 
 
