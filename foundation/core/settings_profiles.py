@@ -175,7 +175,12 @@ def _profile_line(doc: YamlDocument | None, profile: str, loc: Loc) -> int | Non
 
 
 def _semantic_errors(settings: FoundationSettings, profile: str, path: Path, line: Any) -> list[SpecError]:
-    """What types cannot catch: a production profile on embedded defaults, an open API, an unknown URI scheme."""
+    """What types cannot catch: an unknown URI scheme; in a deployment, an open API or embedded defaults."""
+    errors = _scheme_errors(settings, path, line)
+    return errors if profile == LOCAL else errors + _deployment_errors(settings, profile, path, line)
+
+
+def _scheme_errors(settings: FoundationSettings, path: Path, line: Any) -> list[SpecError]:
     errors: list[SpecError] = []
     root = settings.lakehouse.root
     remote = any(root.startswith(s) for s in OBJECT_STORE_SCHEMES)
@@ -200,8 +205,14 @@ def _semantic_errors(settings: FoundationSettings, profile: str, path: Path, lin
                 "use sqlite:///path/mlflow.db (local) or http(s)://your-mlflow-server (production)",
             )
         )
-    if profile == LOCAL:
-        return errors
+    return errors
+
+
+def _deployment_errors(settings: FoundationSettings, profile: str, path: Path, line: Any) -> list[SpecError]:
+    """A profile other than `local` serves many hosts: keys on the API, a shared lakehouse and tracking server."""
+    errors: list[SpecError] = []
+    remote = any(settings.lakehouse.root.startswith(s) for s in OBJECT_STORE_SCHEMES)
+    uri = settings.mlflow.tracking_uri
     if settings.api.open:
         errors.append(
             SpecError(
@@ -280,9 +291,22 @@ def check_profile(
     def line(loc: Loc) -> int | None:
         return _profile_line(doc, name, loc)
 
+    problems = _secret_problems(merged, env, name, path, line)
+    expanded = expand_settings(merged, env, strict=False)
+    try:
+        settings = FoundationSettings(**expanded)
+    except ValidationError as exc:
+        return None, problems + _type_problems(exc, merged, path, line)
+    problems.extend(_semantic_errors(settings, name, path, line))
+    return settings, problems
+
+
+def _secret_problems(
+    merged: Mapping[str, Any], env: Mapping[str, str], profile: str, path: Path, line: Any
+) -> list[SpecError]:
+    """A secret written in the file (an error), and every `${VAR}` unset here (a warning)."""
     problems: list[SpecError] = []
-    literal = set(literal_secrets(merged))
-    for loc in sorted(literal, key=str):
+    for loc in sorted(set(literal_secrets(merged)), key=str):
         field = ".".join(str(p) for p in loc)
         problems.append(
             SpecError(
@@ -302,23 +326,23 @@ def check_profile(
                     line(loc),
                     field,
                     f"environment variable {variable} is not set",
-                    f"export {variable} where profile {name!r} runs",
+                    f"export {variable} where profile {profile!r} runs",
                     "warning",
                 )
             )
-    expanded = expand_settings(merged, env, strict=False)
-    try:
-        settings = FoundationSettings(**expanded)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = yaml_loc(merged, tuple(err["loc"]))
-            if loc in literal:  # already reported as a literal secret
-                continue
-            field = ".".join(str(p) for p in loc)
-            # err["msg"] only: the input (possibly an expanded secret) is never repeated
-            doc_page = "docs/automation.md" if loc and loc[0] == "automation" else "docs/operations.md"
-            hint = "remove it or fix its spelling" if err["type"] == "extra_forbidden" else f"see {doc_page}"
-            problems.append(SpecError(path, line(loc), field, err["msg"], hint))
-        return None, problems
-    problems.extend(_semantic_errors(settings, name, path, line))
-    return settings, problems
+    return problems
+
+
+def _type_problems(exc: ValidationError, merged: Mapping[str, Any], path: Path, line: Any) -> list[SpecError]:
+    """Pydantic's errors at their YAML line; the message only: the input (maybe an expanded secret) is never shown."""
+    literal = set(literal_secrets(merged))
+    problems: list[SpecError] = []
+    for err in exc.errors():
+        loc = yaml_loc(merged, tuple(err["loc"]))
+        if loc in literal:  # already reported as a literal secret
+            continue
+        field = ".".join(str(p) for p in loc)
+        doc_page = "docs/automation.md" if loc and loc[0] == "automation" else "docs/operations.md"
+        hint = "remove it or fix its spelling" if err["type"] == "extra_forbidden" else f"see {doc_page}"
+        problems.append(SpecError(path, line(loc), field, err["msg"], hint))
+    return problems

@@ -145,7 +145,7 @@ def _usecase_folder_error(uc_dir: Path) -> SpecError:
 
 def _read_usecase(uc_file: Path) -> tuple[UsecaseSpec | None, list[SpecError]]:
     if uc_file.exists():
-        return read_spec(uc_file, UsecaseSpec, "docs/sources.md")
+        return read_spec(uc_file, UsecaseSpec, "docs/usecases.md")
     hint = "add usecase.yaml (title, description, owner)"
     missing = "no usecase.yaml: the use case has no owner or description"
     return None, [SpecError(uc_file, None, "", missing, hint, severity="warning")]

@@ -109,22 +109,21 @@ class KpiScan:
         return not [e for e in self.errors if e.severity == "error"]
 
 
-def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
-    """Validate parsed KPI documents (usecase, document), resolving `extends:` across use cases.
+Declarations = dict[str, tuple[str, YamlDocument]]  # KPI id -> (usecase, document)
 
-    Pure: no file I/O. A child inherits every key of its base except `id`, `status` and `extends` (a reused KPI is
-    certified on its own), then overrides what it declares.
-    """
-    scan = KpiScan()
-    raw: dict[str, tuple[str, YamlDocument]] = {}
+
+def _by_id(docs: list[tuple[str, YamlDocument]]) -> tuple[Declarations, list[SpecError]]:
+    """Each KPI document by its id; a document that is not a mapping, or a second one with the same id, is an error."""
+    raw: Declarations = {}
+    errors: list[SpecError] = []
     for usecase, doc in docs:
         if not isinstance(doc.data, dict):
             found = "an empty file" if doc.data is None else type(doc.data).__name__
-            scan.errors.append(SpecError(doc.path, 1, "", f"expected a mapping of keys, found {found}"))
+            errors.append(SpecError(doc.path, 1, "", f"expected a mapping of keys, found {found}"))
             continue
         kpi_id = doc.data.get("id")
         if isinstance(kpi_id, str) and kpi_id in raw:
-            scan.errors.append(
+            errors.append(
                 SpecError(
                     doc.path,
                     doc.line_of(("id",)),
@@ -136,31 +135,41 @@ def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
             continue
         if isinstance(kpi_id, str):
             raw[kpi_id] = (usecase, doc)
+    return raw, errors
 
-    def merged(kpi_id: str, chain: tuple[str, ...]) -> dict[str, Any] | SpecError:
-        _, doc = raw[kpi_id]
-        base_id = doc.data.get("extends")
-        if base_id is None:
-            return dict(doc.data)
-        line = doc.line_of(("extends",))
-        if base_id in chain:
-            return SpecError(doc.path, line, "extends", f"circular extends: {' -> '.join((*chain, base_id))}", "")
-        if base_id not in raw:
-            known = ", ".join(sorted(raw)) or "none"
-            return SpecError(
-                doc.path, line, "extends", f"no KPI with id {base_id!r} to extend", f"known KPI ids: {known}"
-            )
-        base = merged(base_id, (*chain, base_id))
-        if isinstance(base, SpecError):
-            return base
-        inherited = {k: v for k, v in base.items() if k not in ("id", "status", "extends")}
-        child = dict(doc.data)
-        if "sql" in child:
-            inherited.pop("expression", None)
-        if "expression" in child:
-            inherited.pop("sql", None)
-        return {**inherited, **child}
 
+def _merged(raw: Declarations, kpi_id: str, chain: tuple[str, ...]) -> dict[str, Any] | SpecError:
+    """The keys of a KPI with those of the KPIs it extends, nearest first; an unknown or circular base is an error."""
+    _, doc = raw[kpi_id]
+    base_id = doc.data.get("extends")
+    if base_id is None:
+        return dict(doc.data)
+    line = doc.line_of(("extends",))
+    if base_id in chain:
+        return SpecError(doc.path, line, "extends", f"circular extends: {' -> '.join((*chain, base_id))}", "")
+    if base_id not in raw:
+        known = ", ".join(sorted(raw)) or "none"
+        return SpecError(doc.path, line, "extends", f"no KPI with id {base_id!r} to extend", f"known KPI ids: {known}")
+    base = _merged(raw, base_id, (*chain, base_id))
+    if isinstance(base, SpecError):
+        return base
+    inherited = {k: v for k, v in base.items() if k not in ("id", "status", "extends")}
+    child = dict(doc.data)
+    if "sql" in child:
+        inherited.pop("expression", None)
+    if "expression" in child:
+        inherited.pop("sql", None)
+    return {**inherited, **child}
+
+
+def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
+    """Validate parsed KPI documents (usecase, document), resolving `extends:` across use cases.
+
+    Pure: no file I/O. A child inherits every key of its base except `id`, `status` and `extends` (a reused KPI is
+    certified on its own), then overrides what it declares.
+    """
+    raw, errors = _by_id(docs)
+    scan = KpiScan(errors=errors)
     for usecase, doc in docs:
         kpi_id = doc.data.get("id") if isinstance(doc.data, dict) else None
         if not isinstance(kpi_id, str) or raw.get(kpi_id, (None, None))[1] is not doc:
@@ -168,7 +177,7 @@ def resolve_kpis(docs: list[tuple[str, YamlDocument]]) -> KpiScan:
                 spec, errors = validate_document(doc, KpiSpec, DOCS_HINT)  # the missing/invalid id with its line
                 scan.errors.extend(errors)
             continue
-        data = merged(kpi_id, (kpi_id,))
+        data = _merged(raw, kpi_id, (kpi_id,))
         if isinstance(data, SpecError):
             scan.errors.append(data)
             continue

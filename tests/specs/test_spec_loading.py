@@ -81,10 +81,13 @@ def test_each_kind_points_its_hint_at_its_own_reference_page(tmp_path: Path) -> 
     )
     write(tmp_path, KPIS_DIR, "k.yaml", KPI.format(name="k", owner="a@b.co").replace("unit: n\n", ""))
     write(tmp_path, ML_DIR, "m.yaml", MODEL.format(name="m", owner="a@b.co").replace("target: failed\n", ""))
+    (tmp_path / "usecases" / "plant" / "usecase.yaml").write_text("title: Plant\ndescription: Sensors of the plant\n")
+    (usecase,) = [e for e in scan_usecases(tmp_path).errors if e.field == "owner"]
     (source,) = [e for e in scan_usecases(tmp_path).errors if e.field == "description"]
     (kpi,) = load_kpis(tmp_path).errors
     (model,) = load_model_specs(tmp_path).errors
-    assert (source.hint, kpi.hint, model.hint) == (
+    assert (usecase.hint, source.hint, kpi.hint, model.hint) == (
+        "add `owner:` (see docs/usecases.md)",
         "add `description:` (see docs/sources.md)",
         "add `unit:` (see docs/kpis.md)",
         "add `target:` (see docs/mlops.md)",
