@@ -11,6 +11,7 @@ order as scikit-learn (identical scores, a test proves it). Any other pipeline i
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -88,7 +89,7 @@ def compiled_inputs_sql(pipeline: Any, features: list[str]) -> list[str] | None:
     Numbers: `model_inputs` casts them (and booleans) to float64, NULL and NaN are imputed with the fitted
     statistic, then `(x - mean_) / scale_`. Text: one 0/1 column per fitted category, in `categories_` order (an
     unknown or NULL value is all zeros, `handle_unknown="ignore"`)."""
-    from sklearn.compose import ColumnTransformer
+    from sklearn.compose import ColumnTransformer  # lazy: scikit-learn, +1 s for the KPI publish (SQL only)
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -204,9 +205,7 @@ def compiled_scores(pipeline: Any, rows: pa.Table, width: int) -> np.ndarray:
 
 
 def load_champion(workspace: Workspace, ref: ModelRef) -> tuple[Any, int, float, list[str]]:
-    import json
-
-    import mlflow.sklearn
+    import mlflow.sklearn  # lazy: mlflow, +2.9 s for the KPI publish and the dashboards (SQL only)
 
     client = mlflow_client(workspace)
     champion = current_champion(client, ref.registered_name)
@@ -258,9 +257,7 @@ def batch_score(
         if frame is None:
             scores = compiled_scores(model, rows, len(compiled or []))
         else:
-            # here, not at the top: scikit-learn and scipy take seconds to import, and the KPI catalogue
-            # (`foundation run`'s publish step) imports this module for its SQL only
-            from mlops.training import model_inputs, positive_scores
+            from mlops.training import model_inputs, positive_scores  # lazy: scikit-learn, as above
 
             scores = positive_scores(model, model_inputs(frame, features))
         table = predictions_table(rows, scores, threshold, ref, version, datetime.now(UTC), feature_version)

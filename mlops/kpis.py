@@ -4,7 +4,8 @@ batch predictions instead of a dbt model.
 dbt builds before the model assets run, so a dbt model over the predictions would always be one batch late (and
 would close a loop in the asset graph). Instead the `predictions` asset publishes each model KPI's table (the KPI
 table's columns: grain, period, value) as the gold snapshot `gold/<uc>/kpi_<id>` right after scoring, and the
-catalogue file lists the declaration next to the dbt KPIs (`foundation.engine.dbt.publish.write_catalog`), so
+catalogue file lists the declaration next to the dbt KPIs (the gold publish asset passes `catalog_entries` to
+`foundation.engine.dbt.publish.write_catalog`: the data engine does not know mlops), so
 `foundation kpi list|show`, `/v1/kpis` and the catalogue page read it like any other KPI.
 """
 
@@ -23,7 +24,7 @@ from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.specs.errors import SpecError
 from foundation.specs.kpi import KpiRef
 from foundation.specs.model import ModelRef
-from mlops.inference import at_risk_sql, predictions_uri
+from mlops.inference import at_risk, at_risk_sql, predictions_uri
 
 PREDICTIONS_RELATION = "predictions"  # what the catalogue shows as the KPI's SQL source
 
@@ -139,8 +140,6 @@ def _relative(path: Path, root: Path) -> str:
 def latest_model_kpis(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any]]:
     """Each model KPI of `ref` at its latest day (e.g. trucks at risk), from the champion's batch predictions:
     what `foundation train` prints under the comparison. Empty before the first batch or without a model KPI."""
-    from mlops.inference import at_risk
-
     kpis = model_kpis(load_kpis(workspace.root).kpis, ref)
     latest = at_risk(workspace, ref, last=1) if kpis else []
     if not latest:

@@ -8,6 +8,7 @@ Realised performance joins each prediction with the label that arrived later (ro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,10 +16,16 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.model import ModelSpec
+from mlops.dataset import feature_table_uri, read_feature_table
+from mlops.inference import predictions_uri
+from mlops.registry import RegistryError, current_champion, mlflow_client
 
 FLOOR = 1e-4  # share given to an empty bin, so ln() stays finite
 
@@ -171,16 +178,6 @@ def monitoring_uri(workspace: Any, ref: Any, what: str) -> str:
 
 def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
     """Drift of the champion's features and realised performance; both written as Delta (a version per pass)."""
-    import json
-
-    import pyarrow as pa
-    from deltalake import DeltaTable, write_deltalake
-    from deltalake.exceptions import TableNotFoundError
-
-    from mlops.dataset import feature_table_uri, read_feature_table
-    from mlops.inference import predictions_uri
-    from mlops.registry import RegistryError, current_champion, mlflow_client
-
     spec = ref.spec
     champion = current_champion(mlflow_client(workspace), ref.registered_name)
     if champion is None:

@@ -14,10 +14,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import mlflow.sklearn
 import pandas as pd
+from mlflow.models import infer_signature
+from skops.io import dumps, get_untrusted_types
 
 from foundation.core.workspace import Workspace
 from foundation.specs.model import ModelRef
@@ -62,18 +67,12 @@ def fit_candidates(training_set: TrainingSet, ref: ModelRef) -> TrainingResult:
 
 def _trusted_types(pipeline: Any) -> list[str]:
     """We fitted this pipeline in this process: trust exactly the types skops reports for it."""
-    from skops.io import dumps, get_untrusted_types
-
     return sorted(get_untrusted_types(data=dumps(pipeline)))
 
 
 def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, data_version: int) -> dict[str, Any]:
     """One MLflow parent run per training (the comparison as markdown + PNG, confusion matrices), one child run per
     candidate (params, metrics, the model with signature and input example) and one for the 'as is' rule."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
     started = time.perf_counter()
     client = mlflow_client(workspace)
     spec = ref.spec
@@ -137,8 +136,6 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
 
 
 def _requirements() -> list[str]:
-    from importlib.metadata import version
-
     return [f"scikit-learn=={version('scikit-learn')}", f"pandas=={version('pandas')}", f"numpy=={version('numpy')}"]
 
 
@@ -148,8 +145,6 @@ def champion_score(
     """The current champion re-scored on this training's validation rows, so both are judged on the same data.
 
     Falls back to the score it was registered with when it cannot read these rows (its features changed)."""
-    import mlflow.sklearn
-
     champion = current_champion(client, name)
     if champion is None:
         return None, None, ""
@@ -173,8 +168,6 @@ def register_and_gate(
     logged: dict[str, Any],
 ) -> dict[str, Any]:
     """Register the winner as a new version; give it the champion alias only if it passes the gate. Record both."""
-    import mlflow
-
     client = mlflow_client(workspace)
     name = ref.registered_name
     winner = result.winner

@@ -50,7 +50,7 @@ def artifact_root(workspace: Workspace) -> str:
 
 def mlflow_client(workspace: Workspace) -> Any:
     """An MlflowClient on the workspace's store; also points the fluent API (log_model, start_run) at it."""
-    import mlflow
+    import mlflow  # lazy: +2 s; the definitions, `foundation doctor` and the API import this module
 
     uri = tracking_uri(workspace)
     if uri.startswith("postgresql"):
@@ -229,7 +229,7 @@ class RegistryError(LookupError):
 
 
 def current_champion(client: Any, name: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: mlflow, as in mlflow_client
 
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
@@ -253,7 +253,7 @@ def champion_versions(client: Any) -> dict[str, int | None]:
 
 
 def _version_or_fail(client: Any, name: str, version: int) -> Any:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: mlflow, as in mlflow_client
 
     try:
         return client.get_model_version(name, str(version))
@@ -319,7 +319,7 @@ def list_models(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def show_model(workspace: Workspace, name: str) -> dict[str, Any]:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: mlflow, as in mlflow_client
 
     client = mlflow_client(workspace)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from foundation.specs.model import SelectionSpec
 from mlops.metrics import Evaluation
@@ -56,12 +57,18 @@ def as_dicts(comparison: dict[str, Evaluation]) -> dict[str, dict]:
     return {name: evaluation.to_dict() for name, evaluation in comparison.items()}
 
 
-def comparison_png(comparison: dict[str, dict], selection: SelectionSpec, path: Path, title: str) -> Path:
-    import matplotlib
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend (no display on a server)."""
+    import matplotlib  # lazy: +0.35 s; the definitions and the dashboards import this module for its tables
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: as above
 
+    return plt
+
+
+def comparison_png(comparison: dict[str, dict], selection: SelectionSpec, path: Path, title: str) -> Path:
+    plt = _pyplot()
     rows = comparison_rows(comparison, selection)
     fig, ax = plt.subplots(figsize=(2 + 1.8 * len(comparison), 0.45 * (len(rows) + 2)))
     ax.axis("off")
@@ -78,11 +85,7 @@ def comparison_png(comparison: dict[str, dict], selection: SelectionSpec, path: 
 
 
 def confusion_png(comparison: dict[str, dict], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(comparison), figsize=(2.6 * len(comparison), 2.8), squeeze=False)
     for ax, (name, m) in zip(axes[0], comparison.items(), strict=True):
         cells = [[m["tn"], m["fp"]], [m["fn"], m["tp"]]]

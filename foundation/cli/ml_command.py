@@ -32,14 +32,12 @@ def train_models(
     """Materialise the training assets of the use case's model specs.
 
     Returns (run ok, training reports, {model key: why its training was skipped (too little data)})."""
-    import dagster as dg
+    import dagster as dg  # lazy: dagster, +2 s on every command's start-up (`foundation --help`)
 
-    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance
-    from foundation.core.workspace import load_model_specs
-    from foundation.dagster_defs.definitions import build_definitions
-    from foundation.dagster_defs.ml_assets import training_selection
-    from mlops.pipeline import report_path
-    from mlops.registry import read_json
+    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance  # lazy: dagster
+    from foundation.core.workspace import load_model_specs  # lazy: pydantic spec models, +20 ms on every start-up
+    from foundation.dagster_defs.definitions import build_definitions  # lazy: dagster
+    from foundation.dagster_defs.ml_assets import training_reports, training_selection  # lazy: dagster
 
     scan = load_model_specs(workspace.root)
     refs = [r for r in scan.models if r.usecase == usecase and model in (None, r.spec.name)]
@@ -50,7 +48,6 @@ def train_models(
     selection = training_selection(refs[0])
     for ref in refs[1:]:
         selection = selection | training_selection(ref)
-    before = {r.key: _mtime(report_path(workspace, r)) for r in refs}
     with contextlib.redirect_stdout(sys.stderr):  # MLflow and dagster print notices: stdout is for --json
         result = dg.materialize(
             list(defs.assets or []),
@@ -61,15 +58,9 @@ def train_models(
             raise_on_error=False,
             tags={"foundation/command": "train", "foundation/usecase": usecase},
         )
-    from mlops.kpis import latest_model_kpis
-
-    reports, skipped = [], {}
-    for ref in refs:
-        path = report_path(workspace, ref)
-        if _mtime(path) > before[ref.key]:
-            reports.append({**read_json(path), "model_kpis": latest_model_kpis(workspace, ref)})
-        elif result.success:
-            skipped[ref.key] = _skip_reason(workspace, ref)
+    trained = training_reports(result)
+    reports = [with_model_kpis(workspace, ref, trained[ref.key]) for ref in refs if ref.key in trained]
+    skipped = {r.key: _skip_reason(workspace, r) for r in refs if r.key not in trained and result.success}
     errors = [
         e.event_specific_data.error.message.strip()  # type: ignore[union-attr]
         for e in result.all_events
@@ -80,20 +71,23 @@ def train_models(
     return result.success, reports, skipped
 
 
+def with_model_kpis(workspace: Workspace, ref: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """The training report and, under it, each model KPI at its latest day (e.g. trucks at risk)."""
+    from mlops.kpis import latest_model_kpis  # lazy: pandas, +0.35 s on every command's start-up
+
+    return {**report, "model_kpis": latest_model_kpis(workspace, ref)}
+
+
 def _skip_reason(workspace: Workspace, ref: Any) -> str:
-    from mlops.pipeline import load_training_set
-    from mlops.training import training_problem
+    from mlops.pipeline import load_training_set  # lazy: scikit-learn and mlflow, +4 s
+    from mlops.training import training_problem  # lazy: scikit-learn
 
     return training_problem(load_training_set(workspace, ref).frame, ref.spec) or "skipped (see `foundation ui`)"
 
 
-def _mtime(path: Any) -> float:
-    return path.stat().st_mtime if path.exists() else 0.0
-
-
 def print_training_report(report: dict[str, Any]) -> None:
-    from foundation.specs.model import CostSpec, SelectionSpec
-    from mlops.report import comparison_rows
+    from foundation.specs.model import CostSpec, SelectionSpec  # lazy: pydantic models, +10 ms on every start-up
+    from mlops.report import comparison_rows  # lazy: +8 ms on every command's start-up
 
     cost = CostSpec(currency=report["currency"], false_negative=0) if report["currency"] else None
     selection = SelectionSpec.model_construct(metric=report["metric"], min_precision=None, cost=cost)
@@ -133,7 +127,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         it becomes `champion` only if it passes the gate (beats 'as is' and the current champion by the spec's
         margins). Reads the published feature table: run `foundation run USECASE` first. Exit 1 on failure.
         """
-        from mlops.dataset import FeatureTableMissing
+        from mlops.dataset import FeatureTableMissing  # lazy: pandas, +0.2 s on every command's start-up
 
         workspace = open_workspace()
         try:
@@ -153,7 +147,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
     @models_app.command("list")
     def models_list(json_output: JsonFlag = False) -> None:
         """Every registered model: its champion version, versions, the champion's candidate and score."""
-        from mlops.registry import list_models
+        from mlops.registry import list_models  # lazy: +20 ms on every command's start-up
 
         items = list_models(open_workspace())
         if json_output:
@@ -183,7 +177,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         json_output: JsonFlag = False,
     ) -> None:
         """A model's versions (candidate, score, gate verdict, champion) and its promotion history (who, when, why)."""
-        from mlops.registry import RegistryError, show_model
+        from mlops.registry import RegistryError, show_model  # lazy: as in `models list`
 
         try:
             data = show_model(open_workspace(), name)
@@ -228,7 +222,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         json_output: JsonFlag = False,
     ) -> None:
         """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
-        from mlops.registry import RegistryError, promote
+        from mlops.registry import RegistryError, promote  # lazy: as in `models list`
 
         workspace = open_workspace()
         try:
@@ -249,7 +243,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
         json_output: JsonFlag = False,
     ) -> None:
         """Give the champion alias back to the version that held it before the current one (from the history)."""
-        from mlops.registry import RegistryError, rollback
+        from mlops.registry import RegistryError, rollback  # lazy: as in `models list`
 
         workspace = open_workspace()
         try:
@@ -267,9 +261,9 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
 def record_champion_change(workspace: Workspace, event: Any) -> None:
     """A champion moved by hand is a new materialisation of the model's `registered` asset on the workspace's
     Dagster instance: under automation, its batch predictions and monitoring follow it as they follow the gate."""
-    import dagster as dg
+    import dagster as dg  # lazy: dagster, as in train_models
 
-    from foundation.dagster_defs.instance import dagster_instance
+    from foundation.dagster_defs.instance import dagster_instance  # lazy: dagster
 
     usecase, _, model = event.model.partition("__")
     dagster_instance(workspace).report_runless_asset_event(
@@ -281,25 +275,20 @@ def record_champion_change(workspace: Workspace, event: Any) -> None:
     )
 
 
-def train_stage(workspace: Workspace, usecase: str, since: float = 0.0) -> dict[str, Any] | None:
-    """The demo's training stage: the training reports of the use case's models written after `since` (a
-    `foundation run` trains them with everything else); the models without one are trained now. None: no spec."""
-    from foundation.core.workspace import load_model_specs
-    from mlops.pipeline import report_path
-    from mlops.registry import read_json
+def train_stage(workspace: Workspace, usecase: str, trained: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The demo's training stage: `trained` holds the training reports of the run that has just built the use case
+    (`RunSummary.training`); the use case's models without one are trained now. None: no model spec."""
+    from foundation.core.workspace import load_model_specs  # lazy: as in train_models
 
     refs = [r for r in load_model_specs(workspace.root).models if r.usecase == usecase]
     if not refs:
         return None
-    from mlops.kpis import latest_model_kpis
-
-    fresh = [r for r in refs if _mtime(report_path(workspace, r)) > since]
-    reports = [{**read_json(report_path(workspace, r)), "model_kpis": latest_model_kpis(workspace, r)} for r in fresh]
+    reports = [with_model_kpis(workspace, r, trained[r.key]) for r in refs if r.key in trained]
     ok, skipped = True, {}
     for ref in refs:
-        if ref not in fresh:
-            trained_ok, trained, not_trained = train_models(workspace, usecase, ref.spec.name)
-            ok, reports, skipped = ok and trained_ok, reports + trained, {**skipped, **not_trained}
+        if ref.key not in trained:
+            trained_ok, more, not_trained = train_models(workspace, usecase, ref.spec.name)
+            ok, reports, skipped = ok and trained_ok, reports + more, {**skipped, **not_trained}
     return {"ok": ok, "reports": reports, "skipped": skipped}
 
 

@@ -55,6 +55,7 @@ class RunSummary:
     dbt_seconds: dict[str, float] = field(default_factory=dict)  # models / tests: dbt's own timings
     problems: list[DbtProblem] = field(default_factory=list)
     step_errors: dict[str, str] = field(default_factory=dict)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)  # `<uc>/<model>` -> its training report
 
     def stage_seconds(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -129,6 +130,7 @@ def run_pipeline(
     import dagster as dg
 
     from foundation.dagster_defs.definitions import build_definitions
+    from foundation.dagster_defs.ml_assets import training_reports
 
     started = time.perf_counter()
     wall_start = time.time()
@@ -165,7 +167,7 @@ def run_pipeline(
             tags={"foundation/command": "run", **({"foundation/usecase": usecase} if usecase else {})},
         )
     listener.record(result)
-    summary = RunSummary(ok=result.success, usecase=usecase, seconds=0.0)
+    summary = RunSummary(ok=result.success, usecase=usecase, seconds=0.0, training=training_reports(result))
     if paths is not None:
         summary.stages.append(StageTiming("dbt_prepare", "dbt", round(parse_seconds, 3), "success"))
     for stats in instance.get_run_step_stats(result.run_id):

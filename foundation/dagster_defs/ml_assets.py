@@ -8,6 +8,7 @@ model when one of its monitoring checks fails (`monitoring.retrain_on_failure`).
 # No `from __future__ import annotations` here: Dagster reads the asset functions' annotations at runtime.
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -17,6 +18,8 @@ from foundation.dagster_defs.automation import AutomationPlan, eager_condition, 
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.specs.automation import AutomationSpec
 from foundation.specs.model import ModelRef
+from mlops.registry import current_champion, mlflow_client
+from mlops.report import comparison_markdown
 
 TRAINING_STEPS = ("training_set", "candidates", "evaluation", "registered")
 
@@ -31,31 +34,60 @@ def _ref(foundation: FoundationResource, key: str) -> tuple[Workspace, ModelRef]
     return workspace, next(r for r in scan.models if r.key == key)
 
 
+@dataclass(frozen=True)
+class _ModelAssets:
+    """What the six assets of one model share: its ref, the asset arguments common to all, when each step runs."""
+
+    ref: ModelRef
+    common: dict[str, Any]  # the use case's group, the model's owner, the ml layer
+    train_when: dg.AutomationCondition | None
+    after_training: dg.AutomationCondition | None  # the steps after the training set, in the same run
+    scoring: dg.AutomationCondition | None
+
+    def key(self, step: str) -> dg.AssetKey:
+        return ml_key(self.ref, step)
+
+    def ins(self, *steps: str) -> dict[str, dg.AssetIn]:
+        return {step: dg.AssetIn(ml_key(self.ref, step)) for step in steps}
+
+
 def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> list[Any]:
-    key = ref.key
-    # What every asset of one model shares: its use case's group, the model's owner, the ml layer.
-    common: dict[str, Any] = {"group_name": ref.usecase, "owners": [ref.spec.owner], "tags": {"layer": "ml"}}
+    """Training set -> candidates -> evaluation -> registered, then predictions and monitoring."""
     policy = automation.for_model(ref.usecase, ref.spec.automation) if automation else AutomationSpec(policy="manual")
     train_when = training_condition(policy, ref.spec.schedules.training)
-    # The steps after the training set run in the same run as it (eager: their input was just requested).
-    after_training = eager_condition() if train_when is not None else None
-    scoring = policy_condition(policy)
+    model = _ModelAssets(
+        ref,
+        {"group_name": ref.usecase, "owners": [ref.spec.owner], "tags": {"layer": "ml"}},
+        train_when,
+        # The steps after the training set run in the same run as it (eager: their input was just requested).
+        eager_condition() if train_when is not None else None,
+        policy_condition(policy),
+    )
+    return [
+        training_set_asset(model),
+        candidates_asset(model),
+        evaluation_asset(model),
+        registered_asset(model),
+        predictions_asset(model),
+        monitoring_asset(model),
+    ]
 
-    def ins(*steps: str) -> dict[str, dg.AssetIn]:
-        return {step: dg.AssetIn(ml_key(ref, step)) for step in steps}
+
+def training_set_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    key, spec = model.ref.key, model.ref.spec
 
     @dg.asset(
-        key=ml_key(ref, "training_set"),
-        **common,
+        key=model.key("training_set"),
+        **model.common,
         kinds={"pandas"},
-        deps=[dg.AssetKey([ref.usecase, "gold", "published"])],
-        description=f"Rows of {ref.spec.feature_table} fit for training ({ref.spec.row_filter or 'all rows'}).",
+        deps=[dg.AssetKey([model.ref.usecase, "gold", "published"])],
+        description=f"Rows of {spec.feature_table} fit for training ({spec.row_filter or 'all rows'}).",
         output_required=False,
-        automation_condition=train_when,
+        automation_condition=model.train_when,
     )
     def training_set(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
-        from mlops.pipeline import load_training_set
-        from mlops.training import training_problem
+        from mlops.pipeline import load_training_set  # lazy: mlops.pipeline loads scikit-learn (+1 s)
+        from mlops.training import training_problem  # lazy: scikit-learn
 
         workspace, current = _ref(foundation, key)
         data = load_training_set(workspace, current)
@@ -67,35 +99,46 @@ def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> lis
         metadata = {"dagster/row_count": len(data.frame), "feature_table_version": data.delta_version}
         yield dg.Output(data, metadata=metadata)
 
+    return training_set
+
+
+def candidates_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    key = model.ref.key
+
     @dg.asset(
-        key=ml_key(ref, "candidates"),
-        **common,
+        key=model.key("candidates"),
+        **model.common,
         kinds={"scikitlearn"},
-        ins=ins("training_set"),
-        automation_condition=after_training,
+        ins=model.ins("training_set"),
+        automation_condition=model.after_training,
         description="The baseline rule and every candidate, split by time, fitted and evaluated on validation.",
     )
     def candidates(context: dg.AssetExecutionContext, foundation: FoundationResource, training_set: Any) -> Any:
-        from mlops.pipeline import fit_candidates
+        from mlops.pipeline import fit_candidates  # lazy: scikit-learn
 
         _, current = _ref(foundation, key)
         result = fit_candidates(training_set, current)
         context.add_output_metadata({**result.split.describe(), "winner": result.winner.name})
         return result
 
+    return candidates
+
+
+def evaluation_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    key = model.ref.key
+
     @dg.asset(
-        key=ml_key(ref, "evaluation"),
-        **common,
+        key=model.key("evaluation"),
+        **model.common,
         kinds={"mlflow"},
-        ins=ins("training_set", "candidates"),
-        automation_condition=after_training,
+        ins=model.ins("training_set", "candidates"),
+        automation_condition=model.after_training,
         description="MLflow runs: params, metrics, models with signature, the comparison table (markdown + PNG).",
     )
     def evaluation(
         context: dg.AssetExecutionContext, foundation: FoundationResource, training_set: Any, candidates: Any
     ) -> Any:
-        from mlops.pipeline import log_evaluation
-        from mlops.report import comparison_markdown
+        from mlops.pipeline import log_evaluation  # lazy: scikit-learn
 
         workspace, current = _ref(foundation, key)
         logged = log_evaluation(workspace, current, candidates, training_set.delta_version)
@@ -109,12 +152,19 @@ def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> lis
         )
         return logged
 
+    return evaluation
+
+
+def registered_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    """Its value is the training report (comparison, winner, gate verdict): `training_reports` reads it back."""
+    key = model.ref.key
+
     @dg.asset(
-        key=ml_key(ref, "registered"),
-        **common,
+        key=model.key("registered"),
+        **model.common,
         kinds={"mlflow"},
-        ins=ins("training_set", "candidates", "evaluation"),
-        automation_condition=after_training,
+        ins=model.ins("training_set", "candidates", "evaluation"),
+        automation_condition=model.after_training,
         description="The winner registered in MLflow; `champion` alias only if it passes the gate (history kept).",
     )
     def registered(
@@ -124,34 +174,41 @@ def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> lis
         candidates: Any,
         evaluation: Any,
     ) -> dg.MaterializeResult:
-        from mlops.pipeline import register_and_gate
+        from mlops.pipeline import register_and_gate  # lazy: scikit-learn
 
         workspace, current = _ref(foundation, key)
         report = register_and_gate(workspace, current, candidates, training_set, evaluation)
         gate = report["gate"]
         context.log.info(f"{current.registered_name} v{report['registered_version']}: {'; '.join(gate['reasons'])}")
         return dg.MaterializeResult(
+            value=report,
             metadata={
                 "version": report["registered_version"],
                 "winner": report["winner"],
                 "gate": "passed" if gate["passed"] else "rejected",
                 "reasons": "; ".join(gate["reasons"]),
                 "champion": report["champion"] or 0,
-            }
+            },
         )
 
+    return registered
+
+
+def predictions_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    key = model.ref.key
+
     @dg.asset(
-        key=ml_key(ref, "predictions"),
-        **common,
+        key=model.key("predictions"),
+        **model.common,
         kinds={"delta"},
-        deps=[ml_key(ref, "registered"), dg.AssetKey([ref.usecase, "gold", "published"])],
+        deps=[model.key("registered"), dg.AssetKey([model.ref.usecase, "gold", "published"])],
         description="Batch predictions of the champion for every feature row not scored yet (lakehouse, Delta).",
         output_required=False,
-        automation_condition=scoring,
+        automation_condition=model.scoring,
     )
     def predictions(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
-        from mlops.inference import batch_score, predictions_uri
-        from mlops.registry import current_champion, mlflow_client
+        from mlops.inference import batch_score, predictions_uri  # lazy: pandas, +0.35 s on every definitions load
+        from mlops.kpis import publish_model_kpis  # lazy: pandas
 
         workspace, current = _ref(foundation, key)
         if current_champion(mlflow_client(workspace), current.registered_name) is None:
@@ -159,8 +216,6 @@ def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> lis
             return
         report = batch_score(workspace, current)
         context.log.info(f"scored {report.rows_scored} row(s) with v{report.version}, {report.rows_flagged} flagged")
-        from mlops.kpis import publish_model_kpis
-
         kpis = publish_model_kpis(workspace, current)  # e.g. trucks at risk: gold/<uc>/kpi_<id>
         yield dg.MaterializeResult(
             metadata={
@@ -170,54 +225,75 @@ def model_assets(ref: ModelRef, automation: AutomationPlan | None = None) -> lis
             }
         )
 
+    return predictions
+
+
+def monitoring_asset(model: _ModelAssets) -> dg.AssetsDefinition:
+    key = model.ref.key
+
     @dg.asset(
-        key=ml_key(ref, "monitoring"),
-        **common,
+        key=model.key("monitoring"),
+        **model.common,
         kinds={"delta"},
-        deps=[ml_key(ref, "predictions")],
-        automation_condition=scoring,
+        deps=[model.key("predictions")],
+        automation_condition=model.scoring,
         description="Feature drift (PSI, training vs recent) and realised precision/recall per week.",
         check_specs=[
-            dg.AssetCheckSpec("feature_drift", asset=ml_key(ref, "monitoring")),
-            dg.AssetCheckSpec("realised_performance", asset=ml_key(ref, "monitoring")),
+            dg.AssetCheckSpec("feature_drift", asset=model.key("monitoring")),
+            dg.AssetCheckSpec("realised_performance", asset=model.key("monitoring")),
         ],
         output_required=False,
     )
     def monitoring(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
-        from mlops.monitoring import run_monitoring
-        from mlops.registry import current_champion, mlflow_client
+        from mlops.monitoring import run_monitoring  # lazy: pandas, +0.35 s on every definitions load
 
         workspace, current = _ref(foundation, key)
         if current_champion(mlflow_client(workspace), current.registered_name) is None:
             context.log.warning(f"{current.registered_name} has no champion yet: nothing to monitor")
             return
         result = run_monitoring(workspace, current)
-        drifting = [d for d in result["drift"] if d["status"] == "drift"]
-        verdict = result["performance"]
         yield dg.MaterializeResult(
             metadata={"champion": result["champion"], "weeks": len(result["weekly"])},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="feature_drift",
-                    passed=result["drift_passed"],
-                    metadata={
-                        "drifting": ", ".join(f"{d['feature']} (PSI {d['psi']:.2f})" for d in drifting) or "none",
-                        "max_psi": max((d["psi"] for d in result["drift"]), default=0.0),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="realised_performance",
-                    passed=verdict["passed"],
-                    metadata={
-                        "precision": verdict["precision"] if verdict["precision"] is not None else -1.0,
-                        "recall": verdict["recall"] if verdict["recall"] is not None else -1.0,
-                        "problems": "; ".join(verdict["problems"]) or "none",
-                    },
-                ),
-            ],
+            check_results=monitoring_check_results(result),
         )
 
-    return [training_set, candidates, evaluation, registered, predictions, monitoring]
+    return monitoring
+
+
+def monitoring_check_results(result: dict[str, Any]) -> list[dg.AssetCheckResult]:
+    """The two checks of a monitoring run: feature drift and realised performance."""
+    drifting = [d for d in result["drift"] if d["status"] == "drift"]
+    verdict = result["performance"]
+    return [
+        dg.AssetCheckResult(
+            check_name="feature_drift",
+            passed=result["drift_passed"],
+            metadata={
+                "drifting": ", ".join(f"{d['feature']} (PSI {d['psi']:.2f})" for d in drifting) or "none",
+                "max_psi": max((d["psi"] for d in result["drift"]), default=0.0),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="realised_performance",
+            passed=verdict["passed"],
+            metadata={
+                "precision": verdict["precision"] if verdict["precision"] is not None else -1.0,
+                "recall": verdict["recall"] if verdict["recall"] is not None else -1.0,
+                "problems": "; ".join(verdict["problems"]) or "none",
+            },
+        ),
+    ]
+
+
+def training_reports(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """The training report of every model an in-process run registered: `<uc>/<model>` -> report (the value of its
+    `registered` asset). A model whose training was skipped (too little data) or failed has none."""
+    reports = {}
+    for event in result.get_asset_materialization_events():
+        path = event.asset_key.path if event.asset_key else []
+        if len(path) == 4 and path[1] == "ml" and path[3] == "registered":
+            reports[f"{path[0]}/{path[2]}"] = result.asset_value(event.asset_key)
+    return reports
 
 
 def training_selection(ref: ModelRef) -> dg.AssetSelection:

@@ -72,8 +72,8 @@ def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_outpu
     ok = ok and (model is None or model["ok"])
     from foundation.cli.ml_command import print_train_stage, train_stage
 
-    demo_start = time.time() - (time.perf_counter() - started)
-    training = train_stage(workspace, DEMO_USECASE, demo_start) if ok and model is not None else None  # ml/*.yaml
+    trained = model["summary"]["training"] if model is not None else {}  # the models `model_stage`'s run trained
+    training = train_stage(workspace, DEMO_USECASE, trained) if ok and model is not None else None  # ml/*.yaml
     ok = ok and (training is None or training["ok"])
     if json_output:
         print_json(

@@ -14,7 +14,7 @@ from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
 from kpi_catalog.catalogue import KpiCatalog
 from mlops.inference import batch_score, predictions_uri
-from mlops.kpis import check_model_kpis, publish_model_kpis
+from mlops.kpis import catalog_entries, check_model_kpis, publish_model_kpis
 from tests.mlops.conftest import USECASE, MlWorkspace, spec_dict
 
 KPI_YAML = """id: trucks_at_risk
@@ -50,7 +50,7 @@ def test_trucks_at_risk_equals_an_independent_count(trained: dict[str, Any]) -> 
     assert publish_model_kpis(workspace, ref) == {}  # nothing before the first batch
     batch_score(workspace, ref)
     published = publish_model_kpis(workspace, ref)
-    write_catalog(workspace, {})  # no dbt KPI here: the catalogue lists the model KPI alone
+    write_catalog(workspace, {}, catalog_entries(workspace))  # no dbt KPI here: the catalogue lists the model KPI alone
     predictions = DeltaTable(predictions_uri(workspace, ref)).to_pandas()
     assert predictions["label"].any() and not predictions["label"].all()  # a count that can be wrong
     catalog = KpiCatalog(workspace.lakehouse_root)

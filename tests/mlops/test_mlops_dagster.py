@@ -102,6 +102,24 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     assert missing.exit_code == 2 and "no previous champion" in missing.output
 
 
+def test_train_returns_this_runs_report_whatever_the_report_files_time(kit: MlWorkspace) -> None:
+    """The report comes back from the run itself (the `registered` asset's value), not from comparing the
+    modification time of training_report.json: a file stamped in the future does not hide the new training."""
+    import os
+
+    from mlops.pipeline import report_path
+
+    path = report_path(kit.workspace, kit.ref())
+    before = json.loads(path.read_text())
+    future = path.stat().st_mtime + 86_400
+    os.utime(path, (future, future))
+    result = CliRunner().invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)["reports"]
+    assert report["registered_version"] == before["registered_version"] + 1
+    assert report["run_id"] != before["run_id"]
+
+
 def test_too_little_data_skips_training_without_failing_the_run(tmp_path: Path) -> None:
     small = MlWorkspace(tmp_path / "ws")
     small.publish(synthetic_features(trucks=3, days=12))  # 5 labelled days: no room for a 7-day gap

@@ -10,7 +10,7 @@ from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
 from kpi_catalog.catalogue import KpiCatalog
 from mlops.inference import batch_score
-from mlops.kpis import check_model_kpis, latest_model_kpis, publish_model_kpis
+from mlops.kpis import catalog_entries, check_model_kpis, latest_model_kpis, publish_model_kpis
 from tests.mlops.conftest import MlWorkspace, spec_dict
 from tests.mlops.test_mlops_at_risk import KPI_YAML, write_kpi
 
@@ -45,7 +45,7 @@ def test_a_kpi_extending_a_model_kpi_inherits_its_predictions(trained: dict[str,
     batch_score(workspace, ref)
     published = publish_model_kpis(workspace, ref)
     assert set(published) == {"trucks_at_risk", "trucks_at_risk_certified"}
-    write_catalog(workspace, {})
+    write_catalog(workspace, {}, catalog_entries(workspace))
     catalog = KpiCatalog(workspace.lakehouse_root)
     for grain in ("day", "week"):
         base = catalog.history("trucks_at_risk", grain)[None]

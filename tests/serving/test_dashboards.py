@@ -34,7 +34,7 @@ def build_dashboard_workspace(root: Path) -> Path:
     """A trained, scored workspace with its at-risk KPI published (usecase `fleet`, model `fleet__risk`)."""
     from foundation.engine.dbt.publish import write_catalog
     from mlops.inference import batch_score
-    from mlops.kpis import publish_model_kpis
+    from mlops.kpis import catalog_entries, publish_model_kpis
     from mlops.pipeline import run_training
     from mlops.registry import current_champion, mlflow_client, promote
     from tests.mlops.conftest import MlWorkspace, spec_dict, synthetic_features
@@ -49,7 +49,7 @@ def build_dashboard_workspace(root: Path) -> Path:
         promote(kit.workspace, "fleet__risk", report["registered_version"], "dashboard tests", who="tests")
     batch_score(kit.workspace, kit.ref())
     publish_model_kpis(kit.workspace, kit.ref())
-    write_catalog(kit.workspace, {})
+    write_catalog(kit.workspace, {}, catalog_entries(kit.workspace))
     return root
 
 

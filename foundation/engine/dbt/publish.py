@@ -135,8 +135,13 @@ def _write_json_atomically(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def publish_usecase(workspace: Workspace, paths: DbtPaths, usecase: str) -> list[PublishedTable]:
-    """Export the use case's table models to gold Delta tables and refresh the catalogue file. Hold the lock."""
+def publish_usecase(
+    workspace: Workspace, paths: DbtPaths, usecase: str, model_kpis: list[dict[str, Any]]
+) -> list[PublishedTable]:
+    """Export the use case's table models to gold Delta tables and refresh the catalogue file. Hold the lock.
+
+    `model_kpis`: the catalogue entries of the KPIs computed from model predictions (`mlops.kpis.catalog_entries`),
+    which the caller (orchestration) passes in: the data engine does not know mlops."""
     manifest = load_manifest(paths)
     published: list[PublishedTable] = []
     con = duckdb.connect(str(warehouse_path(workspace)), read_only=True)
@@ -164,16 +169,15 @@ def publish_usecase(workspace: Workspace, paths: DbtPaths, usecase: str) -> list
             published.append(PublishedTable(usecase, node["name"], uri, rows, DeltaTable(uri).version()))
     finally:
         con.close()
-    write_catalog(workspace, manifest)
+    write_catalog(workspace, manifest, model_kpis)
     return published
 
 
-def write_catalog(workspace: Workspace, manifest: dict[str, Any]) -> Path:
-    """The dbt KPIs, and the model KPIs (`predictions:`) whose values the predictions asset publishes."""
-    from mlops.kpis import catalog_entries as model_kpi_entries
-
+def write_catalog(workspace: Workspace, manifest: dict[str, Any], model_kpis: list[dict[str, Any]]) -> Path:
+    """The dbt KPIs of `manifest`, and `model_kpis`: the catalogue entries of the KPIs declared with `predictions:`
+    (their values are published by the predictions asset)."""
     path = catalog_path(workspace.lakehouse_root)
-    kpis = sorted(catalog_entries(manifest, workspace) + model_kpi_entries(workspace), key=lambda e: e["id"])
+    kpis = sorted(catalog_entries(manifest, workspace) + model_kpis, key=lambda e: e["id"])
     _write_json_atomically(
         path,
         {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kpis": kpis},
