@@ -160,8 +160,8 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
 def dbt_env(ws: Path) -> dict[str, str]:
     """The environment foundation gives dbt (profiles, the framework's macros...), with the anchor's own target."""
     from foundation.core.workspace import Workspace
-    from foundation.engine.dbt.project import dbt_env as foundation_dbt_env
-    from foundation.engine.dbt.project import dbt_paths
+    from foundation.engine.dbt.invocation import dbt_env as foundation_dbt_env
+    from foundation.engine.dbt.paths import dbt_paths
 
     paths = dbt_paths(Workspace.open(ws))
     return {**foundation_dbt_env(paths), "DBT_TARGET_PATH": str(paths.target_dir / "bench")}

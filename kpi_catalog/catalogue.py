@@ -15,9 +15,10 @@ from typing import Any
 
 import duckdb
 from deltalake.exceptions import TableNotFoundError
-from foundation.engine.lakehouse.catalog import delta_relation_sql
 
+from foundation.core.workspace import Workspace
 from foundation.engine.dbt.publish import catalog_path
+from foundation.engine.lakehouse.catalog import delta_relation_sql
 
 GRAIN_ORDER = ("day", "week", "month")
 TREND_POINTS = 12
@@ -162,6 +163,4 @@ def matches(kpi: dict[str, Any], query: str) -> bool:
 
 
 def open_catalog(workspace_root: Path | None = None) -> KpiCatalog:
-    from foundation.core.workspace import Workspace
-
     return KpiCatalog(Workspace.open(workspace_root).lakehouse_root)

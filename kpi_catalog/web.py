@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.routing import NoMatchFound
 
+from foundation.core.workspace import Workspace
 from kpi_catalog.catalogue import KpiCatalog, KpiNotFoundError, status_against_target
 from kpi_catalog.chart import history_svg
 
@@ -34,8 +35,6 @@ def _fmt(value: float | None) -> str:
 
 def catalog_router(workspace_root: Path | None = None) -> APIRouter:
     """Routes of the catalogue for the workspace at `workspace_root` (default: found from the current folder)."""
-    from foundation.core.workspace import Workspace
-
     lakehouse_root = Workspace.open(workspace_root).lakehouse_root
     router = APIRouter(tags=["kpis"])
 

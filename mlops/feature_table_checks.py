@@ -12,8 +12,8 @@ import difflib
 import duckdb
 
 from foundation.core.workspace import Workspace, load_model_specs
-from foundation.engine.dbt.checks import scan_model_columns
-from foundation.engine.dbt.project import dbt_paths
+from foundation.engine.dbt.paths import dbt_paths
+from foundation.engine.dbt.static_validation import scan_model_columns
 from foundation.specs.errors import SpecError
 from foundation.specs.estimators import check_estimators
 from foundation.specs.model import ModelRef

@@ -23,7 +23,9 @@ from foundation.cli.ingest_command import (
 from foundation.cli.output import tool_output_to
 from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
 from foundation.core.workspace import Workspace
-from foundation.engine.dbt.project import DbtPaths, dbt_paths, load_manifest, prepare_project
+from foundation.engine.dbt.manifest import load_manifest
+from foundation.engine.dbt.paths import DbtPaths, dbt_paths
+from foundation.engine.dbt.project import prepare_project
 
 RUN_DIR = "run"  # dbt's target folder for runs, under <state>/dbt/target
 

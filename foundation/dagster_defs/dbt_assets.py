@@ -23,15 +23,11 @@ from packaging.version import Version
 from foundation.core.workspace import Workspace
 from foundation.dagster_defs.automation import AutomationPlan
 from foundation.dagster_defs.resources import FoundationResource
+from foundation.engine.dbt.invocation import dbt_executable
+from foundation.engine.dbt.manifest import load_manifest
 from foundation.engine.dbt.partial_parse import reuse_partial_parse
-from foundation.engine.dbt.project import (
-    GENERATED_DIR,
-    DbtPaths,
-    DbtPrepareError,
-    dbt_executable,
-    load_manifest,
-    prepare_project,
-)
+from foundation.engine.dbt.paths import GENERATED_DIR, DbtPaths, dbt_paths
+from foundation.engine.dbt.project import DbtPrepareError, prepare_project
 from foundation.engine.dbt.publish import gold_uri, publish_usecase, published_models
 from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock
 from foundation.specs.errors import SpecValidationError
@@ -196,8 +192,6 @@ def dbt_definitions(
     reported as a warning here, and as an error by `foundation run` and `foundation check`. `prepared`: the paths
     `prepare_project` returned earlier in the same command (checks, generated files and fingerprint not redone).
     """
-    from foundation.engine.dbt.project import dbt_paths
-
     if prepared is not None:
         paths = prepared
     elif not dbt_paths(workspace).exists():

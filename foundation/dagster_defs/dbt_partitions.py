@@ -21,7 +21,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.engine.dbt.partial_parse import reuse_partial_parse
-from foundation.engine.dbt.project import DbtPaths
+from foundation.engine.dbt.paths import DbtPaths
 
 PARTITIONED_BATCH_SIZES = {"hour", "day", "month"}
 

@@ -25,7 +25,7 @@ from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
 from foundation.specs.source import SourceSpec
 
 if TYPE_CHECKING:  # foundation.engine.dbt is imported only by the commands that build dbt assets
-    from foundation.engine.dbt.project import DbtPaths
+    from foundation.engine.dbt.paths import DbtPaths
 
 
 def _preview_markdown(report: LoadReport) -> str:

@@ -70,8 +70,8 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
 def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
     """KPI YAML errors, dbt sources with no source YAML behind them, KPIs on unknown models or columns."""
     from foundation.core.workspace import load_kpis, load_model_specs
-    from foundation.engine.dbt.checks import check_dbt_project
-    from foundation.engine.dbt.project import dbt_paths
+    from foundation.engine.dbt.paths import dbt_paths
+    from foundation.engine.dbt.static_validation import check_dbt_project
     from mlops.kpis import check_model_kpis  # KPIs on a model's predictions name a model spec
 
     kpis = load_kpis(workspace.root)

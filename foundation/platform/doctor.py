@@ -209,7 +209,8 @@ def probe_mlflow(workspace: Workspace) -> list[Probe]:
 
 
 def probe_dbt(workspace: Workspace) -> Probe:
-    from foundation.engine.dbt.project import dbt_env, dbt_executable, prepare_project
+    from foundation.engine.dbt.invocation import dbt_env, dbt_executable
+    from foundation.engine.dbt.project import prepare_project
 
     target = workspace.settings.dbt.target
     try:

@@ -177,7 +177,7 @@ def workspace_files(project_name: str, requirement: str, framework_path: str | N
     """{path: content} of a new platform workspace: settings, example use case, dbt project, Dagster entry, CI.
 
     The framework's dbt macros are not among them: the dbt project's macro-paths reads them from the installed
-    framework (foundation.engine.dbt.project), so a platform never holds a copy that drifts.
+    framework (foundation.engine.dbt.framework_macros), so a platform never holds a copy that drifts.
     """
     context = {"project_name": project_name, "requirement": requirement, "framework_path": framework_path}
     files: dict[str, str | bytes] = {}

@@ -27,7 +27,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def todo_warnings(workspace: Workspace) -> list[SpecError]:
-    from foundation.engine.dbt.project import dbt_paths
+    from foundation.engine.dbt.paths import dbt_paths
 
     models = dbt_paths(workspace).project_dir / "models"
     warnings = []

@@ -22,7 +22,8 @@ import yaml
 
 from foundation.core.workspace import Workspace
 from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
-from foundation.engine.dbt.project import dbt_env, dbt_executable, prepare_project
+from foundation.engine.dbt.invocation import dbt_env, dbt_executable
+from foundation.engine.dbt.project import prepare_project
 from foundation.engine.dbt.spark import bronze_views_file, spark_state_dir
 from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock, warehouse_path
 from tests.engine.dbt.conftest import copy_platform

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from foundation.core.workspace import load_kpis
+from foundation.engine.dbt.kpi_models import SPARK_TYPES, contract_columns, kpi_properties, simple_kpi_sql
 from kpi_catalog.catalogue import Point, status_against_target, trend_of
 from kpi_catalog.chart import history_svg
-from kpi_catalog.compile import SPARK_TYPES, contract_columns, kpi_properties, simple_kpi_sql
 
 SIMPLE = """\
 id: uptime

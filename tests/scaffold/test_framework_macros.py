@@ -9,14 +9,14 @@ import pytest
 import yaml
 
 from foundation.core.workspace import Workspace
-from foundation.engine.dbt.project import (
+from foundation.engine.dbt.framework_macros import (
     FRAMEWORK_MACROS_ENTRY,
-    dbt_paths,
     framework_macro_errors,
     framework_macros_dir,
     macro_definitions,
-    prepare_project,
 )
+from foundation.engine.dbt.paths import dbt_paths
+from foundation.engine.dbt.project import prepare_project
 from foundation.scaffold.writer import init_workspace
 from foundation.specs.errors import SpecValidationError
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from foundation.cli.main import app
 from foundation.core.workspace import load_kpis
-from foundation.engine.dbt.project import check_kpi_models
+from foundation.engine.dbt.static_validation import check_kpi_models
 from foundation.specs.kpi_columns import kpi_column_errors
 
 REPO = Path(__file__).resolve().parents[2]

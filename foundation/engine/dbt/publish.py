@@ -18,7 +18,8 @@ import duckdb
 from deltalake import DeltaTable, write_deltalake
 
 from foundation.core.workspace import Workspace
-from foundation.engine.dbt.project import DbtPaths, load_manifest, model_nodes
+from foundation.engine.dbt.manifest import load_manifest, model_nodes
+from foundation.engine.dbt.paths import DbtPaths
 from foundation.engine.dbt.warehouse import warehouse_path
 from foundation.engine.sql import quote_ident
 

@@ -6,12 +6,12 @@ Hive metastore (Derby) and a warehouse folder under `<state>/dbt/spark/`, so the
 Bronze is Delta. A Spark cluster reads it with the Delta reader (`delta.\\`s3://…/bronze/<uc>/<source>\\``); the
 local session cannot, since delta-spark's jars come from Maven, which is out of reach here (the `delta-spark` wheel
 ships none). So each source becomes a persistent view `bronze.<uc>__<source>` over the Parquet files of its
-*current* Delta snapshot (`DeltaTable.file_uris()`, as foundation.engine.dbt.warehouse does for DuckDB), refreshed right
-before each build: a view pins the snapshot it was created on.
+*current* Delta snapshot (`DeltaTable.file_uris()`, as foundation.engine.dbt.warehouse does for DuckDB), refreshed
+right before each build: a view pins the snapshot it was created on.
 
-The views are created by the dbt run itself (on-run-start, foundation/engine/dbt/macros/bronze_views.sql), from a file
-of
-statements written here right before the build: no second JVM, and the embedded metastore has one user at a time.
+The views are created by the dbt run itself (on-run-start, foundation/engine/dbt/macros/bronze_views.sql), from a
+file of statements written here right before the build: no second JVM, and the embedded metastore has one user at a
+time.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
 from foundation.core.workspace import SourceRef, Workspace
-from foundation.engine.dbt.project import BRONZE_SCHEMA, source_view_name
+from foundation.engine.dbt.sources import BRONZE_SCHEMA, declared_columns, source_view_name
 
 SPARK_TARGET = "spark"
 SPARK_SCHEMA = "default"  # dbt-spark's target schema; every model builds into its use case's schema anyway
@@ -139,11 +142,6 @@ def bronze_view_statement(view: str, files: list[str], columns: list[tuple[str, 
 
 def bronze_view_statements(workspace: Workspace, sources: list[SourceRef] | None = None) -> dict[str, str]:
     """View name -> its `create or replace view` statement, from each source's current Delta snapshot."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    from foundation.engine.dbt.warehouse import declared_columns
-
     sources = workspace.sources() if sources is None else sources
     statements = {}
     for source in sources:

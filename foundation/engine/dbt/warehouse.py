@@ -21,9 +21,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
-from foundation.engine.dbt.project import BRONZE_SCHEMA, LINEAGE_COLUMNS, source_view_name
+from foundation.engine.dbt.sources import BRONZE_SCHEMA, declared_columns, source_view_name
+from foundation.engine.dbt.spark import SPARK_TARGET, write_bronze_views
 from foundation.engine.sql import quote_ident, quote_literal
-from foundation.specs.source import duckdb_type
 
 
 class WarehouseBusyError(TimeoutError):
@@ -71,11 +71,6 @@ def _empty_select(columns: list[tuple[str, str]]) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def declared_columns(source: SourceRef) -> list[tuple[str, str]]:
-    columns = [(c.name, duckdb_type(c.type) if c.type else "VARCHAR") for c in source.spec.columns]
-    return columns + [(n, t.upper()) for n, t in LINEAGE_COLUMNS.items()]
-
-
 def bronze_view_sql(workspace: Workspace, source: SourceRef) -> str:
     """The SELECT a source's view runs: its Delta snapshot's Parquet files, or an empty typed relation."""
     uri = workspace.bronze_uri(source.usecase, source.name)
@@ -115,9 +110,7 @@ def refresh_bronze_views(workspace: Workspace, sources: list[SourceRef] | None =
     (foundation.engine.dbt.spark).
     """
     sources = workspace.sources() if sources is None else sources
-    if workspace.settings.dbt.target == "spark":
-        from foundation.engine.dbt.spark import write_bronze_views
-
+    if workspace.settings.dbt.target == SPARK_TARGET:
         return write_bronze_views(workspace, sources)
     path = warehouse_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,8 @@ def _is_delta(uri: str, storage_options: dict[str, str]) -> bool:
 def _gold_models(workspace: Workspace, usecase: str) -> set[str]:
     """Names of the use case's models that may have a gold snapshot: from the dbt manifest, and the local folder."""
     names: set[str] = set()
-    from foundation.engine.dbt.project import dbt_paths, load_manifest
+    from foundation.engine.dbt.manifest import load_manifest
+    from foundation.engine.dbt.paths import dbt_paths
     from foundation.engine.dbt.publish import published_models
 
     paths = dbt_paths(workspace)

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from foundation.core.workspace import Workspace, load_kpis
-from foundation.engine.dbt.checks import check_dbt_project
-from foundation.engine.dbt.project import dbt_paths, generate_files, prepare_project
+from foundation.engine.dbt.generate import generate_files
+from foundation.engine.dbt.paths import dbt_paths
+from foundation.engine.dbt.project import prepare_project
+from foundation.engine.dbt.static_validation import check_dbt_project
 from foundation.engine.dbt.warehouse import warehouse_lock
 from foundation.platform.check import check_workspace
 from foundation.specs.errors import SpecValidationError

@@ -4,9 +4,8 @@ Pure functions: a `KpiRef` in, SQL and dbt YAML text out. Every KPI table has th
 declaration: `grain` (day|week|month), `period` (the first day of the bucket), one string column per dimension
 (NULL on the rows that total over that dimension) and `value` (double).
 The SQL is the same on every dbt target: identifiers are quoted by `adapter.quote`, and what differs between engines
-goes through the framework's dispatch macros (`kpi_dimensions_star`, foundation/engine/dbt/macros/kpi_rows.sql). Only
-the
-contract's type names depend on the target (`ContractTypes`).
+goes through the framework's dispatch macros (`kpi_dimensions_star`,
+foundation/engine/dbt/macros/kpi_rows.sql). Only the contract's type names depend on the target (`ContractTypes`).
 """
 
 from __future__ import annotations

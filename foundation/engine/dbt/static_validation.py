@@ -1,4 +1,5 @@
-"""Static checks of the dbt project against the workspace YAML, without running dbt (for `foundation check`).
+"""Static validation of the dbt project against the workspace YAML, without running dbt (for `foundation check`,
+and before `dbt parse` in `prepare_project`, whose own messages do not name the YAML to fix).
 
 - every `source('<uc>', '<name>')` in a model must have a source YAML behind it (sources are generated from them);
 - every KPI's model must exist and document the KPI's time and dimension columns.
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from foundation.core.workspace import SourceRef
-from foundation.engine.dbt.project import GENERATED_DIR, KPIS_DIR, DbtPaths, check_kpi_models
+from foundation.core.workspace import KPIS_DIR, SourceRef
+from foundation.engine.dbt.paths import GENERATED_DIR, DbtPaths
 from foundation.specs.errors import SpecError
 from foundation.specs.kpi import KpiRef
+from foundation.specs.kpi_columns import kpi_column_errors
 from foundation.specs.yaml_source import SAFE_LOADER
 
 SOURCE_CALL_RE = re.compile(r"""source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
@@ -73,6 +75,48 @@ def scan_model_columns(paths: DbtPaths) -> dict[str, set[str]]:
                 columns = model.get("columns") or []
                 models[model["name"]] |= {c["name"] for c in columns if isinstance(c, dict) and "name" in c}
     return models
+
+
+def check_kpi_models(kpis: list[KpiRef], models: dict[str, set[str]]) -> list[SpecError]:
+    """A KPI's model must exist; its time and dimension columns, and those its expression and filter name, must be
+    documented columns of that model.
+
+    Pure: `models` maps model names to their documented columns (from the manifest, or from scanning the project).
+    """
+    errors: list[SpecError] = []
+    for kpi in kpis:
+        spec = kpi.spec
+        if spec.model is None:
+            continue
+        if spec.model not in models:
+            known = ", ".join(sorted(m for m in models if not m.startswith("kpi_")))
+            errors.append(
+                SpecError(
+                    kpi.path,
+                    kpi.line_of.get("model"),
+                    "model",
+                    f"no dbt model named {spec.model!r}",
+                    f"use one of: {known}",
+                )
+            )
+            continue
+        columns = models[spec.model]
+        if not columns:
+            continue  # an undocumented model: dbt itself reports unknown columns at build time
+        wanted = [("time", spec.time)] + [("dimensions", d) for d in spec.dimensions]
+        for key, column in wanted:
+            if column and column not in columns:
+                errors.append(
+                    SpecError(
+                        kpi.path,
+                        kpi.line_of.get(key),
+                        key,
+                        f"model {spec.model!r} has no column {column!r}",
+                        f"use one of its documented columns: {', '.join(sorted(columns))}",
+                    )
+                )
+        errors.extend(kpi_column_errors(kpi, columns))  # the expression and filter name only its columns
+    return errors
 
 
 def check_dbt_project(paths: DbtPaths, sources: list[SourceRef], kpis: list[KpiRef]) -> list[SpecError]:
