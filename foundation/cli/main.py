@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from foundation.cli.docs_command import docs_cli
 from foundation.cli.kpi_command import kpi_app
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.cli.run_command import run_cli
@@ -33,6 +34,7 @@ sources_app = typer.Typer(help="Inspect the declared sources.", no_args_is_help=
 app.add_typer(sources_app, name="sources")
 app.add_typer(kpi_app, name="kpi")
 app.command("run")(run_cli)
+app.command("docs")(docs_cli)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 

@@ -1,16 +1,20 @@
 """The framework's own dbt macros: where they are installed, how dbt finds them, what stops a project using them.
 
 The macros (cross-engine dispatch, `kpi_dimensions_star`, the bronze-view hook, generic tests) ship inside this
-package (`foundation/engine/dbt/macros/`), never copied into a project: every project lists
-`"{{ env_var('FOUNDATION_DBT_MACROS') }}"` in its `macro-paths`, and foundation sets that variable to the installed
-folder for every dbt it starts (our subprocesses, and dagster-dbt's, which inherit this process's environment).
+package (`foundation/engine/dbt/macros/`), never copied into a project. Every project lists `foundation_macros` in
+its `macro-paths`: a link, written with the generated files, from the project folder to the installed folder, so a
+plain `dbt build` finds them with no environment variable, and an upgraded framework is picked up by the link.
 The macros thus join the root project's namespace, exactly as if they sat in its `macros/` folder.
+
+Projects made before the link list `"{{ env_var('FOUNDATION_DBT_MACROS') }}"` instead: foundation still sets that
+variable for every dbt it starts (our subprocesses, and dagster-dbt's, which inherit this process's environment).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -19,7 +23,8 @@ from foundation.engine.dbt.paths import DbtPaths
 from foundation.specs.errors import SpecError
 
 FRAMEWORK_MACROS_ENV = "FOUNDATION_DBT_MACROS"
-FRAMEWORK_MACROS_ENTRY = "{{ env_var('" + FRAMEWORK_MACROS_ENV + "') }}"  # what dbt_project.yml's macro-paths lists
+FRAMEWORK_MACROS_LINK = "foundation_macros"  # what dbt_project.yml's macro-paths lists: the link in the project
+FRAMEWORK_MACROS_ENTRY = "{{ env_var('" + FRAMEWORK_MACROS_ENV + "') }}"  # what projects made before the link list
 MACRO_DEF_RE = re.compile(r"{%-?\s*(?:macro|test)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
@@ -33,6 +38,38 @@ def expose_framework_macros() -> Path:
     folder = framework_macros_dir()
     os.environ[FRAMEWORK_MACROS_ENV] = str(folder)
     return folder
+
+
+def link_framework_macros(project_dir: Path) -> Path:
+    """Make `<project>/foundation_macros` a link to the installed framework's macros; returns the link.
+
+    A folder found there instead is a copy of the link's content (a `shutil.copytree` of the project follows links):
+    it is replaced when it holds nothing but framework macro files, and refused otherwise, since it is not ours.
+    """
+    link = project_dir / FRAMEWORK_MACROS_LINK
+    target = framework_macros_dir()
+    if link.is_symlink():
+        if link.resolve() == target:
+            return link
+        link.unlink()
+    elif link.is_dir():
+        copied = {p.relative_to(link) for p in link.rglob("*") if p.is_file()}
+        if not copied <= {p.relative_to(target) for p in target.rglob("*") if p.is_file()}:
+            raise FileExistsError(
+                f"{link} is a folder with files of its own, but foundation keeps a link to its dbt macros there: "
+                "move your macros to macros/, then delete the folder"
+            )
+        shutil.rmtree(link)
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    tmp.replace(link)  # atomic: a dbt starting meanwhile sees the old link or the new one
+    return link
+
+
+def lists_framework_macros(entry: object) -> bool:
+    """A macro-paths entry that reaches the framework's macros (the link, or the older environment variable)."""
+    return str(entry).rstrip("/") == FRAMEWORK_MACROS_LINK or FRAMEWORK_MACROS_ENV in str(entry)
 
 
 def macro_definitions(text: str) -> list[tuple[str, int]]:
@@ -50,7 +87,7 @@ def framework_macro_errors(
     """
     errors: list[SpecError] = []
     macro_paths = project.get("macro-paths") or ["macros"]
-    if not any(FRAMEWORK_MACROS_ENV in str(entry) for entry in macro_paths):
+    if not any(lists_framework_macros(entry) for entry in macro_paths):
         errors.append(
             SpecError(
                 project_file,
@@ -58,7 +95,8 @@ def framework_macro_errors(
                 "macro-paths",
                 "does not list the framework's dbt macros (seconds_between, kpi_dimensions_star... that the "
                 "generated models call)",
-                f'write macro-paths: ["macros", "{FRAMEWORK_MACROS_ENTRY}"]; foundation sets {FRAMEWORK_MACROS_ENV}',
+                f'write macro-paths: ["macros", "{FRAMEWORK_MACROS_LINK}"] (a link foundation writes to the installed '
+                "macros)",
             )
         )
     for path, text in sorted(project_macros.items()):
@@ -89,7 +127,7 @@ def check_framework_macros(paths: DbtPaths) -> list[SpecError]:
     own_macros: dict[Path, str] = {}
     for entry in project.get("macro-paths") or ["macros"]:
         folder = paths.project_dir / str(entry)
-        if "{{" in str(entry) or not folder.is_dir():
+        if "{{" in str(entry) or lists_framework_macros(entry) or not folder.is_dir():
             continue
         own_macros |= {p: p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.sql"))}
     root = framework_macros_dir()

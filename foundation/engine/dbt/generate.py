@@ -1,6 +1,9 @@
 """Writing what is derived from the workspace YAML into the dbt project (generated, never hand-written; git-ignored).
 
-- the profile, in dbt's state folder (`foundation.engine.dbt.profiles_yml`);
+- the profile (`foundation.engine.dbt.profiles_yml`), in dbt's state folder for the dbt foundation starts, and as
+  `<project>/profiles.yml`, where a plain `dbt` run from the project folder finds it (unless a profiles.yml of the
+  user's own is there: it is never overwritten);
+- `<project>/foundation_macros`: the link to the framework's macros (`foundation.engine.dbt.framework_macros`);
 - `models/<uc>/_generated/`: the dbt sources and the source status model (`foundation.engine.dbt.sources`);
 - `models/<uc>/kpis/`: one `kpi_<id>` model per KPI declaration, with its contract and catalogue metadata
   (`foundation.engine.dbt.kpi_models`).
@@ -12,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from foundation.core.workspace import KPIS_DIR, SourceRef, Workspace
+from foundation.engine.dbt.framework_macros import link_framework_macros
 from foundation.engine.dbt.kpi_models import contract_types, kpi_model_sql, kpi_properties
 from foundation.engine.dbt.paths import GENERATED_DIR, DbtPaths
-from foundation.engine.dbt.profiles_yml import workspace_profile_yaml
+from foundation.engine.dbt.profiles_yml import is_generated_profile, workspace_profile_yaml
 from foundation.engine.dbt.sources import source_status_properties, source_status_sql, sources_yaml
 from foundation.engine.dbt.spark import SPARK_TARGET
 from foundation.specs.kpi import KpiRef
@@ -38,6 +42,18 @@ def remove_stale(folder: Path, keep: set[Path]) -> None:
     for path in folder.iterdir():
         if path.is_file() and path not in keep:
             path.unlink()
+
+
+def write_profiles(workspace: Workspace, paths: DbtPaths) -> list[Path]:
+    """The profile in dbt's state folder, and in the project folder for plain dbt; returns the files written."""
+    text = workspace_profile_yaml(workspace)
+    written = [paths.profiles_dir / "profiles.yml"]
+    write_if_changed(written[0], text)
+    in_project = paths.project_dir / "profiles.yml"
+    if not in_project.exists() or is_generated_profile(in_project.read_text(encoding="utf-8")):
+        write_if_changed(in_project, text)
+        written.append(in_project)
+    return written
 
 
 def write_source_models(workspace: Workspace, folder: Path, usecase: str, sources: list[SourceRef]) -> set[Path]:
@@ -80,10 +96,10 @@ def write_kpi_models(workspace: Workspace, folder: Path, kpis: list[KpiRef]) -> 
 def generate_files(workspace: Workspace, paths: DbtPaths, kpis: list[KpiRef]) -> list[Path]:
     """Write the profile and every generated model file; remove generated files whose YAML is gone.
 
-    Returns the files the project now holds from the YAML (written or already up to date), the profile first.
+    Returns the files the project now holds from the YAML (written or already up to date), the profiles first.
     """
-    written = [paths.profiles_dir / "profiles.yml"]
-    write_if_changed(written[0], workspace_profile_yaml(workspace))
+    written = write_profiles(workspace, paths)
+    written.append(link_framework_macros(paths.project_dir))
     models = paths.project_dir / "models"
     by_usecase: dict[str, list[SourceRef]] = {}
     for source in workspace.sources():

@@ -40,7 +40,10 @@ def prepare_project(workspace: Workspace, force: bool = False) -> DbtPaths:
     if errors:
         raise SpecValidationError(errors)
     expose_framework_macros()  # for the parse below, and for every dbt this process starts later (dagster-dbt's)
-    generate_files(workspace, paths, scan.kpis)
+    try:
+        generate_files(workspace, paths, scan.kpis)
+    except FileExistsError as exc:  # a folder of the user's where the macros link goes
+        raise DbtPrepareError(str(exc)) from exc
     fingerprint = inputs_fingerprint(paths)
     if manifest_is_fresh(paths, fingerprint) and not force:
         return paths

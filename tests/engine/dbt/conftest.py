@@ -17,6 +17,8 @@ def copy_platform(target: Path) -> Path:
     shutil.copytree(
         REPO / "dbt_project",
         target / "dbt_project",
-        ignore=shutil.ignore_patterns("_generated", "kpis", "target", "logs", "dbt_packages"),
+        ignore=shutil.ignore_patterns(
+            "_generated", "kpis", "target", "logs", "dbt_packages", "profiles.yml", "foundation_macros"
+        ),
     )
     return target
