@@ -57,6 +57,8 @@ def check_against_columns(ref: ModelRef, columns: list[str], *, verified: bool) 
     for i, name in enumerate(spec.entity):
         if name not in columns:
             unknown(("entity", i), name, "entity column")
+    if spec.split.group is not None and spec.split.group not in columns:
+        unknown(("split", "group"), spec.split.group, "unit column")
     for i, name in enumerate(spec.features.include or []):
         if name not in columns:
             unknown(("features", "include", i), name, "feature")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -22,9 +22,16 @@ class Evaluation:
     f1: float
     savings: float | None  # business metric: money saved against doing nothing (None without costs)
     score: float  # the selection metric's value
+    fold_mean: float | None = None  # with K folds: the selection score's mean and spread over the folds
+    fold_std: float | None = None
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
+
+
+def with_folds(pooled: Evaluation, fold_scores: list[float]) -> Evaluation:
+    """`pooled` (the counts over every fold's validation rows) with the mean and spread of the folds' scores."""
+    return replace(pooled, fold_mean=float(np.mean(fold_scores)), fold_std=float(np.std(fold_scores)))
 
 
 def confusion(actual: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int, int]:

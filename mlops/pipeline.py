@@ -77,7 +77,7 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
     client = mlflow_client(workspace)
     spec = ref.spec
     comparison = as_dicts(result.comparison())
-    title = f"{ref.key}: validation {result.split.validation_start} onwards ({int(result.split.validation.sum())} rows)"
+    title = f"{ref.key}: {result.split.title()}"
     winner = result.winner
     models: dict[str, str] = {}
     with mlflow.start_run(
@@ -96,11 +96,14 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
                 **{f"split_{k}": v for k, v in result.split.describe().items()},
             }
         )
-        with mlflow.start_run(run_name=spec.baseline.name, nested=True):
+        # Children in the parent's experiment: without it MLflow files them (and their models) under "Default"
+        # and its artifacts under ./mlruns, outside `mlflow.artifact_root`.
+        experiment = parent.info.experiment_id
+        with mlflow.start_run(run_name=spec.baseline.name, nested=True, experiment_id=experiment):
             mlflow.log_param("rule", spec.baseline.rule)
             mlflow.log_metrics({k: v for k, v in comparison[spec.baseline.name].items() if v is not None})
         for candidate in result.candidates:
-            with mlflow.start_run(run_name=candidate.name, nested=True):
+            with mlflow.start_run(run_name=candidate.name, nested=True, experiment_id=experiment):
                 mlflow.log_params(
                     {"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params}
                 )
@@ -144,14 +147,16 @@ def champion_score(
 ) -> tuple[float | None, int | None, str]:
     """The current champion re-scored on this training's validation rows, so both are judged on the same data.
 
-    Falls back to the score it was registered with when it cannot read these rows (its features changed)."""
+    Falls back to the score it was registered with when it cannot read these rows (its features changed), or when
+    the comparison is K-fold (every row validated, some of them the champion's training rows)."""
     champion = current_champion(client, name)
     if champion is None:
         return None, None, ""
     tags = champion.tags or {}
     features = json.loads(tags.get("foundation.features", "[]"))
     validation = frame.reset_index(drop=True)[result.split.validation]
-    if features and set(features) <= set(validation.columns):
+    # K folds validate every row, rows the champion may have been trained on: its registered score is fairer
+    if features and set(features) <= set(validation.columns) and not result.split.folds:
         model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
         scores = reproducible_scores(model, model_inputs(validation, features))
         threshold = float(tags.get("foundation.threshold", 0.5))
@@ -167,7 +172,8 @@ def register_and_gate(
     training_set: TrainingSet,
     logged: dict[str, Any],
 ) -> dict[str, Any]:
-    """Register the winner as a new version; give it the champion alias only if it passes the gate. Record both."""
+    """Judge the winner at the gate. Only a winner that passes becomes a registry version (and the champion); a
+    rejected one stays a logged model in its MLflow run. Both verdicts go to the history; returns the report."""
     client = mlflow_client(workspace)
     name = ref.registered_name
     winner = result.winner
@@ -180,26 +186,11 @@ def register_and_gate(
         champ_version,
         ref.spec.gate,
     )
-    if client.search_registered_models(filter_string=f"name = '{name}'") == []:
-        client.create_registered_model(name, description=ref.spec.description, tags={"foundation.usecase": ref.usecase})
-    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints registration notices: keep stdout for --json
-        version = mlflow.register_model(
-            logged["model_uris"][winner.name],
-            name,
-            tags={
-                "foundation.candidate": winner.name,
-                "foundation.metric": ref.spec.selection.metric,
-                "foundation.score": str(winner.evaluation.score),
-                "foundation.baseline_score": str(result.baseline.score),
-                "foundation.threshold": str(winner.threshold),
-                "foundation.train_end": str(result.split.train_end),
-                "foundation.features": json.dumps(result.features),
-                "foundation.feature_table_version": str(training_set.delta_version),
-                "foundation.gate": "passed" if decision.passed else "rejected",
-                "foundation.gate_reasons": "; ".join(decision.reasons),
-            },
-        )
-    number = int(version.version)
+    model_uri = logged["model_uris"][winner.name]
+    number = None
+    if decision.passed:
+        number = register_version(client, ref, model_uri, version_tags(ref, result, training_set, decision))
+        client.set_registered_model_alias(name, CHAMPION, str(number))
     event = HistoryEvent(
         name,
         "promote" if decision.passed else "reject",
@@ -214,8 +205,6 @@ def register_and_gate(
         logged["run_id"],
         json.dumps(winner.evaluation.to_dict()),
     )
-    if decision.passed:
-        client.set_registered_model_alias(name, CHAMPION, str(number))
     append_history(workspace, event)
     champion = current_champion(client, name)
     report = {
@@ -231,6 +220,7 @@ def register_and_gate(
         "split": result.split.describe(),
         "feature_table_version": training_set.delta_version,
         "winner": winner.name,
+        "logged_model": model_uri,
         "registered_version": number,
         "gate": {**decision.to_dict(), "champion_basis": champ_basis},
         "champion": int(champion.version) if champion else None,
@@ -239,6 +229,35 @@ def register_and_gate(
     }
     write_json(report_path(workspace, ref), report)
     return report
+
+
+def version_tags(
+    ref: ModelRef, result: TrainingResult, training_set: TrainingSet, decision: GateDecision
+) -> dict[str, str]:
+    """What a registry version carries: the candidate, its score and threshold, its features, the gate's verdict."""
+    winner = result.winner
+    return {
+        "foundation.candidate": winner.name,
+        "foundation.metric": ref.spec.selection.metric,
+        "foundation.score": str(winner.evaluation.score),
+        "foundation.baseline_score": str(result.baseline.score),
+        "foundation.threshold": str(winner.threshold),
+        "foundation.train_end": str(result.split.train_end),
+        "foundation.features": json.dumps(result.features),
+        "foundation.feature_table_version": str(training_set.delta_version),
+        "foundation.gate": "passed" if decision.passed else "rejected",
+        "foundation.gate_reasons": "; ".join(decision.reasons),
+    }
+
+
+def register_version(client: Any, ref: ModelRef, model_uri: str, tags: dict[str, str]) -> int:
+    """A new version of the use case's registered model (created on its first version); returns its number."""
+    name = ref.registered_name
+    if client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        client.create_registered_model(name, description=ref.spec.description, tags={"foundation.usecase": ref.usecase})
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints registration notices: keep stdout for --json
+        version = mlflow.register_model(model_uri, name, tags=tags)
+    return int(version.version)
 
 
 def run_training(workspace: Workspace, ref: ModelRef) -> dict[str, Any]:

@@ -42,7 +42,15 @@ def comparison_rows(comparison: dict[str, dict], selection: SelectionSpec) -> li
     metric = selection.metric + (f" (precision >= {selection.min_precision})" if selection.min_precision else "")
     money = selection.metric == "savings"
     rows.append([f"Selection: {metric}", *(_fmt(m["score"], money=money) for m in comparison.values())])
+    if any(m.get("fold_mean") is not None for m in comparison.values()):  # K-fold: how much the folds disagree
+        rows.append(["Per fold: mean ± spread", *(_spread(m, money) for m in comparison.values())])
     return rows
+
+
+def _spread(metrics: dict, money: bool) -> str:
+    if metrics.get("fold_mean") is None:
+        return "-"
+    return f"{_fmt(metrics['fold_mean'], money)} ± {_fmt(metrics['fold_std'], money)}"
 
 
 def comparison_markdown(comparison: dict[str, dict], selection: SelectionSpec, title: str = "") -> str:

@@ -1,7 +1,7 @@
 """Fit the candidates and evaluate them with the 'as is' rule on the same validation rows.
 
 No I/O: a DataFrame in, fitted pipelines and evaluations out (MLflow logging and registration are in
-`mlops.tracking` / `mlops.registry`). The same data and seed give the same models and numbers.
+`mlops.pipeline` / `mlops.registry`). The same data and seed give the same models and numbers.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from foundation.specs.estimators import import_class
 from foundation.specs.model import CandidateSpec, ModelSpec
-from mlops.dataset import TimeSplit, find_leaks, row_keys, time_split
-from mlops.metrics import Evaluation, choose_threshold, evaluate
+from mlops.metrics import Evaluation, choose_threshold, evaluate, with_folds
+from mlops.splits import Split, evaluation_splits, holdout_split, split_leaks
 
 
 @dataclass
@@ -40,7 +40,7 @@ class CandidateResult:
 class TrainingResult:
     spec: ModelSpec
     features: list[str]
-    split: TimeSplit
+    split: Split  # the hold-out; with K folds, every row (each validated once, out of fold)
     baseline: Evaluation
     candidates: list[CandidateResult]
     validation_actual: np.ndarray
@@ -121,12 +121,12 @@ def reproducible_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
 
 
 def _threshold(spec: ModelSpec, candidate: CandidateSpec, frame: pd.DataFrame, train: np.ndarray) -> float:
-    """`auto`: fit on the earlier part of training, pick the cut on its latest slice (out of time, like validation)."""
+    """`auto`: fit on part of training, pick the cut on the rest, split the way validation is (by time: the latest
+    slice, out of time like validation; by group: other units)."""
     if spec.threshold != "auto":
         return float(spec.threshold)
-    times = frame[spec.time][train].reset_index(drop=True)
     try:
-        inner = time_split(times, spec.split.calibration_fraction, spec.split.gap)
+        inner = holdout_split(frame[train].reset_index(drop=True), spec, spec.split.calibration_fraction)
     except ValueError:
         return 0.5  # training too short to hold out a calibration slice: the default cut
     part = frame[train].reset_index(drop=True)
@@ -145,7 +145,7 @@ def training_problem(frame: pd.DataFrame, spec: ModelSpec) -> str | None:
     if frame.empty:
         return "the training set is empty (is the feature table built, does row_filter keep any row?)"
     try:
-        split = time_split(frame[spec.time].reset_index(drop=True), spec.split.validation_fraction, spec.split.gap)
+        split = evaluation_splits(frame, spec)[0]
     except ValueError as exc:
         return str(exc)
     labels = frame[spec.target].astype(bool).to_numpy()
@@ -156,49 +156,109 @@ def training_problem(frame: pd.DataFrame, spec: ModelSpec) -> str | None:
 
 
 def train_and_evaluate(frame: pd.DataFrame, spec: ModelSpec) -> TrainingResult:
-    """Split by time, check the split leaks nothing, evaluate the baseline, fit and evaluate every candidate."""
+    """Split (`split.by`), check no split leaks, evaluate the baseline and every candidate on the same rows.
+
+    One hold-out: fit on training, evaluate on validation. K folds: every row is validated once by a model that did
+    not see it (the counts are pooled, each fold's score gives the spread), then each candidate is refit on all rows."""
     started = time.perf_counter()
     frame = frame.reset_index(drop=True)
-    times = frame[spec.time]
-    split = time_split(times, spec.split.validation_fraction, spec.split.gap)
-    leaks = find_leaks(times, row_keys(frame, spec), split.train, split.validation, spec.split.gap)
-    if leaks:  # cannot happen with time_split; guards against a future change of it
-        raise AssertionError("the split leaks: " + "; ".join(leaks))
+    splits = evaluation_splits(frame, spec)
+    for split in splits:
+        leaks = split_leaks(frame, spec, split)
+        if leaks:  # cannot happen with these splits; guards against a future change of them
+            raise AssertionError("the split leaks: " + "; ".join(leaks))
     features = spec.feature_columns(list(frame.columns))
     actual = frame[spec.target].astype(bool).to_numpy()
-    validation_frame = frame[split.validation].reset_index(drop=True)
-    validation_actual = actual[split.validation]
-    baseline_predicted = baseline_predictions(validation_frame, spec.baseline.rule)
-    baseline = evaluate(validation_actual, baseline_predicted, spec.selection)
-    train_inputs = model_inputs(frame[split.train], features)
-    validation_inputs = model_inputs(validation_frame, features)
-    results = []
-    for candidate in spec.candidates:
-        fit_started = time.perf_counter()
-        threshold = _threshold(spec, candidate, frame, split.train)
-        pipeline = build_pipeline(candidate, train_inputs, spec.seed).fit(train_inputs, actual[split.train])
-        scores = reproducible_scores(pipeline, validation_inputs)
-        evaluation = evaluate(validation_actual, scores >= threshold, spec.selection)
-        results.append(
-            CandidateResult(
-                candidate.name,
-                candidate.class_path,
-                dict(candidate.params),
-                pipeline,
-                threshold,
-                evaluation,
-                scores,
-                time.perf_counter() - fit_started,
-            )
-        )
+    baseline_all = baseline_predictions(frame, spec.baseline.rule)
+    if len(splits) == 1:
+        (split,) = splits
+        results = [_fit_holdout(spec, candidate, frame, features, actual, split) for candidate in spec.candidates]
+        baseline = evaluate(actual[split.validation], baseline_all[split.validation], spec.selection)
+    else:
+        results = [_fit_folds(spec, candidate, frame, features, actual, splits) for candidate in spec.candidates]
+        baseline = _pooled(actual, baseline_all, splits, spec)
+        split = _all_rows(frame, spec, splits)
     return TrainingResult(
         spec,
         features,
         split,
         baseline,
         results,
-        validation_actual,
-        baseline_predicted,
-        train_inputs.head(5),
+        actual[split.validation],
+        baseline_all[split.validation],
+        model_inputs(frame[split.train], features).head(5),
         {"train_and_evaluate": time.perf_counter() - started},
     )
+
+
+def _fit_holdout(
+    spec: ModelSpec,
+    candidate: CandidateSpec,
+    frame: pd.DataFrame,
+    features: list[str],
+    actual: np.ndarray,
+    split: Split,
+) -> CandidateResult:
+    started = time.perf_counter()
+    threshold = _threshold(spec, candidate, frame, split.train)
+    train_inputs = model_inputs(frame[split.train], features)
+    pipeline = build_pipeline(candidate, train_inputs, spec.seed).fit(train_inputs, actual[split.train])
+    scores = reproducible_scores(pipeline, model_inputs(frame[split.validation], features))
+    evaluation = evaluate(actual[split.validation], scores >= threshold, spec.selection)
+    return CandidateResult(
+        candidate.name,
+        candidate.class_path,
+        dict(candidate.params),
+        pipeline,
+        threshold,
+        evaluation,
+        scores,
+        time.perf_counter() - started,
+    )
+
+
+def _fit_folds(
+    spec: ModelSpec,
+    candidate: CandidateSpec,
+    frame: pd.DataFrame,
+    features: list[str],
+    actual: np.ndarray,
+    splits: list[Split],
+) -> CandidateResult:
+    """Out-of-fold predictions (each fold: threshold and model from the other folds), then the model on all rows."""
+    started = time.perf_counter()
+    scores = np.zeros(len(frame))
+    predicted = np.zeros(len(frame), dtype=bool)
+    for split in splits:
+        fold = _fit_holdout(spec, candidate, frame, features, actual, split)
+        scores[split.validation] = fold.scores
+        predicted[split.validation] = fold.scores >= fold.threshold
+    everything = np.ones(len(frame), dtype=bool)
+    threshold = _threshold(spec, candidate, frame, everything)
+    inputs = model_inputs(frame, features)
+    pipeline = build_pipeline(candidate, inputs, spec.seed).fit(inputs, actual)
+    return CandidateResult(
+        candidate.name,
+        candidate.class_path,
+        dict(candidate.params),
+        pipeline,
+        threshold,
+        _pooled(actual, predicted, splits, spec),
+        scores,
+        time.perf_counter() - started,
+    )
+
+
+def _pooled(actual: np.ndarray, predicted: np.ndarray, splits: list[Split], spec: ModelSpec) -> Evaluation:
+    """The counts over every row (each validated once) and the selection score of each fold (mean and spread)."""
+    per_fold = [evaluate(actual[s.validation], predicted[s.validation], spec.selection).score for s in splits]
+    return with_folds(evaluate(actual, predicted, spec.selection), per_fold)
+
+
+def _all_rows(frame: pd.DataFrame, spec: ModelSpec, splits: list[Split]) -> Split:
+    """What a K-fold training reports as its split: every row validated (out of fold), every row trained on."""
+    everything = np.ones(len(frame), dtype=bool)
+    times = frame[spec.time]
+    first = splits[0]  # every fold holds all the units, on one side or the other
+    units = (first.train_groups or 0) + (first.validation_groups or 0) if first.by == "group" else None
+    return Split(everything, everything, times.min(), times.max(), first.by, units, units, len(splits))

@@ -94,20 +94,24 @@ def print_training_report(report: dict[str, Any]) -> None:
     comparison = report["comparison"]
     rows = comparison_rows(comparison, selection)
     print_table(report["title"], ["", *comparison], rows, right=list(comparison))
-    gate = report["gate"]
-    verdict = "[green]champion[/green]" if gate["passed"] else "[yellow]not promoted[/yellow]"
-    champion = f"v{report['champion']}" if report["champion"] else "none"
-    console.print(
-        f"winner: {report['winner']} -> {report['model']} v{report['registered_version']} {verdict}: "
-        f"{'; '.join(gate['reasons'])}. Champion now: {champion}",
-        highlight=False,
-    )
+    console.print(gate_verdict(report), highlight=False)
     for kpi in report.get("model_kpis", []):  # e.g. trucks at risk, from the champion's batch predictions
         console.print(
             f"{kpi['label']}: {kpi['value']:,.0f} {kpi['unit']} on {kpi['period']} "
             f"(KPI {kpi['id']}, from the champion's batch predictions)",
             highlight=False,
         )
+
+
+def gate_verdict(report: dict[str, Any]) -> str:
+    """The winner and what the gate made of it: a new champion version, or not registered (its MLflow run keeps it)."""
+    gate = report["gate"]
+    champion = f"v{report['champion']}" if report["champion"] else "none"
+    if gate["passed"]:
+        outcome = f"{report['model']} v{report['registered_version']} [green]champion[/green]"
+    else:
+        outcome = f"[yellow]not promoted[/yellow] (not registered; logged in MLflow run {report['run_id']})"
+    return f"winner: {report['winner']} -> {outcome}: {'; '.join(gate['reasons'])}. Champion now: {champion}"
 
 
 def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
@@ -209,7 +213,7 @@ def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
             "Promotion history",
             ["at (UTC)", "action", "version", "from", "by", "reason"],
             [
-                [e["at"], e["action"], e["version"], e["previous_version"] or "-", e["actor"], e["reason"]]
+                [e["at"], e["action"], e["version"] or "-", e["previous_version"] or "-", e["actor"], e["reason"]]
                 for e in data["history"]
             ],
         )

@@ -262,6 +262,7 @@ def run_cli(
     Exit 1 if any step failed; each dbt failure names the file to fix.
     """
     from foundation.cli.ingest_command import print_reports
+    from foundation.cli.ml_command import print_training_report
     from foundation.cli.output import err_console, print_json
     from foundation.dagster_defs.instance import DagsterInstanceError
     from foundation.engine.dbt.project import DbtPrepareError
@@ -286,6 +287,8 @@ def run_cli(
         if not skip_ingestion:
             print_reports(workspace, listener, sources)
         print_summary(workspace, summary)
+        for report in summary.training.values():  # what `foundation train` prints, from this run's training
+            print_training_report(report)
     raise typer.Exit(0 if summary.ok else 1)
 
 

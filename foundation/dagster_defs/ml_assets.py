@@ -179,11 +179,12 @@ def registered_asset(model: _ModelAssets) -> dg.AssetsDefinition:
         workspace, current = _ref(foundation, key)
         report = register_and_gate(workspace, current, candidates, training_set, evaluation)
         gate = report["gate"]
-        context.log.info(f"{current.registered_name} v{report['registered_version']}: {'; '.join(gate['reasons'])}")
+        version = report["registered_version"]  # None: rejected, not registered
+        context.log.info(f"{current.registered_name} v{version or '-'}: {'; '.join(gate['reasons'])}")
         return dg.MaterializeResult(
             value=report,
             metadata={
-                "version": report["registered_version"],
+                "version": report["registered_version"] or 0,
                 "winner": report["winner"],
                 "gate": "passed" if gate["passed"] else "rejected",
                 "reasons": "; ".join(gate["reasons"]),

@@ -48,10 +48,30 @@ class FeatureSelection(Spec):
 
 
 class SplitSpec(Spec):
-    """Time-based split: validation rows are strictly after training rows, with a gap for the label window."""
+    """How rows are split into training and validation (docs/mlops.md#splits): by time (validation strictly after
+    training, with a gap for the label window), by group (no unit on both sides) or at random."""
 
+    by: Literal["time", "group", "random"] = Field(
+        "time",
+        description="time: the latest time values validate; group: a share of the units (machines, customers) "
+        "validates, none of them in training; random: a share of the rows (both stratified by the label).",
+    )
+    group: Identifier | None = Field(
+        None, description="With by: group, the unit column (default: the first entity column)."
+    )
+    folds: int | None = Field(
+        None,
+        ge=2,
+        le=20,
+        description="With by: group or random, K-fold cross-validation instead of one hold-out (small data): every "
+        "row validates once; the comparison shows the pooled counts and each fold's spread.",
+    )
     validation_fraction: float = Field(
-        0.25, gt=0, lt=1, description="Share of the distinct time values (the latest ones) used for validation."
+        0.25,
+        gt=0,
+        lt=1,
+        description="Share used for validation: of the distinct time values (the latest ones), of the units, or of "
+        "the rows.",
     )
     gap: int = Field(
         0,
@@ -62,6 +82,14 @@ class SplitSpec(Spec):
     calibration_fraction: float = Field(
         0.2, gt=0, lt=1, description="With `threshold: auto`: the latest share of training used to pick the threshold."
     )
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> SplitSpec:
+        if self.by == "time" and self.folds is not None:
+            raise ValueError("folds need split.by: group or random (a time split validates on the latest period)")
+        if self.by != "group" and self.group is not None:
+            raise ValueError("split.group is the unit column of split.by: group")
+        return self
 
 
 class BaselineSpec(Spec):
@@ -180,11 +208,10 @@ class ModelSpec(Spec):
             raise ValueError(f"candidate names must be unique: {', '.join(duplicates)}")
         if isinstance(self.threshold, float) and not 0 < self.threshold < 1:
             raise ValueError("threshold must be between 0 and 1 (exclusive), or auto")
-        reserved = {self.target, self.time, *self.entity}
-        if self.features.include is not None:
-            clash = sorted(reserved & set(self.features.include))
-            if clash:
-                raise ValueError(f"features must not include the target, time or entity columns: {', '.join(clash)}")
+        # Time and entity columns are features when `include` names them (a counter such as days in service can be
+        # both the time column and a feature); the target never is.
+        if self.features.include is not None and self.target in self.features.include:
+            raise ValueError(f"features must not include the target column: {self.target}")
         return self
 
     def registered_name(self, usecase: str) -> str:

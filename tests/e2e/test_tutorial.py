@@ -174,6 +174,8 @@ def test_the_tutorial_end_to_end(tmp_path: Path) -> None:
         log = "\n".join(outputs)
         assert re.search(r"ok: .*2 source\(s\) in 2 use case\(s\), 0 warning\(s\)", log), log[-3000:]
         assert "churn__prediction" in log and "portfolio.png" in log
+        # `foundation run churn` prints the comparison, the winner and the gate's verdict, as the page shows
+        assert "True Negatives" in log and re.search(r"winner: \w+ -> churn__prediction v1 champion", log), log[-3000:]
         portfolio = cwd / "portfolio" / "portfolio.png"
         assert portfolio.read_bytes().startswith(b"\x89PNG")
     finally:

@@ -116,8 +116,25 @@ def test_train_returns_this_runs_report_whatever_the_report_files_time(kit: MlWo
     result = CliRunner().invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.stdout)["reports"]
-    assert report["registered_version"] == before["registered_version"] + 1
-    assert report["run_id"] != before["run_id"]
+    assert report["run_id"] != before["run_id"]  # this training's MLflow run, not the file's
+    assert json.loads(path.read_text())["run_id"] == report["run_id"]
+
+
+def test_foundation_run_prints_the_comparison_winner_and_verdict_of_its_own_training(tmp_path: Path) -> None:
+    """`foundation run` shows what `foundation train` shows, from the run's own training: nothing trained twice."""
+    from mlops.registry import mlflow_client
+
+    fresh = MlWorkspace(tmp_path / "ws")
+    fresh.publish(synthetic_features(trucks=8, days=50))
+    fresh.write_spec(spec_dict(baseline={"rule": "temp > 101"}))
+    result = CliRunner().invoke(app, ["--workspace", str(fresh.root), "run"])
+    assert result.exit_code == 0, result.output
+    assert "True Negatives" in result.stdout and "As is" in result.stdout and "gradient_boosting" in result.stdout
+    assert "-> fleet__risk v1 champion: beats 'as is'" in result.stdout, result.stdout
+    client = mlflow_client(fresh.workspace)
+    experiment = client.get_experiment_by_name("fleet__risk").experiment_id
+    assert len(client.search_runs([experiment], filter_string="tags.`foundation.model` = 'risk'")) == 1
+    assert [int(v.version) for v in client.search_model_versions("name = 'fleet__risk'")] == [1]
 
 
 def test_too_little_data_skips_training_without_failing_the_run(tmp_path: Path) -> None:

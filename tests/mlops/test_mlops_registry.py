@@ -60,6 +60,7 @@ def test_first_training_makes_a_champion_and_records_it(trained: dict[str, Any])
 def test_gate_rejects_a_worse_model_and_keeps_the_champion(trained: dict[str, Any]) -> None:
     kit = trained["kit"]
     champion_before = _champion(kit)
+    versions_before = [v["version"] for v in show_model(kit.workspace, "fleet__risk")["versions"]]
     # A crippled candidate list: one stump; it cannot beat the champion re-scored on the same validation rows.
     kit.write_spec(spec_dict(candidates=[{"name": "stump", "estimator": "decision_tree", "params": {"max_depth": 1}}]))
     report = run_training(kit.workspace, kit.ref())
@@ -68,17 +69,24 @@ def test_gate_rejects_a_worse_model_and_keeps_the_champion(trained: dict[str, An
     assert any("the champion stays" in r or "does not beat" in r for r in report["gate"]["reasons"])
     assert report["gate"]["champion_basis"] == "re-scored on this validation set"
     assert _champion(kit) == champion_before
-    rejected = [e for e in read_history(kit.workspace, "fleet__risk") if e["version"] == report["registered_version"]]
-    assert rejected[0]["action"] == "reject" and rejected[0]["previous_version"] == champion_before
-    versions = {v["version"]: v for v in show_model(kit.workspace, "fleet__risk")["versions"]}
-    assert versions[report["registered_version"]]["gate"] == "rejected"
+    # a rejected winner is no registry version: it stays a logged model in its run
+    assert report["registered_version"] is None and report["logged_model"].startswith("models:/")
+    assert [v["version"] for v in show_model(kit.workspace, "fleet__risk")["versions"]] == versions_before
+    (rejected,) = [e for e in read_history(kit.workspace, "fleet__risk") if e["run_id"] == report["run_id"]]
+    assert rejected["action"] == "reject" and rejected["version"] is None
+    assert rejected["previous_version"] == champion_before
 
 
 def test_rollback_restores_the_previous_version(trained: dict[str, Any]) -> None:
     kit = trained["kit"]
     before = _champion(kit)
-    newest = max(v["version"] for v in show_model(kit.workspace, "fleet__risk")["versions"])
-    assert newest != before
+    # a second champion: the gate lets a winner through that ties the champion (a negative margin)
+    kit.write_spec(spec_dict(gate={"min_improvement_over_champion": -1.0}))
+    newest = run_training(kit.workspace, kit.ref())["registered_version"]
+    kit.write_spec(spec_dict())
+    assert newest != before and _champion(kit) == newest
+    rollback(kit.workspace, "fleet__risk", "first look", who="bob")
+    assert _champion(kit) == before
     promote(kit.workspace, "fleet__risk", newest, "trial in production", who="alice")
     assert _champion(kit) == newest
     event = rollback(kit.workspace, "fleet__risk", "alerts doubled", who="bob")

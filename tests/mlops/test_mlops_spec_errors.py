@@ -32,6 +32,13 @@ def test_unknown_feature(ml_workspace: MlWorkspace) -> None:
     assert "did you mean 'vibration'?" in error
 
 
+def test_unknown_unit_column_of_a_group_split(ml_workspace: MlWorkspace) -> None:
+    ml_workspace.publish(synthetic_features(trucks=2, days=10))
+    ml_workspace.write_spec(spec_dict(split={"by": "group", "group": "truck"}))
+    (error,) = _errors(ml_workspace)
+    assert "split.group: unknown unit column 'truck'" in error and "did you mean 'truck_id'?" in error
+
+
 def test_missing_target(ml_workspace: MlWorkspace) -> None:
     ml_workspace.publish(synthetic_features(trucks=2, days=10))
     spec = spec_dict()

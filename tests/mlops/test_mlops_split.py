@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from foundation.specs.model import ModelSpec
-from mlops.dataset import find_leaks, row_keys, time_split
+from mlops.splits import find_leaks, row_keys, time_split
 from tests.mlops.conftest import spec_dict, synthetic_features
 
 
