@@ -35,15 +35,16 @@ class Point:
 
 
 def status_against_target(value: float | None, direction: str, target: float | None, alert: float | None) -> str:
-    """`on_target`, `off_target` (worse than target), `alert` (worse than the alert threshold) or `no_data`."""
+    """`on_target`, `off_target` (worse than target), `alert` (worse than the alert threshold), `no_target` (none
+    declared, and not past an alert threshold: nothing to be on) or `no_data`."""
     if value is None:
         return "no_data"
     better = (lambda a, b: a >= b) if direction == "higher" else (lambda a, b: a <= b)
     if alert is not None and not better(value, alert):
         return "alert"
-    if target is not None and not better(value, target):
-        return "off_target"
-    return "on_target"
+    if target is None:
+        return "no_target"
+    return "on_target" if better(value, target) else "off_target"
 
 
 def trend_of(points: list[Point], direction: str) -> str:

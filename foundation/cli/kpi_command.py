@@ -13,7 +13,7 @@ kpi_app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
-STATE_STYLE = {"on_target": "green", "off_target": "yellow", "alert": "red", "no_data": "dim"}
+STATE_STYLE = {"on_target": "green", "off_target": "yellow", "alert": "red", "no_target": "dim", "no_data": "dim"}
 TREND_ARROW = {"improving": "↗ improving", "worsening": "↘ worsening", "flat": "→ flat"}
 
 

@@ -138,6 +138,13 @@ def test_status_and_trend_follow_the_direction() -> None:
     assert status_against_target(90, "higher", 99, 95) == "alert"
     assert status_against_target(40, "lower", 24, 48) == "off_target"
     assert status_against_target(None, "lower", 24, 48) == "no_data"
+
+
+def test_a_kpi_without_a_target_is_not_on_target() -> None:
+    # "Runs at risk 475, target -" read "on target": with no target there is nothing to be on.
+    assert status_against_target(475, "lower", None, None) == "no_target"
+    assert status_against_target(475, "lower", None, 500) == "no_target"  # within its alert threshold
+    assert status_against_target(520, "lower", None, 500) == "alert"  # an alert threshold alone still alerts
     points = [Point(date(2026, 1, d), v) for d, v in ((1, 10.0), (2, 12.0), (3, 20.0))]
     assert trend_of(points, "higher") == "improving"
     assert trend_of(points, "lower") == "worsening"
