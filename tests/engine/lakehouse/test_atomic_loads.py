@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import foundation.engine.ingest.quarantine_writes as quarantine_writes
 import foundation.engine.ingest.runner as runner
 from foundation.engine.lakehouse.bronze import BronzeTable
 
@@ -256,7 +257,7 @@ def test_a_partition_load_killed_after_its_bronze_commit_gets_its_quarantine_rep
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(runner, "replace_quarantine_partition", killed)
+    monkeypatch.setattr(quarantine_writes, "replace_quarantine_partition", killed)
     with pytest.raises(Killed):
         load(2)  # bronze has both rows of day 2; the quarantine still the earlier load's row
     assert [q["_partition"] for q in kit.quarantine("readings")] == ["2026-01-02"]
