@@ -142,7 +142,7 @@ def describe_tables(tables: list[Any]) -> str:
 
 def locate_table(html: str, extract: HtmlTableExtract, where: str) -> tuple[Any, str, int]:
     """The wanted <table> node, a description of how it was found, and how many tables the page has."""
-    from selectolax.lexbor import LexborHTMLParser
+    from selectolax.lexbor import LexborHTMLParser  # lazy: only html_table sources parse HTML
 
     tree = LexborHTMLParser(html)
     tables = tree.css("table")

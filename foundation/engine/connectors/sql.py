@@ -215,7 +215,7 @@ class _Source:
     def connect(self) -> None:
         try:
             if self.database.kind == "sqlite":
-                import adbc_driver_sqlite.dbapi as sqlite_dbapi
+                import adbc_driver_sqlite.dbapi as sqlite_dbapi  # lazy: the driver of this database kind only
 
                 path = unquote(self.database.uri[len("file:") :].split("?", 1)[0])
                 if not os.path.isfile(path):
@@ -230,7 +230,7 @@ class _Source:
                 )
                 if missing_driver is not None:
                     raise ExtractError(str(missing_driver))
-                import adbc_driver_postgresql.dbapi as pg_dbapi
+                import adbc_driver_postgresql.dbapi as pg_dbapi  # lazy: the optional postgres extra
 
                 self.con = pg_dbapi.connect(self.database.uri)
         except ExtractError:

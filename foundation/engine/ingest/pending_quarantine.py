@@ -61,7 +61,7 @@ class PendingQuarantine:
 
     def write(self, load_id: str, rows: pa.Table, partition: PartitionWindow | None = None) -> None:
         """Write then rename, so a file under its final name is always whole (an object store's put is atomic)."""
-        import pyarrow.parquet as pq  # here: 25 ms of import that loads without invalid rows never need
+        import pyarrow.parquet as pq  # lazy: 25 ms of import that loads without invalid rows never need
 
         if partition is not None:
             window = {"key": partition.key, "start": partition.start.isoformat(), "end": partition.end.isoformat()}
@@ -77,7 +77,7 @@ class PendingQuarantine:
 
     def read(self, load_id: str) -> tuple[pa.Table, PartitionWindow | None]:
         """A load's rows, and the partition window it replaces (None: an unpartitioned load, whose rows append)."""
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: read only to settle after a crash
 
         rows = pq.read_table(self._path(load_id), filesystem=self.filesystem)
         window = (rows.schema.metadata or {}).get(PARTITION_KEY)

@@ -115,7 +115,7 @@ def register_remote_files(
     The name is derived from the files, so one snapshot registered twice is one object, and two snapshots never
     replace each other inside a connection."""
     filesystem = arrow_filesystem(files[0], storage_options)
-    import pyarrow.dataset as ds  # here, not at the top: it imports pandas (1.5 s), and only remote reads need it
+    import pyarrow.dataset as ds  # lazy: it imports pandas (1.5 s), and only remote reads need it
 
     dataset = ds.dataset([filesystem_path(f) for f in files], schema=schema, format="parquet", filesystem=filesystem)
     name = "_delta_" + hashlib.sha1("\n".join(files).encode()).hexdigest()[:16]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def open_incidents(workspace: Workspace) -> list[dict[str, Any]]:
     """The workspace's open incidents, oldest first, as JSON-ready dicts (for `foundation status`)."""
-    from foundation.engine.notifications.store import IncidentStore
+    from foundation.engine.notifications.store import IncidentStore  # lazy: the package name stays import-free
 
     store = IncidentStore.of_workspace(workspace)
     return [incident.to_dict() for incident in sorted(store.open().values(), key=lambda i: i.opened_at)]

@@ -208,7 +208,7 @@ def suggest_checks(profile: SourceProfile) -> dict[str, Any]:
 
 def write_suggestions(path: Path, suggestions: dict[str, Any]) -> list[str]:
     """Add suggested checks to the source YAML where it has none; keeps comments and layout (ruamel.yaml)."""
-    from ruamel.yaml import YAML
+    from ruamel.yaml import YAML  # lazy: only `profile --write` edits YAML in place
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     yaml = YAML()

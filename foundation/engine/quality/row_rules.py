@@ -71,7 +71,7 @@ def _without_pyspark() -> Iterator[None]:
 def _pandera():
     """pandera (and pandas, which it imports) costs over a second to import: only sources whose rules need it pay."""
     with _without_pyspark():
-        import pandera.polars
+        import pandera.polars  # lazy: over a second with pandas; only sources with pandera rules pay
     return pandera.polars
 
 
@@ -147,7 +147,7 @@ def load_custom_function(reference: str, workspace_root: Path) -> Callable[[pl.D
 
 def _row_output(data: PolarsData, result: Any) -> pl.LazyFrame:
     """A custom function may answer per row (a boolean Series) or for the batch (a bool): make it per row."""
-    import polars as pl
+    import polars as pl  # lazy: 0.5 s, only pandera rules use it
 
     rows = data.lazyframe.select(pl.len()).collect().item()
     if isinstance(result, pl.Series):
@@ -162,7 +162,7 @@ def _custom_check(function: Callable[[pl.DataFrame], Any], name: str) -> pa.Chec
 
 
 def _expression_check(sql: str, name: str, columns: list[str]) -> pa.Check:
-    import polars as pl  # like pandera: only sources with row rules pay its import (0.5 s)
+    import polars as pl  # lazy: like pandera, only sources with row rules pay its import (0.5 s)
 
     try:
         expression = pl.sql_expr(sql)
@@ -428,7 +428,7 @@ class RowValidator:
                 verdict.error_rows.setdefault(int(index), []).append((check.name, message))
 
     def _run_pandera(self, batch: pa_arrow.RecordBatch, verdict: BatchVerdict) -> None:
-        import polars as pl
+        import polars as pl  # lazy: 0.5 s, only batches with pandera rules use it
 
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)

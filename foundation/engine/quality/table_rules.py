@@ -142,7 +142,7 @@ def pandera_table_outcome(
     pandera runs data checks on a LazyFrame only at validation depth SCHEMA_AND_DATA). A failure, or a check that
     cannot run, fails the check: the data stays published."""
     try:
-        import polars as pl
+        import polars as pl  # lazy: polars and pandera (1-1.5 s) only for table-level pandera rules
         from pandera.config import ValidationDepth, config_context
 
         from foundation.engine.quality.row_rules import _pandera, pandera_declared_check, single_check_schema
