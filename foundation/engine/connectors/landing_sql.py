@@ -175,12 +175,21 @@ def compile_newest_cursor_sql(spec: SourceSpec, plans: list[ColumnPlan], relatio
 
 
 def compile_landing_sql(
-    spec: SourceSpec, plans: list[ColumnPlan], relation: str, context: LoadContext, constant_lineage: bool = True
+    spec: SourceSpec,
+    plans: list[ColumnPlan],
+    relation: str,
+    context: LoadContext,
+    constant_lineage: bool = True,
+    source_file_in_sql: bool = True,
 ) -> str:
     """SELECT typing every column, flagging invalid and stale rows, adding lineage (and deduplicating for merge).
 
     `constant_lineage=False` leaves out `_load_id` and `_loaded_at`, the same for every row: a caller that adds
-    them to each Arrow batch itself spares DuckDB copying them row by row (a sixth of a bare load's time)."""
+    them to each Arrow batch itself spares DuckDB copying them row by row (a sixth of a bare load's time);
+    `source_file_in_sql=False` leaves out `_source_file` too, for a caller that knows it is one value (one file read;
+    not for merge, whose deduplication orders by it)."""
+    if not source_file_in_sql and spec.load.mode == "merge":
+        raise ValueError("a merge load orders its duplicates by the source file: it must come from the SQL")
     reasons = [r for r in (_reason_expr(p) for p in plans) if r is not None]
     reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "CAST(NULL AS VARCHAR)"
     raw_record = (
@@ -200,8 +209,8 @@ def compile_landing_sql(
             f"{quote_literal(context.load_id)} AS _load_id",
             f"CAST({quote_literal(context.loaded_at.isoformat())} AS TIMESTAMPTZ) AS _loaded_at",
         ]
+    select += [f"{quote_ident(SOURCE_FILE_COLUMN)}"] if source_file_in_sql else []
     select += [
-        f"{quote_ident(SOURCE_FILE_COLUMN)}",
         f"CASE WHEN {reason} IS NOT NULL THEN 'invalid' WHEN {stale} THEN 'stale' ELSE 'ok' END AS _status",
         f"{reason} AS _invalid_reason",
         f"CASE WHEN {reason} IS NOT NULL THEN {raw_record} END AS _raw_record",

@@ -77,7 +77,7 @@ class RowSplitter:
     ) -> None:
         self.source_key, self.spec, self.report = source_key, spec, report
         self.gate, self.in_sql, self.lineage, self.landed_schema = gate, in_sql, lineage, landed_schema
-        self.streamed = [n for n in landed_schema.names if n not in ("_load_id", "_loaded_at")]
+        self.streamed = [n for n in landed_schema.names if n not in lineage.constant_columns]
         self.quarantined: list[dict[str, Any]] = []
         self.reasons: Counter[str] = Counter()
         self.parse_failures = 0
@@ -108,6 +108,7 @@ class RowSplitter:
     def _typing_failures(self, invalid: pa.RecordBatch) -> None:
         if not invalid.num_rows:
             return
+        invalid = self.lineage.with_source_file(invalid)
         self._refuse_if_fail(invalid.column("_invalid_reason")[0].as_py(), invalid)
         self.reasons.update(reason_kind(r) for r in invalid.column("_invalid_reason").to_pylist())
         self.quarantined.extend(typing_records(invalid))

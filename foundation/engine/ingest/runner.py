@@ -76,6 +76,7 @@ class LandingStream:
 
     reader: pa.RecordBatchReader
     in_sql: SqlRowRules  # the row rules DuckDB states inside the landing query
+    lineage: ConstantLineage  # the lineage columns added to each batch in Arrow, not by DuckDB
     landed_schema: pa.Schema
     new_cursor: str | None
 
@@ -169,7 +170,10 @@ class SourceLoader:
         relation = inputs.relation(con, self.source, text_columns)
         raw_schema = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
         plans = plan_columns(self.spec, raw_schema)
-        sql = compile_landing_sql(self.spec, plans, relation, context, constant_lineage=False)
+        one_file = self._one_source_file(inputs)
+        sql = compile_landing_sql(
+            self.spec, plans, relation, context, constant_lineage=False, source_file_in_sql=one_file is None
+        )
         if self.partition is not None:
             sql = partition_landing_sql(self.spec, sql, self.partition, SOURCE_FILE_COLUMN, inputs.file_times)
         new_cursor = state.cursor
@@ -185,8 +189,20 @@ class SourceLoader:
         in_sql = compile_sql_row_rules(declared_checks(self.spec), {p.name: p.landed_type for p in plans})
         reader = con.sql(in_sql.landing_sql(sql)).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
         streamed = [f for f in reader.schema if f.name not in (*INTERNAL_COLUMNS, *in_sql.columns)]
-        landed_schema = ConstantLineage(context.load_id, context.loaded_at).schema(streamed)
-        return LandingStream(reader, in_sql, landed_schema, new_cursor)
+        lineage = ConstantLineage(context.load_id, context.loaded_at, one_file)
+        return LandingStream(reader, in_sql, lineage, lineage.schema(streamed), new_cursor)
+
+    def _one_source_file(self, inputs: LoadInputs) -> str | None:
+        """The `_source_file` of every row when it is one value (one file, or a staged extract's origin), so that
+        it is added in Arrow instead of copied row by row by DuckDB; None when the SQL must carry it (several files,
+        a Delta source, a merge's deduplication, a partition's file times)."""
+        if self.spec.load.mode == "merge" or self.partition is not None:
+            return None
+        if inputs.staged is not None:
+            return inputs.staged.origin
+        if len(inputs.paths) == 1 and not isinstance(self.spec.extract, DeltaExtract):
+            return inputs.paths[0]
+        return None
 
     def _open_gate(self, stream: LandingStream) -> QualityGate:
         """The quality gate of this load; a frozen schema contract refuses a changed schema before a row is read."""
@@ -214,8 +230,9 @@ class SourceLoader:
         stream = self._landing_stream(con, inputs, state, context)
         report.schema = [(f.name, str(f.type)) for f in stream.landed_schema]
         gate = self._open_gate(stream)
-        lineage = ConstantLineage(report.load_id, now)  # _load_id, _loaded_at: added to each batch, not by DuckDB
-        splitter = RowSplitter(self.source.key, self.spec, report, gate, stream.in_sql, lineage, stream.landed_schema)
+        splitter = RowSplitter(
+            self.source.key, self.spec, report, gate, stream.in_sql, stream.lineage, stream.landed_schema
+        )
         pending_rows: list[pa.Table] = []  # the quarantine rows written to the pending file, once known
 
         def landed_batches() -> Iterator[pa.RecordBatch]:

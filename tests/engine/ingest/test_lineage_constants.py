@@ -45,3 +45,41 @@ def test_lineage_columns_sit_before_the_source_file_and_keep_other_columns():
     moments = out.column("_loaded_at").cast(pa.timestamp("us")).to_pylist()
     assert moments == [datetime(2026, 12, 6, 12, 30, 15, 123456)] * 2
     assert lineage.add(batch.slice(0, 0), schema).num_rows == 0
+
+
+def test_a_one_file_load_gets_the_same_source_file_in_bronze_and_quarantine_as_a_several_file_load(
+    make_workspace, spec
+):
+    """One file read: `_source_file` is one value, added in Arrow (DuckDB no longer copies it row by row); it must
+    be the very value DuckDB gives when it reads several files, in bronze and in the quarantine alike."""
+    kit = make_workspace(
+        sources=[
+            spec(
+                "readings",
+                {"type": "csv", "path": "landing/readings/*.csv"},
+                load={"mode": "append"},
+                columns=[{"name": "v", "type": "double"}],
+            )
+        ],
+        settings={"ingest": {"batch_rows": 2}},
+    )
+    kit.land("landing/readings/1.csv", "id,v\n1,1.5\n2,bad\n3,3.5\n")
+    kit.ingest("readings")  # one file
+    kit.land("landing/readings/2.csv", "id,v\n4,4.5\n5,oops\n")
+    kit.land("landing/readings/3.csv", "id,v\n6,6.5\n")
+    kit.ingest("readings")  # two files: DuckDB's own filename column
+    table = f'bronze."{kit.usecase}__readings"'
+    landed = kit.query(f"SELECT id, _source_file FROM {table} ORDER BY id")
+    folder = {r["_source_file"].rsplit("/", 1)[0] for r in landed}
+    assert len(folder) == 1
+    assert [(r["id"], r["_source_file"].rsplit("/", 1)[1]) for r in landed] == [
+        (1, "1.csv"),
+        (3, "1.csv"),
+        (4, "2.csv"),
+        (6, "3.csv"),
+    ]
+    quarantined = sorted((q["_source_file"], q["_invalid_reason"]) for q in kit.quarantine("readings"))
+    assert [(path.rsplit("/", 1)[0], path.rsplit("/", 1)[1], reason[:8]) for path, reason in quarantined] == [
+        (*folder, "1.csv", "v: canno"),
+        (*folder, "2.csv", "v: canno"),
+    ]
