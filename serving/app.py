@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from serving.loaded_models import load_champions
 from serving.metrics import ApiMetrics
 from serving.middleware import ApiMiddleware
 from serving.model_errors import ModelErrors
+from serving.openapi import openapi_document
 from serving.prediction_log import PredictionLog
 from serving.reload import ChampionWatcher, apply_loaded
 
@@ -48,16 +50,21 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     if settings is not None:
         workspace = Workspace(root=workspace.root, settings=settings)
     api_keys = keys_from_environment()  # a malformed FOUNDATION_API_KEYS fails here, at start-up
+    # MLflow draws a progress bar on stderr when it downloads a model's input example: not a JSON log line
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app = FastAPI(
         title="Data Foundation inference API",
         description="The champion of every registered model, and the KPI catalogue. "
         "Send a key as `X-API-Key` or `Authorization: Bearer` (see docs/api.md).",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled assets, not a CDN: serving.api.routes.docs
+        redoc_url=None,
     )
     init_state(app.state, workspace, api_keys, ApiMetrics())
     install_error_handlers(app)
     app.include_router(api_router(workspace.root))
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]  # per request: follows reloads
     add_middleware(app)
     return app
 

@@ -1,5 +1,6 @@
-"""The API's errors as a client sees them: a refused body's field-level items (never the input echoed), the 422 of
-a body that is not JSON, and the exception handlers that render every error with the request id."""
+"""The API's errors as a client sees them: one body for every error (`ErrorBody`: `detail`, `errors`, `request_id`),
+a refused body's field-level items (never the input echoed), the 422 of a body that is not JSON, and the exception
+handlers that render every error in that body."""
 
 from __future__ import annotations
 
@@ -10,10 +11,29 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("serving")
+
+
+class ErrorItem(BaseModel):
+    field: str = Field(description="Where: `instances[0].temp`, or `body` for the whole body.")
+    message: str
+    type: str = Field(description="The kind of problem (pydantic's error type: `missing`, `float_type`, ...).")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (4xx and 5xx) has this body."""
+
+    detail: str = Field(description="What went wrong and how to fix it, in one line.")
+    errors: list[ErrorItem] = Field(description="One item per invalid field (422); empty for other errors.")
+    request_id: str | None = Field(description="The request's id (also the `X-Request-ID` header), for the logs.")
+
+
+def error_body(detail: Any, request_id: str | None, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The one error body (ErrorBody) as a dict, for the handlers and the ASGI layers that answer by themselves."""
+    return {"detail": str(detail), "errors": errors or [], "request_id": request_id}
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -95,15 +115,14 @@ def request_id_of(request: Request) -> str | None:
 
 
 def invalid_input_response(request: Request, exc: InvalidInput) -> JSONResponse:
-    body = {"detail": str(exc), "errors": exc.items, "request_id": request_id_of(request)}
-    return JSONResponse(body, status_code=422)
+    return JSONResponse(error_body(exc, request_id_of(request), exc.items), status_code=422)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     malformed = malformed_body(exc.__cause__) if exc.status_code == 400 and exc.__cause__ else None
     if malformed is not None:  # FastAPI's 400 for a body it could not decode: the one malformed-body 422
         return invalid_input_response(request, malformed)
-    body = {"detail": exc.detail, "request_id": request_id_of(request)}
+    body = error_body(exc.detail, request_id_of(request))
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -113,13 +132,12 @@ async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
 
 async def request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     items = error_items([{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()])
-    body = {"detail": validation_detail(items), "errors": items, "request_id": request_id_of(request)}
-    return JSONResponse(body, status_code=422)
+    return JSONResponse(error_body(validation_detail(items), request_id_of(request), items), status_code=422)
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("request %s failed: %s", request_id_of(request), type(exc).__name__, exc_info=exc)
-    return JSONResponse({"detail": "internal server error", "request_id": request_id_of(request)}, status_code=500)
+    return JSONResponse(error_body("internal server error", request_id_of(request)), status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

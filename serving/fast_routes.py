@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 
 from serving.deps import authorized_model, principal_of
-from serving.errors import InvalidInput, error_items, malformed_body
+from serving.errors import InvalidInput, error_body, error_items, malformed_body
 from serving.scoring import invocations_answer, invocations_model, predict_answer
 
 
@@ -141,9 +141,9 @@ class FastScoringRoutes:
                 answer = await invocations_answer(self.state, context, model, payload)
             status = 200
         except InvalidInput as exc:
-            status, answer = 422, {"detail": str(exc), "errors": exc.items, "request_id": context.get("request_id")}
+            status, answer = 422, error_body(exc, context.get("request_id"), exc.items)
         except HTTPException as exc:  # 400, 401, 403, 404, 413, 503: as FastAPI renders them, with the request id
-            status, answer = exc.status_code, {"detail": exc.detail, "request_id": context.get("request_id")}
+            status, answer = exc.status_code, error_body(exc.detail, context.get("request_id"))
             headers = dict(exc.headers or {})
         body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

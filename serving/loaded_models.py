@@ -45,6 +45,7 @@ class ServedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None
     alias: str = CHAMPION
+    example_rows: list[dict[str, Any]] = field(default_factory=list)  # the OpenAPI examples (serving.openapi)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # -- input ---------------------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def load_champion(workspace: Workspace, client: Any, name: str, max_batch_size: 
         except Exception as exc:  # the run may live in another store: the model is still servable
             log.warning("%s v%s: cannot read the metrics of run %s: %s", name, champion.version, champion.run_id, exc)
     registered = client.get_registered_model(name)
-    return ServedModel(
+    served = ServedModel(
         name=name,
         version=int(champion.version),
         flavor=flavor,
@@ -240,6 +241,35 @@ def load_champion(workspace: Workspace, client: Any, name: str, max_batch_size: 
         metrics=metrics,
         promotion=promotion_of(read_history(workspace, name), int(champion.version)),
     )
+    served.example_rows = valid_examples(served, input_example_rows(uri))
+    return served
+
+
+def input_example_rows(uri: str) -> list[dict[str, Any]]:
+    """The rows of the input example logged with the model (mlops logs real rows of its data) as JSON values;
+    [] when it has none or it cannot be read (the model is still served, its OpenAPI has no example)."""
+    from mlflow.models import Model  # lazy: mlflow, as in load_champion
+
+    try:
+        example = Model.load(uri).load_input_example(uri)
+    except Exception as exc:
+        log.warning("%s: cannot read its input example: %s: %s", uri, type(exc).__name__, exc)
+        return []
+    if not isinstance(example, pd.DataFrame):
+        return []
+    return [{str(k): _plain(v) for k, v in row.items()} for row in example.astype("object").to_dict("records")]
+
+
+def valid_examples(model: ServedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The example rows the model's own request schema accepts (an example must answer 200)."""
+    kept = []
+    for row in rows:
+        try:
+            model.validate({"instances": [row]})
+        except InvalidInput:
+            continue
+        kept.append(row)
+    return kept
 
 
 def load_champions(workspace: Workspace, max_batch_size: int) -> LoadResult:

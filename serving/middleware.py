@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from serving.errors import error_body
 from serving.metrics import ApiMetrics
 
 log = logging.getLogger("serving.http")
@@ -123,7 +124,7 @@ async def _discard_body(receive: Any, budget: int) -> None:
 
 
 async def _reply(send: Any, code: int, detail: str, request_id: str) -> None:
-    body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+    body = json.dumps(error_body(detail, request_id)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -4,8 +4,9 @@ A served model's request schema is built from its MLflow signature: one pydantic
 signature's types, its required columns as required fields, unknown fields rejected (`extra="forbid"`) and a
 maximum batch size from the settings. Numbers are what the model can take: finite (no `Infinity`, `1e400` or
 `"NaN"`: they passed validation and made the model raise, a 500 for the client and a broken micro-batch for the
-others), never `true`/`false`, integers within their signature's width; NaN is a missing value, accepted only in a
-column the signature marks optional (scored as missing, as null is).
+others), within ±FLOAT_BOUND (a finite 1e300 overflowed inside the model just the same: float32 in the trees,
+products with the coefficients), never `true`/`false`, integers within their signature's width; NaN is a missing
+value, accepted only in a column the signature marks optional (scored as missing, as null is).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _class_name(model: str, suffix: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", model) if part) + suffix
 
 
+# The largest magnitude of a real-number input: beyond any feature served here, within float64's exact integers
+# (2**53 ~ 9.007e15), far inside float32 (3.4e38, what tree models convert to) and safe from overflow in a product.
+FLOAT_BOUND = 1e15
+
 # The integer widths of MLflow's integer types: a bigger value overflowed the model's int64 frame (a 500).
 INTEGER_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
@@ -88,7 +93,7 @@ def field_type(column: ColumnSpec) -> Any:
     """The pydantic type of one signature column (numbers as the module's doc says)."""
     python_type: Any = MLFLOW_TYPES.get(column.type, Any)
     if column.type in ("double", "float"):
-        number: Any = Annotated[float, Field(allow_inf_nan=False)]
+        number: Any = Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT_BOUND, le=FLOAT_BOUND)]
         check = _number_not_bool("number")
     elif column.type in INTEGER_BOUNDS:
         low, high = INTEGER_BOUNDS[column.type]

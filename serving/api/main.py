@@ -1,23 +1,40 @@
 """Every router of the API, gathered in one place: what `serving.app` mounts.
 
-The health probes are open; every other route asks for a key (serving.deps): the scoring and model routes through
-their own dependencies (a scoped key gets its 403 per model), the pages and the KPI catalogue as a whole."""
+The health probes and the API docs (`/docs`, `/redoc`, `/openapi.json`) are open; every other route asks for a key
+(serving.deps): the scoring and model routes through their own dependencies (a scoped key gets its 403 per model),
+the pages and the KPI catalogue as a whole."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from kpi_catalog.web import catalog_router
-from serving.api.routes import dashboards, health, invocations, metrics, models, portfolio, predict
+from serving.api.routes import dashboards, docs, health, invocations, metrics, models, portfolio, predict
 from serving.deps import authenticate
+from serving.errors import InvalidInput
+
+
+async def single_query_values(request: Request) -> None:
+    """A query parameter given twice is a 422: every parameter of this API takes one value (FastAPI would keep
+    the last one silently)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidInput(
+            [
+                {"field": f"query.{name}", "message": "given more than once: send one value", "type": "repeated"}
+                for name in repeated
+            ]
+        )
 
 
 def api_router(workspace_root: Path) -> APIRouter:
     """The API's routes for the workspace at `workspace_root` (the KPI catalogue reads its lakehouse)."""
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(single_query_values)])
     router.include_router(health.router)
+    router.include_router(docs.router)
     router.include_router(models.router)
     router.include_router(predict.router)
     router.include_router(invocations.router)

@@ -4,13 +4,19 @@ models reads only their series (and those of no model)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from serving.deps import CurrentPrincipal
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", summary="Prometheus metrics: requests, latency, predictions, model versions")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests, latency, predictions, model versions",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+)
 def metrics(request: Request, principal: CurrentPrincipal) -> Response:
     api_metrics = request.app.state.metrics
     scoped = principal.models is not None
