@@ -90,9 +90,9 @@ def compiled_inputs_sql(pipeline: Any, features: list[str]) -> list[str] | None:
     statistic, then `(x - mean_) / scale_`. Text: one 0/1 column per fitted category, in `categories_` order (an
     unknown or NULL value is all zeros, `handle_unknown="ignore"`)."""
     from sklearn.compose import ColumnTransformer  # lazy: scikit-learn, +1 s for the KPI publish (SQL only)
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.impute import SimpleImputer  # lazy: as above
+    from sklearn.pipeline import Pipeline  # lazy: as above
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler  # lazy: as above
 
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None

@@ -41,7 +41,14 @@ from mlops.registry import (
     write_json,
 )
 from mlops.report import as_dicts, comparison_markdown, comparison_png, confusion_png
-from mlops.training import TrainingResult, model_inputs, positive_scores, reproducible_scores, train_and_evaluate
+from mlops.training import (
+    CandidateResult,
+    TrainingResult,
+    model_inputs,
+    positive_scores,
+    reproducible_scores,
+    train_and_evaluate,
+)
 
 logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise on every log_model
 
@@ -104,23 +111,7 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
             mlflow.log_metrics({k: v for k, v in comparison[spec.baseline.name].items() if v is not None})
         for candidate in result.candidates:
             with mlflow.start_run(run_name=candidate.name, nested=True, experiment_id=experiment):
-                mlflow.log_params(
-                    {"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params}
-                )
-                mlflow.log_metrics({k: v for k, v in comparison[candidate.name].items() if v is not None})
-                mlflow.log_metric("fit_seconds", candidate.fit_seconds)
-                example = result.input_example
-                info = mlflow.sklearn.log_model(
-                    candidate.pipeline,
-                    name="model",
-                    signature=infer_signature(example, positive_scores(candidate.pipeline, example)),
-                    input_example=example,
-                    pyfunc_predict_fn="predict_proba",
-                    pip_requirements=_requirements(),  # skips MLflow's slow environment inference
-                    skops_trusted_types=_trusted_types(candidate.pipeline),
-                    metadata={"threshold": candidate.threshold, "features": result.features, "target": spec.target},
-                )
-                models[candidate.name] = info.model_uri
+                models[candidate.name] = log_candidate(candidate, comparison[candidate.name], result)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "comparison.md").write_text(comparison_markdown(comparison, spec.selection, title))
@@ -136,6 +127,26 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
         "title": title,
         "seconds": time.perf_counter() - started,
     }
+
+
+def log_candidate(candidate: CandidateResult, metrics: dict[str, Any], result: TrainingResult) -> str:
+    """In the active (child) run: the candidate's params and metrics, and its model with signature and input
+    example (scores as `predict_proba`, its threshold and features in the metadata). Returns the model's URI."""
+    mlflow.log_params({"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params})
+    mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    mlflow.log_metric("fit_seconds", candidate.fit_seconds)
+    example = result.input_example
+    info = mlflow.sklearn.log_model(
+        candidate.pipeline,
+        name="model",
+        signature=infer_signature(example, positive_scores(candidate.pipeline, example)),
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=_requirements(),  # skips MLflow's slow environment inference
+        skops_trusted_types=_trusted_types(candidate.pipeline),
+        metadata={"threshold": candidate.threshold, "features": result.features, "target": result.spec.target},
+    )
+    return info.model_uri
 
 
 def _requirements() -> list[str]:
@@ -207,8 +218,24 @@ def register_and_gate(
     )
     append_history(workspace, event)
     champion = current_champion(client, name)
-    report = {
-        "model": name,
+    report = training_report(ref, result, training_set, logged, decision, event, champ_basis, champion)
+    write_json(report_path(workspace, ref), report)
+    return report
+
+
+def training_report(
+    ref: ModelRef,
+    result: TrainingResult,
+    training_set: TrainingSet,
+    logged: dict[str, Any],
+    decision: GateDecision,
+    event: HistoryEvent,
+    champion_basis: str,
+    champion: Any,
+) -> dict[str, Any]:
+    """What `foundation train` / `run` print and the dashboard shows: the comparison, the winner, the verdict."""
+    return {
+        "model": ref.registered_name,
         "usecase": ref.usecase,
         "spec": ref.spec.name,
         "trained_at": event.at.isoformat(timespec="seconds"),
@@ -219,16 +246,14 @@ def register_and_gate(
         "thresholds": {c.name: c.threshold for c in result.candidates},
         "split": result.split.describe(),
         "feature_table_version": training_set.delta_version,
-        "winner": winner.name,
-        "logged_model": model_uri,
-        "registered_version": number,
-        "gate": {**decision.to_dict(), "champion_basis": champ_basis},
+        "winner": result.winner.name,
+        "logged_model": logged["model_uris"][result.winner.name],
+        "registered_version": event.version,
+        "gate": {**decision.to_dict(), "champion_basis": champion_basis},
         "champion": int(champion.version) if champion else None,
         "run_id": logged["run_id"],
         "seconds": {**{k: round(v, 3) for k, v in result.seconds.items()}, "mlflow": round(logged["seconds"], 3)},
     }
-    write_json(report_path(workspace, ref), report)
-    return report
 
 
 def version_tags(

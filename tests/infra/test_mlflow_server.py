@@ -43,7 +43,7 @@ def test_training_registry_and_api_work_against_the_tracking_server(
     kit = MlWorkspace(tmp_path / "ws")
     kit.publish(synthetic_features(trucks=6, days=40))
     candidate = {"name": "logistic_regression", "estimator": "logistic_regression", "params": {"max_iter": 500}}
-    kit.write_spec(spec_dict(candidates=[candidate]))
+    kit.write_spec(spec_dict(candidates=[candidate], baseline={"rule": "temp > 200"}))  # the gate registers it
 
     report = run_training(kit.workspace, kit.ref())
     version = report["registered_version"]
