@@ -400,8 +400,8 @@ def phases_child(ws: str) -> None:
     lap("open the workspace, read settings and source specs")
     import dagster as dg
 
-    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance
     from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
+    from foundation.dagster_defs.ingest_run import QUIET_RUN_CONFIG, dagster_instance
 
     lap("import dagster and the definitions modules")
     defs = ingestion_definitions(workspace)

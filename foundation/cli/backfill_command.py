@@ -44,6 +44,7 @@ def backfill(
     Examples: `foundation backfill fleet/telemetry --from 2026-01-01 --to 2026-01-31`,
     `foundation backfill fleet --from 2026-01-01 --to 2026-01-07 --json`.
     """
+    # lazy: the foundation.dagster_defs package imports dagster (seconds); `foundation --help` must not pay for it
     from foundation.dagster_defs.backfill import (
         IN_PROCESS_RUN_CONFIG,
         BackfillError,
@@ -130,7 +131,3 @@ def backfill(
                 f"not finished after {timeout:g} s: backfill {backfill_id} stays requested (foundation ui, Backfills)"
             )
     raise typer.Exit(1 if result.failed else 0)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("backfill")(backfill)

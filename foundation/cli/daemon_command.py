@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from foundation.cli.output import console
 from foundation.cli.supervise import supervise
+from foundation.core.workspace import WORKSPACE_ENV, Workspace
 
 CODE_LOCATION = ["-m", "foundation.dagster_defs.workspace_defs"]  # the workspace from $FOUNDATION_WORKSPACE
 
@@ -30,29 +31,27 @@ def daemon_commands(ui: bool, host: str, port: int) -> list[list[str]]:
     return commands
 
 
-def register(app: typer.Typer, open_workspace: Any) -> None:
-    @app.command()
-    def daemon(
-        ui: Annotated[bool, typer.Option("--ui", help="Also serve the Dagster UI (dagster-webserver).")] = False,
-        host: Annotated[str, typer.Option(help="Interface of the UI (with --ui).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port of the UI (with --ui).")] = 3000,
-    ) -> None:
-        """Run the platform with nobody at the keyboard: `dagster-daemon` on this workspace's Dagster instance.
+def daemon(
+    ui: Annotated[bool, typer.Option("--ui", help="Also serve the Dagster UI (dagster-webserver).")] = False,
+    host: Annotated[str, typer.Option(help="Interface of the UI (with --ui).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the UI (with --ui).")] = 3000,
+) -> None:
+    """Run the platform with nobody at the keyboard: `dagster-daemon` on this workspace's Dagster instance.
 
-        It starts the sources' cron schedules, their new-files sensors (`load: {on_new_files: true}`), the
-        automation sensor that refreshes dbt models, gold and ML assets when their inputs change (`automation:`
-        in foundation.yaml, docs/automation.md), the retraining sensor, and the queue of runs. `--ui` also serves
-        the Dagster UI on the same instance. Stops on Ctrl+C or SIGTERM; `foundation status` shows what it did.
-        """
-        from foundation.core.workspace import WORKSPACE_ENV
-        from foundation.dagster_defs.instance import prepare_home
+    It starts the sources' cron schedules, their new-files sensors (`load: {on_new_files: true}`), the
+    automation sensor that refreshes dbt models, gold and ML assets when their inputs change (`automation:`
+    in foundation.yaml, docs/automation.md), the retraining sensor, and the queue of runs. `--ui` also serves
+    the Dagster UI on the same instance. Stops on Ctrl+C or SIGTERM; `foundation status` shows what it did.
+    """
+    # lazy: the foundation.dagster_defs package imports dagster (seconds); `foundation --help` must not pay for it
+    from foundation.dagster_defs.instance import prepare_home
 
-        workspace = open_workspace()
-        home = prepare_home(workspace)
-        env = {**os.environ, "DAGSTER_HOME": str(home), WORKSPACE_ENV: str(workspace.root)}
-        console.print(f"Dagster instance: {home}")
-        if ui:
-            console.print(f"Dagster UI on http://{host}:{port}")
-        console.print("dagster-daemon running (Ctrl+C to stop)")
-        code = supervise(daemon_commands(ui, host, port), env, workspace.root)
-        raise typer.Exit(code)
+    workspace = Workspace.open()
+    home = prepare_home(workspace)
+    env = {**os.environ, "DAGSTER_HOME": str(home), WORKSPACE_ENV: str(workspace.root)}
+    console.print(f"Dagster instance: {home}")
+    if ui:
+        console.print(f"Dagster UI on http://{host}:{port}")
+    console.print("dagster-daemon running (Ctrl+C to stop)")
+    code = supervise(daemon_commands(ui, host, port), env, workspace.root)
+    raise typer.Exit(code)

@@ -62,7 +62,3 @@ def doctor(
         else:
             console.print(f"[green]ok[/green]: every part of profile {name} answers")
     raise typer.Exit(1 if failed else 0)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)

@@ -1,117 +1,95 @@
-"""`foundation ingest`: materialise ingestion assets in process, with a progress bar and a closing table."""
+"""`foundation ingest`: land sources in bronze (`foundation.dagster_defs.ingest_run`), with a progress bar and a
+closing table."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from foundation.cli.output import console, print_table
-from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collector
+from foundation.cli.output import JsonFlag, console, err_console, fail_on_spec_errors, print_json, print_table
 from foundation.core.workspace import SourceRef, Workspace
-from foundation.engine.ingest.report import LoadReport
+from foundation.specs.errors import SpecValidationError
 
-# Our own table reports every outcome and error; the full Dagster logs stay in the instance (`foundation ui`).
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+if TYPE_CHECKING:
+    from foundation.dagster_defs.ingest_run import IngestResult
+    from foundation.engine.ingest.report import LoadReport
 
 
-class ProgressListener:
-    """Shows one line per source: rows read so far, then the outcome (a `LoadProgress`); holds what the run returned."""
+def ingest(
+    selectors: Annotated[
+        list[str] | None,
+        typer.Argument(help="Use cases or sources (`usecase`, `source` or `usecase/source`); all by default."),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Land sources in the bronze lakehouse (Dagster assets, run in process). Exit 1 if any load failed."""
+    from foundation.dagster_defs.ingest_run import run_ingest  # lazy: dagster takes seconds to import
 
-    def __init__(self, progress: Progress | None) -> None:
+    workspace = Workspace.open()
+    try:
+        sources = workspace.select_sources(selectors)
+    except SpecValidationError as exc:
+        fail_on_spec_errors(exc, workspace.root)
+    except LookupError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with progress_bar(enabled=not json_output and sys.stderr.isatty()) as progress:
+        result = run_ingest(workspace, sources, progress)
+    if json_output:
+        print_json(
+            {
+                "reports": [result.reports[s.key].to_dict() for s in sources if s.key in result.reports],
+                "errors": {k: str(v) for k, v in result.errors.items()},
+                "skipped": result.skipped,
+            }
+        )
+    else:
+        print_reports(workspace, result, sources)
+    raise typer.Exit(0 if result.ok(sources) else 1)
+
+
+class RichProgress:
+    """One line per source: rows read so far, then the outcome (a `LoadProgress` for the run)."""
+
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, int] = {}
-        self.reports: dict[str, LoadReport] = {}
-        self.errors: dict[str, str] = {}
-        self.skipped: dict[str, str] = {}  # source -> why it was not loaded (a partitioned source: by partitions)
-
-    def failed_checks(self) -> list[str]:
-        """`source: check` of every error check that failed (Dagster blocks what depends on them)."""
-        return [
-            f"{report.source}: {check['check']}"
-            for report in self.reports.values()
-            for check in report.checks
-            if check["status"] == "fail"
-        ]
 
     def on_start(self, source: str) -> None:
-        if self.progress is not None:
-            self.tasks[source] = self.progress.add_task(source, total=None, rows=0)
+        self.tasks[source] = self.progress.add_task(source, total=None, rows=0)
 
     def on_rows(self, source: str, rows_read: int) -> None:
-        if self.progress is not None and source in self.tasks:
+        if source in self.tasks:
             self.progress.update(self.tasks[source], rows=rows_read)
 
     def on_end(self, source: str, failed: bool) -> None:
-        if self.progress is not None and source in self.tasks:
+        if source in self.tasks:
             shown = {"description": f"[red]{source} failed"} if failed else {}
             self.progress.update(self.tasks[source], total=1, completed=1, **shown)
 
-    def record(self, result) -> None:  # result: dg.ExecuteInProcessResult (dagster is imported lazily)
-        """The reports and errors the run returned."""
-        from foundation.dagster_defs.definitions import load_reports  # lazy: imports dagster
 
-        self.reports, self.errors = load_reports(result)
-
-
-def dagster_instance(workspace: Workspace):  # -> dg.DagsterInstance (import kept lazy: dagster is slow to import)
-    """The workspace's persistent Dagster instance (SQLite or PostgreSQL by settings), shown in `foundation ui`."""
-    from foundation.dagster_defs.instance import dagster_instance as instance_of
-
-    return instance_of(workspace)
-
-
-def skip_partitioned(listener: ProgressListener, sources: list[SourceRef]) -> None:
-    """Partitioned sources are loaded per partition (their schedule, the UI, foundation backfill), not whole."""
-    for source in sources:
-        if source.spec.partitions is not None:
-            listener.skipped[source.key] = (
-                f"{source.spec.partitions.by} partitions: foundation backfill {source.key} --from DATE --to DATE"
-            )
-
-
-def run_ingest(workspace: Workspace, sources: list[SourceRef], show_progress: bool) -> ProgressListener:
-    """Materialise the bronze assets of `sources` through Dagster; returns what each load reported."""
-    import dagster as dg
-
-    from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
-
-    defs = ingestion_definitions(workspace)
-    selection = [bronze_asset_key(s) for s in sources if s.spec.partitions is None]
-    progress = (
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[rows]:>12,} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        if show_progress
-        else None
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[RichProgress | None]:
+    """A live progress display on the console while loads run (None when disabled: --json, no terminal)."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
-    listener = ProgressListener(progress)
-    skip_partitioned(listener, sources)
-    if not selection:
-        return listener
-    quiet_garbage_collector()
-    if progress is not None:
-        progress.start()
-    try:
-        result = dg.materialize(
-            list(defs.assets or []),
-            selection=selection,
-            instance=dagster_instance(workspace),
-            resources={**(defs.resources or {}), "load_progress": listener},
-            run_config=QUIET_RUN_CONFIG,
-            raise_on_error=False,
-            tags={"foundation/command": "ingest"},
-        )
-    finally:
-        if progress is not None:
-            progress.stop()
-    listener.record(result)
-    freeze_heap_for_exit()
-    return listener
+    with progress:
+        yield RichProgress(progress)
 
 
 def _checks_summary(report: LoadReport) -> str:
@@ -122,15 +100,15 @@ def _checks_summary(report: LoadReport) -> str:
     return ", ".join(parts)
 
 
-def print_reports(workspace: Workspace, listener: ProgressListener, sources: list[SourceRef]) -> None:
+def print_reports(workspace: Workspace, result: IngestResult, sources: list[SourceRef]) -> None:
     rows = []
     for source in sources:
-        report = listener.reports.get(source.key)
-        if report is None and source.key in listener.skipped:
-            rows.append([source.key, "partitioned", "", "", "", "", "", "", listener.skipped[source.key]])
+        report = result.reports.get(source.key)
+        if report is None and source.key in result.skipped:
+            rows.append([source.key, "partitioned", "", "", "", "", "", "", result.skipped[source.key]])
             continue
         if report is None:
-            error = listener.errors.get(source.key)
+            error = result.errors.get(source.key)
             rows.append([source.key, "[red]failed", "", "", "", "", "", "", str(error)[:80] if error else "not run"])
             continue
         rows.append(
@@ -152,7 +130,7 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
         rows,
         right=["read", "landed", "quarantined", "table rows", "seconds"],
     )
-    for report in listener.reports.values():
+    for report in result.reports.values():
         for check in report.checks:
             if check["status"] != "pass":
                 colour = "red" if check["status"] == "fail" else "yellow"
@@ -160,7 +138,7 @@ def print_reports(workspace: Workspace, listener: ProgressListener, sources: lis
                     f"[{colour}]{check['status']}[/{colour}] {report.source} {check['check']}: {check['observed']}",
                     highlight=False,
                 )
-    for source_key, error in listener.errors.items():
+    for source_key, error in result.errors.items():
         message = str(error).removeprefix(f"{source_key}: ")  # errors often name their source already
         console.print("[red]error[/red] ", end="", highlight=False)
         console.print(f"{source_key}: {message}", markup=False, highlight=False)

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-kpi_app = typer.Typer(
-    help="The KPI catalogue: definitions, owners, lineage, latest values against target (read from the gold "
-    "snapshots of the last `foundation run`).",
-    no_args_is_help=True,
+from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from kpi_catalog.catalogue import KpiCatalog
+
+HELP = (
+    "The KPI catalogue: definitions, owners, lineage, latest values against target (read from the gold "
+    "snapshots of the last `foundation run`)."
 )
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 STATE_STYLE = {"on_target": "green", "off_target": "yellow", "alert": "red", "no_target": "dim", "no_data": "dim"}
 TREND_ARROW = {"improving": "↗ improving", "worsening": "↘ worsening", "flat": "→ flat"}
 
 
-def _catalog():  # -> KpiCatalog (imports kept lazy: the CLI starts faster)
-    from foundation.core.workspace import Workspace
-    from kpi_catalog.catalogue import KpiCatalog
+def _catalog() -> KpiCatalog:
+    from kpi_catalog.catalogue import KpiCatalog  # lazy: pyarrow and deltalake (0.4 s), not for --help
 
     return KpiCatalog(Workspace.open().lakehouse_root)
 
@@ -32,19 +35,14 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def _unpublished() -> None:
-    from foundation.cli.output import err_console
-
     err_console.print("no KPI published yet: run `foundation run` (or `foundation demo`) first")
 
 
-@kpi_app.command("list")
 def kpi_list(
     search: Annotated[str | None, typer.Argument(help="Words to search in ids, labels, descriptions, owners.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """List KPIs: use case, owner, status, latest value against target, trend."""
-    from foundation.cli.output import print_json, print_table
-
     catalog = _catalog()
     items = catalog.list(search)
     if json_output:
@@ -77,15 +75,13 @@ def kpi_list(
     )
 
 
-@kpi_app.command("show")
 def kpi_show(
     name: Annotated[str, typer.Argument(help="KPI id, as in `foundation kpi list`.")],
     grain: Annotated[str | None, typer.Option(help="day, week or month (default: the finest it has).")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """One KPI: definition, owner, lineage back to the source YAML, latest value against target, history."""
-    from foundation.cli.output import console, err_console, print_json, print_table
-    from kpi_catalog.catalogue import KpiNotFoundError
+    from kpi_catalog.catalogue import KpiNotFoundError  # lazy: pyarrow and deltalake (0.4 s), not for --help
 
     catalog = _catalog()
     try:
@@ -124,7 +120,7 @@ def kpi_show(
 
 
 def _vs_target(value: float | None, item: dict[str, Any]) -> str:
-    from kpi_catalog.catalogue import status_against_target
+    from kpi_catalog.catalogue import status_against_target  # lazy: pyarrow and deltalake, not for --help
 
     state = status_against_target(value, item["direction"], item.get("target"), item.get("alert"))
     return f"[{STATE_STYLE[state]}]{state.replace('_', ' ')}[/{STATE_STYLE[state]}]"

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from foundation.cli.output import console, err_console, print_json, print_table
 from foundation.core.workspace import Workspace
-from foundation.engine.lakehouse.maintenance import MaintenanceReport, run_maintenance
+
+if TYPE_CHECKING:
+    from foundation.engine.lakehouse.maintenance import MaintenanceReport
 
 
 def _size(n: int) -> str:
@@ -55,45 +56,46 @@ def print_report(report: MaintenanceReport) -> None:
     console.print(f"{len(report.tables)} table(s): {done} in {report.seconds:.1f} s", highlight=False)
 
 
-def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
-    @app.command()
-    def maintenance(
-        usecase: Annotated[
-            str | None, typer.Argument(help="Only this use case's tables (bronze/<uc>, gold/<uc>, ml/<uc>).")
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Say what would be compacted and removed; change nothing.")
-        ] = False,
-        json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")] = False,
-    ) -> None:
-        """Compact and vacuum every Delta table of the lakehouse: bronze, quarantine, quality results, gold, ML
-        tables and the API's prediction/feedback log.
+def maintenance(
+    usecase: Annotated[
+        str | None, typer.Argument(help="Only this use case's tables (bronze/<uc>, gold/<uc>, ml/<uc>).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be compacted and removed; change nothing.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")] = False,
+) -> None:
+    """Compact and vacuum every Delta table of the lakehouse: bronze, quarantine, quality results, gold, ML
+    tables and the API's prediction/feedback log.
 
-        Compaction rewrites small files into larger ones; the rows do not change.
+    Compaction rewrites small files into larger ones; the rows do not change.
 
-        Vacuum deletes files no snapshot needs any more, and part files a crashed write left behind, once they are
-        older than maintenance.retention_hours (168 h).
+    Vacuum deletes files no snapshot needs any more, and part files a crashed write left behind, once they are
+    older than maintenance.retention_hours (168 h).
 
-        Settings: the maintenance: section of foundation.yaml (docs/operations.md, Maintenance). Exit 1 if any table
-        failed; the others are still done.
-        """
-        workspace = open_workspace()
-        settings = workspace.settings
-        show = not json_output and sys.stderr.isatty()
-        report = run_maintenance(
-            workspace.lakehouse_root,
-            settings.maintenance,
-            usecase=usecase,
-            dry_run=dry_run,
-            storage_options=settings.lakehouse.storage_options or None,
-            progress=(lambda table, step: err_console.print(f"{step} {table}...", highlight=False)) if show else None,
-        )
-        if json_output:
-            print_json(report.to_dict())
-        else:
-            print_report(report)
-            for table in report.tables:
-                if table.status == "failed":
-                    err_console.print(f"[red]error[/red] {table.table}: ", end="", highlight=False)
-                    err_console.print("; ".join(table.notes), markup=False, highlight=False)
-        raise typer.Exit(0 if report.ok else 1)
+    Settings: the maintenance: section of foundation.yaml (docs/operations.md, Maintenance). Exit 1 if any table
+    failed; the others are still done.
+    """
+    workspace = Workspace.open()
+    settings = workspace.settings
+    show = not json_output and sys.stderr.isatty()
+    # lazy: deltalake, pyarrow and numpy (0.3-0.9 s); `foundation --help` must not pay for them
+    from foundation.engine.lakehouse.maintenance import run_maintenance
+
+    report = run_maintenance(
+        workspace.lakehouse_root,
+        settings.maintenance,
+        usecase=usecase,
+        dry_run=dry_run,
+        storage_options=settings.lakehouse.storage_options or None,
+        progress=(lambda table, step: err_console.print(f"{step} {table}...", highlight=False)) if show else None,
+    )
+    if json_output:
+        print_json(report.to_dict())
+    else:
+        print_report(report)
+        for table in report.tables:
+            if table.status == "failed":
+                err_console.print(f"[red]error[/red] {table.table}: ", end="", highlight=False)
+                err_console.print("; ".join(table.notes), markup=False, highlight=False)
+    raise typer.Exit(0 if report.ok else 1)

@@ -34,9 +34,9 @@ def train_models(
     Returns (run ok, training reports, {model key: why its training was skipped (too little data)})."""
     import dagster as dg  # lazy: dagster, +2 s on every command's start-up (`foundation --help`)
 
-    from foundation.cli.ingest_command import QUIET_RUN_CONFIG, dagster_instance  # lazy: dagster
     from foundation.core.workspace import load_model_specs  # lazy: pydantic spec models, +20 ms on every start-up
     from foundation.dagster_defs.definitions import build_definitions  # lazy: dagster
+    from foundation.dagster_defs.ingest_run import QUIET_RUN_CONFIG, dagster_instance  # lazy: dagster
     from foundation.dagster_defs.ml_assets import training_reports, training_selection  # lazy: dagster
 
     scan = load_model_specs(workspace.root)

@@ -8,15 +8,20 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
+
+from foundation.specs.errors import SpecError, SpecValidationError
 
 # Logs and CI have no terminal width: give tables room there instead of truncating every column.
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 
 
 @contextmanager
@@ -42,3 +47,17 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+
+
+def print_spec_errors(errors: list[SpecError], root: Path) -> None:
+    """Each YAML error as `severity file:line: field: message`, paths relative to the workspace root."""
+    for error in errors:
+        colour = "red" if error.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{error.severity}[/{colour}] ", end="", highlight=False)
+        err_console.print(error.format(relative_to=root), markup=False, highlight=False, soft_wrap=True)
+
+
+def fail_on_spec_errors(exc: SpecValidationError, root: Path) -> None:
+    print_spec_errors(exc.errors, root)
+    err_console.print(f"[red]{len(exc.errors)} error(s) in the workspace YAML; fix them (see `foundation check`).")
+    raise typer.Exit(1)

@@ -1,90 +1,118 @@
-"""`foundation quality` (the latest result of every rule, freshness re-measured now) and `foundation profile`."""
+"""`foundation quality` (the latest result of every rule, freshness re-measured now) and `foundation profile`
+(a source's columns, and the checks to suggest)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
-from foundation.core.workspace import SourceRef, Workspace
-from foundation.engine.lakehouse.bronze import BronzeTable
-from foundation.engine.quality.checks import declared_checks
-from foundation.engine.quality.gate import evaluate_table_outcomes
-from foundation.engine.quality.results import latest_results
-from foundation.specs.rules import FreshnessRule
+import typer
+import yaml
+
+from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.core.workspace import Workspace
+from foundation.specs.errors import SpecValidationError
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "not loaded": "dim"}
 
 
-def _now_row(source: SourceRef, outcome: Any, now: datetime) -> dict[str, Any]:
-    return {
-        "source": source.key,
-        "usecase": source.usecase,
-        "load_id": None,
-        "checked_at": now,
-        **{k: v for k, v in outcome.to_dict().items() if k != "check"},
-        "check": outcome.check,
-    }
+def quality(
+    usecase: Annotated[str | None, typer.Argument(help="Only this use case (default: all).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Latest result of every quality rule per source, and of every model's monitoring checks (feature drift,
+    realised performance); exit 1 if an error rule or check fails.
 
+    Freshness is measured again now. This is the report to show: sources, quality, freshness.
+    """
+    # lazy: deltalake, pandera and the Dagster instance; `foundation --help` must not pay for them
+    from foundation.platform.quality_report import ml_monitoring_rows, quality_report
 
-def quality_report(workspace: Workspace, sources: list[SourceRef]) -> list[dict[str, Any]]:
-    """Latest stored result per (source, check); freshness is measured again now, since time passes."""
-    now = datetime.now(UTC)
-    keys = {s.key for s in sources}
-    rows = [r for r in latest_results(workspace) if r["source"] in keys]
-    for source in sources:
-        bronze = BronzeTable(workspace.bronze_uri(source.usecase, source.name))
-        if bronze.version() is None:
-            if any(r["source"] == source.key for r in rows):
-                continue  # a refused first load: its failed checks are the news
-            rows.append(
-                {
-                    "source": source.key,
-                    "usecase": source.usecase,
-                    "check": "-",
-                    "stage": "-",
-                    "severity": "-",
-                    "status": "not loaded",
-                    "passed": False,
-                    "failing": 0,
-                    "observed": "no load yet: run `foundation ingest`",
-                    "checked_at": None,
-                    "sample": [],
-                }
+    workspace = Workspace.open()
+    try:
+        sources = workspace.select_sources([usecase] if usecase else None)
+    except (SpecValidationError, LookupError) as exc:
+        err_console.print(f"[red]error[/red] {exc}", markup=False)
+        err_console.print("fix the workspace YAML first: `foundation check` lists every error")
+        raise typer.Exit(2) from exc
+    rows = quality_report(workspace, sources)
+    rows += ml_monitoring_rows(workspace, {usecase} if usecase else None)  # drift, realised performance
+    failed = [r for r in rows if r["status"] == "fail"]
+    if json_output:
+        print_json({"ok": not failed, "results": rows})
+    else:
+        table_rows = []
+        for r in rows:
+            style = STATUS_STYLE.get(r["status"], "")
+            when = r["checked_at"].strftime("%Y-%m-%d %H:%M") if r["checked_at"] else ""
+            table_rows.append(
+                [
+                    r["source"],
+                    r["check"],
+                    f"[{style}]{r['status']}[/{style}]" if style else r["status"],
+                    r["failing"] or "",
+                    r["observed"],
+                    when,
+                ]
             )
-            continue
-        fresh = [c for c in declared_checks(source.spec) if isinstance(c.rule, FreshnessRule)]
-        if fresh:
-            outcomes = evaluate_table_outcomes(workspace, source, fresh, now, bronze.last_load_at())
-            names = {o.check for o in outcomes}
-            rows = [r for r in rows if not (r["source"] == source.key and r["check"] in names)]
-            rows.extend(_now_row(source, o, now) for o in outcomes)
-    order = {s.key: i for i, s in enumerate(sources)}
-    rows.sort(key=lambda r: (order[r["source"]], r["check"]))
-    return rows
-
-
-def ml_monitoring_rows(workspace: Workspace, usecases: set[str] | None = None) -> list[dict[str, Any]]:
-    """The latest ML monitoring checks (feature drift, realised performance) of every model, as quality rows: read
-    from the Dagster instance that recorded them (`foundation run`, the daemon)."""
-    from foundation.dagster_defs.status import ml_check_results
-
-    rows = []
-    for usecase, result in ml_check_results(workspace, usecases):
-        status = "pass" if result.passed else ("warn" if result.severity == "warn" else "fail")
-        rows.append(
-            {
-                "source": result.asset,
-                "usecase": usecase,
-                "load_id": None,
-                "check": result.check,
-                "stage": "ml monitoring",
-                "severity": result.severity,
-                "status": status,
-                "passed": result.passed,
-                "failing": 0,
-                "observed": result.observed,
-                "checked_at": datetime.fromtimestamp(result.checked_at, UTC),
-                "sample": [],
-            }
+        print_table(
+            "Quality",
+            ["source", "check", "status", "failing", "observed", "checked (UTC)"],
+            table_rows,
+            right=["failing"],
         )
-    return rows
+        counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("pass", "warn", "fail", "not loaded")}
+        console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    raise typer.Exit(1 if failed else 0)
+
+
+def profile(
+    source: Annotated[str, typer.Argument(help="A source: `name` or `usecase/name`.")],
+    write: Annotated[bool, typer.Option("--write", help="Add the suggested checks to the source YAML.")] = False,
+    sample_rows: Annotated[int | None, typer.Option(help="Profile only the first N rows.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Profile a source (type, null %, distinct, min/max, top values, pattern) and suggest its `checks:`."""
+    # lazy: the profiler and the connectors (duckdb, pyarrow); `foundation --help` must not pay for them
+    from foundation.engine.connectors.staging import ExtractError
+    from foundation.engine.quality.profiling import profile_source, suggest_checks, write_suggestions
+
+    workspace = Workspace.open()
+    try:
+        (ref,) = workspace.select_sources([source])[:1]
+    except (SpecValidationError, LookupError) as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        result = profile_source(workspace, ref, sample_rows)  # rest_api/sql/html_table: staged first
+    except ExtractError as exc:
+        err_console.print("[red]error[/red] ", end="")
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    suggestions = suggest_checks(result)
+    if json_output:
+        print_json({"profile": result.to_dict(), "suggested": suggestions})
+    else:
+        print_table(
+            f"Profile of {ref.key}: {result.rows:,} rows",
+            ["column", "type", "null %", "distinct", "min", "max", "top values", "pattern"],
+            [
+                [
+                    c.name,
+                    c.type,
+                    f"{c.null_percent:.2f}",
+                    c.distinct,
+                    c.min,
+                    c.max,
+                    ", ".join(f"{v} ({n})" for v, n in c.top_values[:3]),
+                    f"{c.pattern} ({c.pattern_share:.0%})" if c.pattern else "",
+                ]
+                for c in result.columns
+            ],
+            right=["null %", "distinct"],
+        )
+        console.print("Suggested rules (review before use):")
+        console.print(yaml.safe_dump(suggestions, sort_keys=False, default_flow_style=None), markup=False)
+    if write:
+        changed = write_suggestions(ref.path, suggestions)
+        message = f"added to {ref.path.name}: {', '.join(changed)}" if changed else "nothing to add (rules exist)"
+        err_console.print(message)

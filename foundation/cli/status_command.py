@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.core.workspace import Workspace
+from foundation.specs.errors import SpecValidationError
 
 
 def _when(iso: str | None) -> str:
@@ -66,30 +66,27 @@ def print_status(report: dict[str, Any]) -> None:
             )
 
 
-def register(app: typer.Typer, open_workspace: Any) -> None:
-    @app.command()
-    def status(
-        usecase: Annotated[str | None, typer.Argument(help="Only this use case (default: all).")] = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """The platform's health, per use case: last successful refresh of each layer (bronze, dbt layers, gold,
-        ML), stale assets, failing checks (ingestion rules, dbt tests, ML drift and realised performance), open
-        incidents, the next scheduled ticks, and whether the daemon runs.
+def status(
+    usecase: Annotated[str | None, typer.Argument(help="Only this use case (default: all).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """The platform's health, per use case: last successful refresh of each layer (bronze, dbt layers, gold,
+    ML), stale assets, failing checks (ingestion rules, dbt tests, ML drift and realised performance), open
+    incidents, the next scheduled ticks, and whether the daemon runs.
 
-        Read from the workspace's Dagster instance (what `foundation run` and `foundation daemon` recorded).
-        Exit 1 when an error check fails or an incident is open.
-        """
-        from foundation.dagster_defs.status import platform_status
-        from foundation.specs.errors import SpecValidationError
+    Read from the workspace's Dagster instance (what `foundation run` and `foundation daemon` recorded).
+    Exit 1 when an error check fails or an incident is open.
+    """
+    from foundation.dagster_defs.status import platform_status  # lazy: dagster (seconds), not for --help
 
-        workspace = open_workspace()
-        try:
-            report = platform_status(workspace, usecase)
-        except (SpecValidationError, LookupError) as exc:
-            err_console.print(f"[red]error[/red] {exc}", markup=False)
-            raise typer.Exit(2) from exc
-        if json_output:
-            print_json(report)
-        else:
-            print_status(report)
-        raise typer.Exit(0 if report["ok"] else 1)
+    workspace = Workspace.open()
+    try:
+        report = platform_status(workspace, usecase)
+    except (SpecValidationError, LookupError) as exc:
+        err_console.print(f"[red]error[/red] {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    if json_output:
+        print_json(report)
+    else:
+        print_status(report)
+    raise typer.Exit(0 if report["ok"] else 1)

@@ -36,6 +36,8 @@ from typing import TextIO
 
 from foundation.demo.depot_page import write_depot_page
 
+DEMO_USECASE = "fleet_maintenance"  # the use case whose landing files this writes
+
 __all__ = [
     "START",
     "TELEMETRY_COLUMNS",

@@ -1,25 +1,30 @@
-"""`foundation demo`: the shipped use case end to end on embedded defaults.
+"""`foundation demo` without the printing: the shipped use case end to end on embedded defaults.
 
-Generates the fleet's landing files, validates the workspace, lands every source in bronze through Dagster,
-and shows what landed. Later stages (dbt, training, serving) hook in here as they are built.
+Generates the fleet's landing files, validates the workspace, lands every source in bronze through Dagster, reads
+the signal to learn from bronze, then builds the dbt model and KPIs. `run_demo` returns what each stage found; the
+CLI prints it (and trains the models, `foundation train`'s stage).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
-from foundation.cli.ingest_command import print_reports, run_ingest
-from foundation.cli.output import console, err_console, print_json, print_table
-from foundation.cli.run_command import model_stage, print_model_stage
-from foundation.core.workspace import Workspace
-from foundation.demo.fleet_data import FleetSize, generate_fleet_landing
+from foundation.core.workspace import SourceRef, Workspace
+from foundation.dagster_defs.ingest_run import IngestResult, run_ingest
+from foundation.dagster_defs.pipeline_run import run_pipeline
+from foundation.dagster_defs.resources import LoadProgress
+from foundation.demo.fleet_data import DEMO_USECASE, FleetLanding, FleetSize, generate_fleet_landing
 from foundation.demo.serve import demo_services
+from foundation.engine.dbt.paths import dbt_paths
 from foundation.engine.lakehouse.catalog import register_bronze
 from foundation.platform.check import check_workspace
-
-DEMO_USECASE = "fleet_maintenance"
+from foundation.specs.errors import SpecError
+from kpi_catalog.catalogue import KpiCatalog
 
 # The signal the model will learn, visible in bronze already: sensors in the 48 h before a failure vs. otherwise.
 SIGNAL_SQL = """
@@ -39,74 +44,67 @@ FROM flagged GROUP BY ALL ORDER BY period
 """
 
 
-def run_demo(workspace: Workspace, trucks: int, days: int, seed: int, json_output: bool = False) -> bool:
-    started = time.perf_counter()
-    landing_root = workspace.root / "landing" / DEMO_USECASE
-    size = FleetSize(trucks=trucks, days=days, seed=seed)
-    if not json_output:
-        console.rule("[bold]Data Foundation demo: fleet_maintenance")
-        console.print(f"1/3 generating landing files ({trucks} trucks x {days} days, seed {seed}) in {landing_root}")
-    landing = generate_fleet_landing(landing_root, size)
+@dataclass
+class DemoResult:
+    """What each stage of the demo found; `model` is None without a dbt project (or when ingestion failed)."""
 
-    errors = [e for e in check_workspace(workspace) if e.severity == "error"]
-    if errors:
-        for error in errors:
-            err_console.print(error.format(relative_to=workspace.root))
-        return False
-    if not json_output:
-        console.print(f"2/3 check: {len(workspace.scan.sources)} sources valid")
-        console.print("3/3 ingesting every source into the bronze lakehouse (Dagster, in process)")
-    sources = workspace.sources()
+    started_at: float  # time.time() when the demo started
+    landing: FleetLanding
+    check_errors: list[SpecError] = field(default_factory=list)
+    sources: list[SourceRef] = field(default_factory=list)
+    ingest: IngestResult = field(default_factory=IngestResult)
+    signal: list[tuple[Any, ...]] = field(default_factory=list)
+    model: dict[str, Any] | None = None
+
+    @property
+    def ingested(self) -> bool:
+        """Every source landed, no error, no failed error check."""
+        ingest = self.ingest
+        landed = all(s.key in ingest.reports for s in self.sources)
+        return not self.check_errors and not ingest.errors and landed and not ingest.failed_checks()
+
+    @property
+    def ok(self) -> bool:
+        return self.ingested and (self.model is None or self.model["ok"])
+
+
+def run_demo(
+    workspace: Workspace,
+    size: FleetSize,
+    say: Callable[[str], None] = lambda _: None,
+    progress: LoadProgress | None = None,
+) -> DemoResult:
+    """Landing files, check, ingestion, the signal in bronze, then the dbt model and KPIs; `say` hears each step."""
+    started_at = time.time()
+    landing_root = workspace.root / "landing" / DEMO_USECASE
+    say(f"1/3 generating landing files ({size.trucks} trucks x {size.days} days, seed {size.seed}) in {landing_root}")
+    result = DemoResult(started_at=started_at, landing=generate_fleet_landing(landing_root, size))
+    result.check_errors = [e for e in check_workspace(workspace) if e.severity == "error"]
+    if result.check_errors:
+        return result
+    say(f"2/3 check: {len(workspace.scan.sources)} sources valid")
+    say("3/3 ingesting every source into the bronze lakehouse (Dagster, in process)")
+    result.sources = workspace.sources()
     # maintenance and failures come from the workshop's REST API, the depot list from a local web page (html_table):
     # both up only for the length of the ingestion (`foundation demo serve` keeps them up for later runs)
     with demo_services(landing_root) as services:
-        if not json_output:
-            console.print(f"    (the workshop REST API serves maintenance and failures at {services.api_url})")
-            console.print(f"    (the depot page is served at {services.depot_page_url})")
-        listener = run_ingest(workspace, sources, show_progress=not json_output)
-    ok = not listener.errors and all(s.key in listener.reports for s in sources) and not listener.failed_checks()
+        say(f"    (the workshop REST API serves maintenance and failures at {services.api_url})")
+        say(f"    (the depot page is served at {services.depot_page_url})")
+        result.ingest = run_ingest(workspace, result.sources, progress)
+    if not result.ingested:
+        return result
     con = duckdb.connect()
     register_bronze(con, workspace.lakehouse_root)
-    signal = con.execute(SIGNAL_SQL).fetchall() if ok else []
-    model = model_stage(workspace) if ok else None  # dbt data model + KPIs (None without a dbt project)
-    ok = ok and (model is None or model["ok"])
-    from foundation.cli.ml_command import print_train_stage, train_stage
+    result.signal = con.execute(SIGNAL_SQL).fetchall()
+    result.model = model_stage(workspace)  # dbt data model + KPIs (None without a dbt project)
+    return result
 
-    trained = model["summary"]["training"] if model is not None else {}  # the models `model_stage`'s run trained
-    training = train_stage(workspace, DEMO_USECASE, trained) if ok and model is not None else None  # ml/*.yaml
-    ok = ok and (training is None or training["ok"])
-    if json_output:
-        print_json(
-            {
-                "ok": ok,
-                "landing_rows": landing.rows,
-                "landing_bad_rows": landing.bad_rows,
-                "landing_glitch_rows": landing.glitch_rows,
-                "reports": [r.to_dict() for r in listener.reports.values()],
-                "errors": {k: str(v) for k, v in listener.errors.items()},
-                "signal": [list(row) for row in signal],
-                "model": model,
-                "training": training,
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-        )
-        return ok
-    print_reports(workspace, listener, sources)
-    if signal:
-        print_table(
-            "The signal to learn: sensors before failures (from bronze, via DuckDB)",
-            ["period", "readings", "engine °C", "oil kPa", "vibration mm/s"],
-            signal,
-            right=["readings", "engine °C", "oil kPa", "vibration mm/s"],
-        )
-    if signal:
-        print_model_stage(workspace, model)
-    if model is not None and model["ok"]:
-        print_train_stage(training)
-    console.print(
-        f"{'[green]done' if ok else '[red]failed'}[/] in {time.perf_counter() - started:.1f}s. Next: "
-        "`foundation ui` (asset graph), `foundation sources list`, "
-        '`foundation sql "select * from bronze.fleet_maintenance__engine_telemetry limit 5"`, '
-        "`foundation demo serve` (the REST API and web page, for `foundation run` later)"
-    )
-    return ok
+
+def model_stage(workspace: Workspace) -> dict[str, Any] | None:
+    """dbt build + gold snapshots from what bronze holds now, then the demo KPIs; None without a dbt project."""
+    if not dbt_paths(workspace).exists():
+        return None
+    summary = run_pipeline(workspace, skip_ingestion=True)
+    catalog = KpiCatalog(workspace.lakehouse_root)
+    kpis = [catalog.summary(k) for k in catalog.ids()]
+    return {"ok": summary.ok, "summary": summary.to_dict(), "kpis": kpis}

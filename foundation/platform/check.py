@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 
-from foundation.core.workspace import Workspace
+from foundation.core.workspace import Workspace, load_kpis, load_model_specs
 from foundation.engine.connectors.files import match_pattern
 from foundation.engine.connectors.staging import is_staged
+from foundation.engine.dbt.paths import dbt_paths
+from foundation.engine.dbt.static_validation import check_dbt_project
+from foundation.engine.notifications.checks import notification_errors
+from foundation.platform.portfolio.report import qualification_warnings
+from foundation.platform.todos import todo_warnings
 from foundation.specs.errors import SpecError
 from foundation.specs.roots import path_errors
 from foundation.specs.secrets import MissingSecretError, references
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
+from mlops.feature_table_checks import check_model_specs
 
 
 def check_workspace(workspace: Workspace) -> list[SpecError]:
@@ -54,25 +60,17 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
                     )
                 )
     errors.extend(_dbt_and_kpi_errors(workspace))
-    from foundation.engine.notifications.checks import notification_errors  # rules naming use cases that do not exist
-
-    errors.extend(notification_errors(workspace))
-    from mlops.feature_table_checks import check_model_specs  # usecases/<uc>/ml/*.yaml
-
-    errors.extend(check_model_specs(workspace))
-    from foundation.platform.portfolio.report import qualification_warnings  # incomplete sheets
-    from foundation.scaffold.todos import todo_warnings  # what a skeleton still asks to fill in
-
+    errors.extend(notification_errors(workspace))  # rules naming use cases that do not exist
+    errors.extend(check_model_specs(workspace))  # usecases/<uc>/ml/*.yaml
+    # incomplete qualification sheets; what a skeleton still asks to fill in
     errors.extend(qualification_warnings(workspace) + todo_warnings(workspace))
     return errors
 
 
 def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
     """KPI YAML errors, dbt sources with no source YAML behind them, KPIs on unknown models or columns."""
-    from foundation.core.workspace import load_kpis, load_model_specs
-    from foundation.engine.dbt.paths import dbt_paths
-    from foundation.engine.dbt.static_validation import check_dbt_project
-    from mlops.kpis import check_model_kpis  # KPIs on a model's predictions name a model spec
+    # lazy: mlops.kpis imports pandas (2.6 s) for what the check does not use; KPIs on predictions name a model spec
+    from mlops.kpis import check_model_kpis
 
     kpis = load_kpis(workspace.root)
     return (

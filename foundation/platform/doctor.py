@@ -99,6 +99,7 @@ def _env(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def probe_lakehouse(workspace: Workspace) -> Probe:
+    # lazy: duckdb, pyarrow, deltalake: `foundation doctor` is imported with the CLI, each probe pays for its own part
     import duckdb
     import pyarrow as pa
     from deltalake import write_deltalake
@@ -138,7 +139,7 @@ def probe_lakehouse(workspace: Workspace) -> Probe:
 
 
 def probe_duckdb(workspace: Workspace) -> Probe:
-    import duckdb
+    import duckdb  # lazy: imported with the CLI (doctor_command); only this probe needs duckdb
 
     path = Path(workspace.resolve(workspace.settings.duckdb.path))
     if not path.exists():
@@ -159,10 +160,8 @@ def probe_duckdb(workspace: Workspace) -> Probe:
 
 
 def probe_dagster(workspace: Workspace) -> Probe:
-    try:
-        from foundation.dagster_defs.instance import dagster_instance
-    except ImportError:  # an older tree: the CLI's instance under the state folder
-        from foundation.cli.ingest_command import dagster_instance  # type: ignore[assignment,no-redef]
+    from foundation.dagster_defs.instance import dagster_instance  # lazy: dagster (seconds), this probe only
+
     try:
         instance = dagster_instance(workspace)
         try:
@@ -182,7 +181,7 @@ def probe_dagster(workspace: Workspace) -> Probe:
 
 
 def probe_mlflow(workspace: Workspace) -> list[Probe]:
-    from mlops.registry import tracking_uri
+    from mlops.registry import tracking_uri  # lazy: mlops, this probe only (doctor is imported with the CLI)
 
     uri = tracking_uri(workspace)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -191,7 +190,7 @@ def probe_mlflow(workspace: Workspace) -> list[Probe]:
     fix = "check mlflow.tracking_uri and that the tracking server runs (docs/operations.md#mlflow-tracking-server)"
     # MLflow's HTTP client retries for minutes by default
     with _env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S)}):
-        import mlflow
+        import mlflow  # lazy: seconds, and its HTTP settings must be in the environment first
 
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         probes = []
@@ -209,6 +208,7 @@ def probe_mlflow(workspace: Workspace) -> list[Probe]:
 
 
 def probe_dbt(workspace: Workspace) -> Probe:
+    # lazy: the dbt engine (duckdb, deltalake), this probe only: doctor is imported with the CLI
     from foundation.engine.dbt.invocation import dbt_env, dbt_executable
     from foundation.engine.dbt.project import prepare_project
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from foundation.cli.run_command import stage_of
 from foundation.core.workspace import Workspace
 from foundation.dagster_defs.dbt_assets import dbt_resource
+from foundation.dagster_defs.pipeline_run import stage_of
 from foundation.engine.dbt.partial_parse import PARTIAL_PARSE_FILE, reuse_partial_parse
 from foundation.engine.dbt.project import prepare_project
 

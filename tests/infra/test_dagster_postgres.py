@@ -54,7 +54,7 @@ def _postgres_env(monkeypatch: pytest.MonkeyPatch, pg: PostgresServer, database:
 def test_foundation_run_records_runs_and_materialisations_in_postgres(
     postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from foundation.cli.run_command import run_pipeline
+    from foundation.dagster_defs.pipeline_run import run_pipeline
 
     root = _demo_workspace(tmp_path / "ws")
     database = f"dagster_{secrets.token_hex(4)}"

@@ -55,7 +55,7 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     assert "not promoted" in table.stdout  # the same data and seed: a tie keeps the champion
     assert "Trucks at risk" not in table.stdout  # no batch predictions yet: nothing to count
 
-    from foundation.cli.ingest_command import dagster_instance
+    from foundation.dagster_defs.instance import dagster_instance
     from foundation.dagster_defs.resources import FoundationResource
 
     assets, _, _ = ml_definitions(kit.workspace)
@@ -70,7 +70,7 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     assert set(checks) == {"feature_drift", "realised_performance"}
     # `foundation quality` shows them too, read from the same instance (it listed data-quality rules only)
-    from foundation.cli.quality_command import ml_monitoring_rows
+    from foundation.platform.quality_report import ml_monitoring_rows
 
     rows = {r["check"]: r for r in ml_monitoring_rows(kit.workspace)}
     assert set(rows) == set(checks)
@@ -146,7 +146,7 @@ def test_too_little_data_skips_training_without_failing_the_run(tmp_path: Path) 
     out = json.loads(result.stdout)
     assert out["reports"] == [] and "no training rows left" in out["skipped"]["fleet/risk"]
 
-    from foundation.cli.ingest_command import dagster_instance
+    from foundation.dagster_defs.instance import dagster_instance
     from foundation.dagster_defs.resources import FoundationResource
 
     assets, _, _ = ml_definitions(small.workspace)

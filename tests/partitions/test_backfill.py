@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from foundation.cli.ingest_command import run_ingest
 from foundation.cli.main import app
 from foundation.dagster_defs.definitions import bronze_asset_key, ingestion_definitions
+from foundation.dagster_defs.ingest_run import run_ingest
 from foundation.dagster_defs.instance import dagster_instance
 from foundation.dagster_defs.partitions import partitioned_keys
 
@@ -75,7 +75,7 @@ def test_a_partitioned_source_is_a_partitioned_asset_with_a_latest_partition_sch
 
 def test_foundation_ingest_points_a_partitioned_source_at_backfill(kit, monkeypatch):
     workspace = kit.open()
-    listener = run_ingest(workspace, workspace.sources(), show_progress=False)
+    listener = run_ingest(workspace, workspace.sources())
     assert (listener.reports, listener.errors) == ({}, {})
     hint = "daily partitions: foundation backfill uc/readings --from DATE --to DATE"
     assert listener.skipped == {"uc/readings": hint}
@@ -209,7 +209,7 @@ def test_with_a_daemon_running_the_backfill_is_the_daemons(kit, tmp_path):
 
 
 def test_foundation_run_leaves_partitioned_assets_out_and_sources_list_shows_them(kit, spec, monkeypatch):
-    from foundation.cli.run_command import run_pipeline
+    from foundation.dagster_defs.pipeline_run import run_pipeline
 
     kit.write_source(spec("plain", {"type": "csv", "path": "landing/readings/*.csv"}))
     summary = run_pipeline(kit.open())

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from foundation.cli.main import app
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 from foundation.platform.check import check_workspace
+from foundation.platform.todos import todo_lines
 from foundation.scaffold.render import ScaffoldError, UsecaseAnswers, usecase_files
-from foundation.scaffold.todos import todo_lines
 from foundation.specs.model import ESTIMATORS, ModelSpec
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ PHASE_COLOURS = {
 def matrix_png(entries: list[PortfolioEntry], threshold: float, dpi: int = 110) -> bytes:
     """Complexity on x (easy left), value on y (high up); quadrants split at `threshold`; colour = detected phase."""
     # Figure without pyplot: no global state, so API threads can draw at once (matplotlib's advice for servers).
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib (about 1 s): only drawing needs it
 
     fig = Figure(figsize=(7.5, 6), dpi=dpi)
     ax = fig.subplots()

@@ -15,10 +15,14 @@ from typing import Any
 from deltalake import DeltaTable
 
 from foundation.core.workspace import Workspace, load_model_specs, usecase_file
+from foundation.engine.dbt.manifest import load_manifest
+from foundation.engine.dbt.paths import dbt_paths
+from foundation.engine.dbt.publish import gold_uri, published_models
 from foundation.platform.portfolio.phase import Evidence, phase_of
 from foundation.platform.portfolio.scoring import Scores, rank_key, score_sheet
 from foundation.specs.errors import SpecError
 from foundation.specs.usecase import UsecaseSpec
+from mlops.registry import champion_lineage, read_history
 
 log = logging.getLogger(__name__)
 GOLD = "gold"
@@ -63,9 +67,6 @@ def _is_delta(uri: str, storage_options: dict[str, str]) -> bool:
 def _gold_models(workspace: Workspace, usecase: str) -> set[str]:
     """Names of the use case's models that may have a gold snapshot: from the dbt manifest, and the local folder."""
     names: set[str] = set()
-    from foundation.engine.dbt.manifest import load_manifest
-    from foundation.engine.dbt.paths import dbt_paths
-    from foundation.engine.dbt.publish import published_models
 
     paths = dbt_paths(workspace)
     if paths.manifest.exists():
@@ -79,7 +80,6 @@ def _gold_models(workspace: Workspace, usecase: str) -> set[str]:
 
 def _champions(workspace: Workspace) -> set[str]:
     """Registered names with a champion, replayed from the promotion history (no MLflow import)."""
-    from mlops.registry import champion_lineage, read_history
 
     try:
         events = read_history(workspace)
@@ -98,6 +98,7 @@ def running_schedules(workspace: Workspace) -> set[str]:
     if dagster.storage != "postgres" and dagster.home is None and not (workspace.state_dir / "dagster").is_dir():
         return set()
     try:
+        # lazy: dagster (seconds), only when the workspace has an instance to read
         from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
         from foundation.dagster_defs.instance import dagster_instance
@@ -116,7 +117,6 @@ def gather_evidence(workspace: Workspace, usecase: str, champions: set[str], run
     options = workspace.settings.lakehouse.storage_options
     sources = [s for s in workspace.scan.sources if s.usecase == usecase]
     landed = sum(1 for s in sources if _is_delta(workspace.bronze_uri(usecase, s.name), options))
-    from foundation.engine.dbt.publish import gold_uri
 
     built = sum(1 for m in _gold_models(workspace, usecase) if _is_delta(gold_uri(workspace, usecase, m), options))
     models = [m for m in load_model_specs(workspace.root).models if m.usecase == usecase]

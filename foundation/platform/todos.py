@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from foundation.core.workspace import USECASES_DIR, Workspace
+from foundation.engine.dbt.paths import dbt_paths
 from foundation.specs.errors import SpecError
 
 TODO_RE = re.compile(r"\bTODO\b:?\s*(.*)")
@@ -27,8 +28,6 @@ def _files(folder: Path) -> list[Path]:
 
 
 def todo_warnings(workspace: Workspace) -> list[SpecError]:
-    from foundation.engine.dbt.paths import dbt_paths
-
     models = dbt_paths(workspace).project_dir / "models"
     warnings = []
     for usecase in sorted(workspace.scan.usecases):
