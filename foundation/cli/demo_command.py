@@ -69,18 +69,20 @@ def demo(
     Its REST and HTML sources are served only while it ingests; `foundation demo serve` keeps them up."""
     if ctx.invoked_subcommand is not None:
         return
-    from foundation.demo.run import run_demo  # lazy: dagster, dbt and duckdb take seconds to import
+    from foundation.demo.run import run_demo_ingestion, run_demo_model  # lazy: dagster, dbt, duckdb (seconds)
 
     workspace = Workspace.open()
     say = (lambda _: None) if json_output else (lambda line: console.print(line))
     if not json_output:
         console.rule("[bold]Data Foundation demo: fleet_maintenance")
-    with progress_bar(enabled=not json_output) as progress:
-        result = run_demo(workspace, FleetSize(trucks=trucks, days=days, seed=seed), say, progress)
+    with progress_bar(enabled=not json_output) as progress:  # live during the ingestion only
+        result = run_demo_ingestion(workspace, FleetSize(trucks=trucks, days=days, seed=seed), say, progress)
     for error in result.check_errors:
         err_console.print(error.format(relative_to=workspace.root))
     if result.check_errors:
         raise typer.Exit(1)
+    if result.ingested:
+        result.signal, result.model = run_demo_model(workspace)
     # usecases/<uc>/ml/*.yaml: the model stage's run trained them; the models it did not train are trained now
     trained = result.model["summary"]["training"] if result.model is not None else {}
     training = train_stage(workspace, DEMO_USECASE, trained) if result.ok and result.model is not None else None

@@ -1,8 +1,8 @@
 """`foundation demo` without the printing: the shipped use case end to end on embedded defaults.
 
 Generates the fleet's landing files, validates the workspace, lands every source in bronze through Dagster, reads
-the signal to learn from bronze, then builds the dbt model and KPIs. `run_demo` returns what each stage found; the
-CLI prints it (and trains the models, `foundation train`'s stage).
+the signal to learn from bronze, then builds the dbt model and KPIs. The two steps return what each stage found;
+the CLI prints it (and trains the models, `foundation train`'s stage).
 """
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ class DemoResult:
         return self.ingested and (self.model is None or self.model["ok"])
 
 
-def run_demo(
+def run_demo_ingestion(
     workspace: Workspace,
     size: FleetSize,
     say: Callable[[str], None] = lambda _: None,
     progress: LoadProgress | None = None,
 ) -> DemoResult:
-    """Landing files, check, ingestion, the signal in bronze, then the dbt model and KPIs; `say` hears each step."""
+    """Landing files, check, ingestion (then `run_demo_model` when `ingested`); `say` hears each step."""
     started_at = time.time()
     landing_root = workspace.root / "landing" / DEMO_USECASE
     say(f"1/3 generating landing files ({size.trucks} trucks x {size.days} days, seed {size.seed}) in {landing_root}")
@@ -91,13 +91,14 @@ def run_demo(
         say(f"    (the workshop REST API serves maintenance and failures at {services.api_url})")
         say(f"    (the depot page is served at {services.depot_page_url})")
         result.ingest = run_ingest(workspace, result.sources, progress)
-    if not result.ingested:
-        return result
+    return result
+
+
+def run_demo_model(workspace: Workspace) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None]:
+    """The signal to learn, read from bronze; then the dbt data model and KPIs (None without a dbt project)."""
     con = duckdb.connect()
     register_bronze(con, workspace.lakehouse_root)
-    result.signal = con.execute(SIGNAL_SQL).fetchall()
-    result.model = model_stage(workspace)  # dbt data model + KPIs (None without a dbt project)
-    return result
+    return con.execute(SIGNAL_SQL).fetchall(), model_stage(workspace)
 
 
 def model_stage(workspace: Workspace) -> dict[str, Any] | None:
