@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from foundation.cli.output import JsonFlag, console, err_console, fail_on_spec_errors, print_json, print_table
+from foundation.cli.output import JsonFlag, console, fail, fail_on_spec_errors, print_json, print_table
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -36,8 +36,7 @@ def ingest(
     except SpecValidationError as exc:
         fail_on_spec_errors(exc, workspace.root)
     except LookupError as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail("ingest", str(exc.args[0] if exc.args else exc), json_output)
     with progress_bar(enabled=not json_output and sys.stderr.isatty()) as progress:
         result = run_ingest(workspace, sources, progress)
     if json_output:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_table
 from foundation.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -87,9 +87,8 @@ def kpi_show(
     try:
         item: dict[str, Any] = catalog.summary(name, grain)
         history = catalog.history(name, item["grain"]).get(None, [])
-    except (KpiNotFoundError, ValueError) as exc:
-        err_console.print(f"[red]error[/red] {exc.args[0] if exc.args else exc}", highlight=False)
-        raise typer.Exit(1) from exc
+    except (KpiNotFoundError, ValueError) as exc:  # an unknown KPI or grain: a usage error
+        fail("kpi show", str(exc.args[0] if exc.args else exc), json_output)
     if json_output:
         print_json({**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history]})
         return

@@ -68,6 +68,8 @@ def _main(
         ),
     ] = None,
 ) -> None:
+    # MLflow would install its own console handler at import: its INFO lines go to our logs instead (library_output)
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     if workspace is not None:
         os.environ[WORKSPACE_ENV] = str(workspace.resolve())
     if profile is not None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from foundation.core.library_output import library_output_to
 from foundation.specs.errors import SpecError, SpecValidationError
 
 # Logs and CI have no terminal width: give tables room there instead of truncating every column.
@@ -26,14 +26,13 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines 
 
 @contextmanager
 def tool_output_to(path: Path) -> Iterator[None]:
-    """Send what libraries print on stdout (dbt's event stream) to a log file; our console keeps the terminal."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    console.file = sys.stdout  # pinned: the redirect below must not take our own output with it
+    """What libraries print (dbt, MLflow) goes to a log file; our consoles keep the terminal."""
+    console.file, err_console.file = sys.stdout, sys.stderr  # pinned: the redirect must not take our own output
     try:
-        with path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        with library_output_to(path):
             yield
     finally:
-        console.file = None  # type: ignore[assignment]  # back to following sys.stdout
+        console.file = err_console.file = None  # type: ignore[assignment]  # back to following sys.stdout/stderr
 
 
 def print_json(data: Any) -> None:
@@ -47,6 +46,22 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+
+
+# Exit codes, the same in every command: 0 fine, 1 problems found (a failed load, check or step), 2 usage (an unknown
+# name: use case, source, model, KPI; a bad option value).
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def fail(command: str, message: str, json_output: bool, code: int = EXIT_USAGE) -> NoReturn:
+    """Stop `command` on an error: `error <message>` on stderr, or with --json the error object on stdout."""
+    if json_output:
+        print_json({"ok": False, "command": command, "data": None, "errors": [{"message": message}]})
+    else:
+        err_console.print("[red]error[/red] ", end="", highlight=False)
+        err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def print_spec_errors(errors: list[SpecError], root: Path) -> None:

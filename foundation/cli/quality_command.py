@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -31,9 +31,8 @@ def quality(
     try:
         sources = workspace.select_sources([usecase] if usecase else None)
     except (SpecValidationError, LookupError) as exc:
-        err_console.print(f"[red]error[/red] {exc}", markup=False)
-        err_console.print("fix the workspace YAML first: `foundation check` lists every error")
-        raise typer.Exit(2) from exc
+        hint = "; fix the workspace YAML first: `foundation check` lists every error"
+        fail("quality", f"{exc}{hint if isinstance(exc, SpecValidationError) else ''}", json_output)
     rows = quality_report(workspace, sources)
     rows += ml_monitoring_rows(workspace, {usecase} if usecase else None)  # drift, realised performance
     failed = [r for r in rows if r["status"] == "fail"]
@@ -80,8 +79,7 @@ def profile(
     try:
         (ref,) = workspace.select_sources([source])[:1]
     except (SpecValidationError, LookupError) as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail("profile", str(exc), json_output)
     try:
         result = profile_source(workspace, ref, sample_rows)  # rest_api/sql/html_table: staged first
     except ExtractError as exc:

@@ -12,7 +12,7 @@ import typer
 
 from foundation.cli.ingest_command import print_reports
 from foundation.cli.ml_command import print_training_report
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.cli.output import EXIT_PROBLEMS, JsonFlag, console, err_console, fail, print_json, print_table
 from foundation.core.gc_tuning import freeze_heap_for_exit
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
@@ -48,9 +48,10 @@ def run(
         for error in exc.errors:
             err_console.print(f"[red]error[/red] {error.format(relative_to=workspace.root)}", highlight=False)
         raise typer.Exit(1) from exc
-    except (DbtPrepareError, LookupError, DagsterInstanceError) as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2 if isinstance(exc, LookupError) else 1) from exc
+    except LookupError as exc:  # an unknown use case
+        fail("run", str(exc.args[0] if exc.args else exc), json_output)
+    except (DbtPrepareError, DagsterInstanceError) as exc:
+        fail("run", str(exc), json_output, EXIT_PROBLEMS)
     freeze_heap_for_exit()
     if json_output:
         print_json({**summary.to_dict(), "reports": [r.to_dict() for r in summary.ingest.reports.values()]})

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.cli.output import JsonFlag, console, fail, print_json, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -83,8 +83,7 @@ def status(
     try:
         report = platform_status(workspace, usecase)
     except (SpecValidationError, LookupError) as exc:
-        err_console.print(f"[red]error[/red] {exc}", markup=False)
-        raise typer.Exit(2) from exc
+        fail("status", str(exc), json_output)
     if json_output:
         print_json(report)
     else:

@@ -6,17 +6,15 @@ failure with the file a person edits to fix it. The CLI prints it; the demo buil
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from foundation.core.gc_tuning import quiet_garbage_collector
+from foundation.core.library_output import library_output_to
 from foundation.core.workspace import Workspace
 from foundation.dagster_defs.dbt_assets import DBT_OP_NAME
 from foundation.dagster_defs.definitions import bronze_asset_key, build_definitions
@@ -145,8 +143,8 @@ def run_pipeline(
         skip_partitioned(ingest, [s for s in workspace.sources() if usecase in (None, s.usecase)])
     quiet_garbage_collector()
     instance = dagster_instance(workspace)
-    # dagster-dbt re-prints dbt's whole event stream on stdout: keep it in a log, stdout is for our output (--json).
-    with tool_output_to(workspace.state_dir / "logs" / "run.log"):
+    # dagster-dbt re-prints dbt's whole event stream on stdout, MLflow its notices on stderr: all into the run's log
+    with library_output_to(workspace.state_dir / "logs" / "run.log"):
         result = dg.materialize(
             list(defs.assets or []),
             selection=_selection(workspace, defs, usecase, skip_ingestion),
@@ -208,11 +206,3 @@ def _add_dbt_results(summary: RunSummary, paths: DbtPaths, since: float) -> None
         summary.dbt_seconds[kind] = round(summary.dbt_seconds.get(kind, 0.0) + item["execution_time"], 3)
         summary.dbt_counts[item["status"]] = summary.dbt_counts.get(item["status"], 0) + 1
     summary.dbt_seconds["dbt_elapsed"] = round(run_results.get("elapsed_time", 0.0), 3)
-
-
-@contextlib.contextmanager
-def tool_output_to(path: Path) -> Iterator[None]:
-    """Send what libraries print on stdout (dbt's event stream) to a log file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-        yield

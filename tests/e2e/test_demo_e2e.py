@@ -40,6 +40,9 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr[-3000:]
     demo = json.loads(result.stdout)
     assert demo["ok"] is True
+    # no third-party chatter on the console: MLflow's INFO lines and notices go to the workspace's logs
+    for chatter in ("Detected uv project", "already exists. Creating a new version"):
+        assert chatter not in result.stderr, result.stderr[-3000:]
     reports = {r["source"]: r for r in demo["reports"]}
     assert set(reports) == {
         "fleet_maintenance/engine_telemetry",

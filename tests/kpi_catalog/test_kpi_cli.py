@@ -17,7 +17,7 @@ def test_kpi_commands_before_a_run_say_what_to_do(tmp_path: Path) -> None:
     assert "foundation run" in listing.output
     assert runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "list", "--json"]).output.strip() == "[]"
     shown = runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "show", "fleet_availability"])
-    assert shown.exit_code == 1
+    assert shown.exit_code == 2  # an unknown name is a usage error, in every command
     assert "no KPI 'fleet_availability'" in shown.output and "foundation run" in shown.output
 
 
