@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -51,29 +51,13 @@ def backfill(
         BackfillProgress,
         daemon_is_running,
         launch_backfill,
-        parse_bound,
-        partition_names,
         run_backfill,
-        target_keys,
     )
-    from foundation.dagster_defs.definitions import build_definitions
     from foundation.dagster_defs.instance import dagster_instance
 
     workspace = Workspace.open()
     try:
-        defs = build_definitions(workspace=workspace)
-        keys = target_keys(workspace, defs, target)
-        start, end = parse_bound(first, end=False), parse_bound(last, end=True)
-        if end < start:
-            raise BackfillError(f"--to {last} is before --from {first}")
-        graph = defs.resolve_asset_graph()
-        partitions_defs = [graph.get(key).partitions_def for key in keys]
-        if any(other != partitions_defs[0] for other in partitions_defs[1:]):
-            names = ", ".join(k.to_user_string() for k in keys)
-            raise BackfillError(f"{names} are not partitioned alike: backfill them one at a time")
-        partitions = partition_names(partitions_defs[0], start, end)  # type: ignore[arg-type]
-        if not partitions:
-            raise BackfillError(f"no partition of {target} starts between {first} and {last} (nor before now)")
+        defs, keys, partitions = _selected_partitions(workspace, target, first, last)
     except SpecValidationError as exc:
         for error in exc.errors:
             err_console.print(error.format(relative_to=workspace.root), markup=False, highlight=False)
@@ -90,18 +74,7 @@ def backfill(
     if not json_output:
         who = "the daemon runs it" if daemon else "no daemon on this instance: running it here"
         console.print(f"backfill {backfill_id}: {names}, {len(partitions)} partition(s) ({who})", highlight=False)
-    progress_bar = (
-        None
-        if json_output
-        else Progress(
-            TextColumn("partitions"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("done, {task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-    )
+    progress_bar = None if json_output else _progress_bar()
     task = progress_bar.add_task("backfill", total=len(partitions), failed=0) if progress_bar else None
 
     def show(progress: BackfillProgress) -> None:
@@ -121,13 +94,50 @@ def backfill(
     if json_output:
         print_json(result.to_dict())
     else:
-        rows = [
-            [p, "[red]failed" if p in result.failed else "done" if p in result.done else "pending"]
-            for p in result.partitions
-        ]
-        print_table(f"Backfill {backfill_id}: {result.status}", ["partition", "status"], rows)
-        if not result.finished:
-            console.print(
-                f"not finished after {timeout:g} s: backfill {backfill_id} stays requested (foundation ui, Backfills)"
-            )
+        print_backfill(result, backfill_id, timeout)
     raise typer.Exit(1 if result.failed else 0)
+
+
+def _selected_partitions(workspace: Workspace, target: str, first: str, last: str) -> tuple[Any, list[Any], list[str]]:
+    """(definitions, asset keys, partition names) of the backfill; BackfillError says what is wrong with the ask."""
+    # lazy: the foundation.dagster_defs package imports dagster (seconds); `foundation --help` must not pay for it
+    from foundation.dagster_defs.backfill import BackfillError, parse_bound, partition_names, target_keys
+    from foundation.dagster_defs.definitions import build_definitions
+
+    defs = build_definitions(workspace=workspace)
+    keys = target_keys(workspace, defs, target)
+    start, end = parse_bound(first, end=False), parse_bound(last, end=True)
+    if end < start:
+        raise BackfillError(f"--to {last} is before --from {first}")
+    graph = defs.resolve_asset_graph()
+    partitions_defs = [graph.get(key).partitions_def for key in keys]
+    if any(other != partitions_defs[0] for other in partitions_defs[1:]):
+        names = ", ".join(k.to_user_string() for k in keys)
+        raise BackfillError(f"{names} are not partitioned alike: backfill them one at a time")
+    partitions = partition_names(partitions_defs[0], start, end)  # type: ignore[arg-type]
+    if not partitions:
+        raise BackfillError(f"no partition of {target} starts between {first} and {last} (nor before now)")
+    return defs, keys, partitions
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("partitions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("done, {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def print_backfill(result: Any, backfill_id: str, timeout: float | None) -> None:
+    rows = [
+        [p, "[red]failed" if p in result.failed else "done" if p in result.done else "pending"]
+        for p in result.partitions
+    ]
+    print_table(f"Backfill {backfill_id}: {result.status}", ["partition", "status"], rows)
+    if not result.finished:
+        console.print(
+            f"not finished after {timeout:g} s: backfill {backfill_id} stays requested (foundation ui, Backfills)"
+        )
