@@ -37,7 +37,7 @@ from foundation.cli import (
     ui_command,
 )
 from foundation.core.settings_profiles import PROFILE_ENV
-from foundation.core.workspace import WORKSPACE_ENV, Workspace
+from foundation.core.workspace import WORKSPACE_ENV
 
 app = typer.Typer(
     help="Data Foundation: sources declared in YAML, landed in a Delta lakehouse under quality rules, modelled with "
@@ -87,6 +87,7 @@ sources = group("sources", sources_command.HELP)
 kpi = group("kpi", kpi_command.HELP)
 usecase = group("usecase", scaffold_command.USECASE_HELP)
 demo = group("demo", demo_command.HELP, invoke_without_command=True, no_args_is_help=False)
+models = group("models", ml_command.MODELS_HELP)
 
 # Commands, in the order of `foundation --help`: one line each.
 app.command("check")(check_command.check)
@@ -104,7 +105,11 @@ app.command("run")(run_command.run)
 kpi.command("list")(kpi_command.kpi_list)
 kpi.command("show")(kpi_command.kpi_show)
 app.command("docs")(docs_command.docs_cli)
-ml_command.register(app, Workspace.open)  # train, models list|show|promote|rollback (mlops' module: still a closure)
+app.command("train")(ml_command.train)
+models.command("list")(ml_command.models_list)
+models.command("show")(ml_command.models_show)
+models.command("promote")(ml_command.models_promote)
+models.command("rollback")(ml_command.models_rollback)
 app.command("serve")(serve_command.serve)
 app.command("doctor")(doctor_command.doctor)
 app.command("maintenance")(maintenance_command.maintenance)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -18,11 +17,10 @@ from foundation.core.workspace import Workspace
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
 
-models_app = typer.Typer(
-    help="The MLflow model registry of the workspace: champions, versions, the promotion history.\n\n"
+MODELS_HELP = (
+    "The MLflow model registry of the workspace: champions, versions, the promotion history.\n\n"
     "Every model is `<usecase>__<model>`; the `champion` alias is what batch inference and the API serve. "
-    "`promote` and `rollback` move it by hand and record who, when and why.",
-    no_args_is_help=True,
+    "`promote` and `rollback` move it by hand and record who, when and why."
 )
 
 
@@ -114,152 +112,146 @@ def gate_verdict(report: dict[str, Any]) -> str:
     return f"winner: {report['winner']} -> {outcome}: {'; '.join(gate['reasons'])}. Champion now: {champion}"
 
 
-def register(app: typer.Typer, open_workspace: Callable[[], Workspace]) -> None:
-    app.add_typer(models_app, name="models")
+def train(
+    usecase: Annotated[str, typer.Argument(help="The use case whose model specs (usecases/<uc>/ml/*.yaml) to train.")],
+    model: Annotated[str | None, typer.Option(help="Only this model of the use case.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Train a use case's models: the 'as is' rule and every candidate on a time split, logged to MLflow.
 
-    @app.command()
-    def train(
-        usecase: Annotated[
-            str, typer.Argument(help="The use case whose model specs (usecases/<uc>/ml/*.yaml) to train.")
+    Prints the comparison (TN, FN, TP, FP, precision, recall, F1, business metric). The winner is registered;
+    it becomes `champion` only if it passes the gate (beats 'as is' and the current champion by the spec's
+    margins). Reads the published feature table: run `foundation run USECASE` first. Exit 1 on failure.
+    """
+    from mlops.dataset import FeatureTableMissing  # lazy: pandas, +0.2 s on every command's start-up
+
+    workspace = Workspace.open()
+    try:
+        ok, reports, skipped = train_models(workspace, usecase, model)
+    except (LookupError, FeatureTableMissing) as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    if json_output:
+        print_json({"ok": ok and not skipped, "reports": reports, "skipped": skipped})
+    else:
+        for report in reports:
+            print_training_report(report)
+    for key, reason in skipped.items():
+        err_console.print(f"[yellow]not trained[/yellow] {key}: {reason}", highlight=False)
+    raise typer.Exit(0 if ok and not skipped else 1)
+
+
+def models_list(json_output: JsonFlag = False) -> None:
+    """Every registered model: its champion version, versions, the champion's candidate and score."""
+    from mlops.registry import list_models  # lazy: +20 ms on every command's start-up
+
+    items = list_models(Workspace.open())
+    if json_output:
+        print_json(items)
+        return
+    print_table(
+        "Models (foundation models show NAME)",
+        ["model", "champion", "versions", "latest", "candidate", "metric", "score"],
+        [
+            [
+                i["model"],
+                f"v{i['champion']}" if i["champion"] else "-",
+                i["versions"],
+                i["latest"],
+                i["estimator"] or "-",
+                i["metric"] or "-",
+                "-" if i["score"] is None else f"{i['score']:,.3f}",
+            ]
+            for i in items
         ],
-        model: Annotated[str | None, typer.Option(help="Only this model of the use case.")] = None,
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Train a use case's models: the 'as is' rule and every candidate on a time split, logged to MLflow.
+        right=["versions", "latest", "score"],
+    )
 
-        Prints the comparison (TN, FN, TP, FP, precision, recall, F1, business metric). The winner is registered;
-        it becomes `champion` only if it passes the gate (beats 'as is' and the current champion by the spec's
-        margins). Reads the published feature table: run `foundation run USECASE` first. Exit 1 on failure.
-        """
-        from mlops.dataset import FeatureTableMissing  # lazy: pandas, +0.2 s on every command's start-up
 
-        workspace = open_workspace()
-        try:
-            ok, reports, skipped = train_models(workspace, usecase, model)
-        except (LookupError, FeatureTableMissing) as exc:
-            err_console.print(f"[red]error[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
-        if json_output:
-            print_json({"ok": ok and not skipped, "reports": reports, "skipped": skipped})
-        else:
-            for report in reports:
-                print_training_report(report)
-        for key, reason in skipped.items():
-            err_console.print(f"[yellow]not trained[/yellow] {key}: {reason}", highlight=False)
-        raise typer.Exit(0 if ok and not skipped else 1)
+def models_show(
+    name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """A model's versions (candidate, score, gate verdict, champion) and its promotion history (who, when, why)."""
+    from mlops.registry import RegistryError, show_model  # lazy: as in `models list`
 
-    @models_app.command("list")
-    def models_list(json_output: JsonFlag = False) -> None:
-        """Every registered model: its champion version, versions, the champion's candidate and score."""
-        from mlops.registry import list_models  # lazy: +20 ms on every command's start-up
-
-        items = list_models(open_workspace())
-        if json_output:
-            print_json(items)
-            return
-        print_table(
-            "Models (foundation models show NAME)",
-            ["model", "champion", "versions", "latest", "candidate", "metric", "score"],
+    try:
+        data = show_model(Workspace.open(), name)
+    except RegistryError as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    if json_output:
+        print_json(data)
+        return
+    print_table(
+        f"{name}: champion v{data['champion']}" if data["champion"] else f"{name}: no champion",
+        ["version", "created (UTC)", "candidate", "metric", "score", "threshold", "gate", "champion"],
+        [
             [
-                [
-                    i["model"],
-                    f"v{i['champion']}" if i["champion"] else "-",
-                    i["versions"],
-                    i["latest"],
-                    i["estimator"] or "-",
-                    i["metric"] or "-",
-                    "-" if i["score"] is None else f"{i['score']:,.3f}",
-                ]
-                for i in items
-            ],
-            right=["versions", "latest", "score"],
-        )
+                v["version"],
+                v["created"],
+                v["candidate"],
+                v["metric"],
+                "-" if v["score"] is None else f"{v['score']:,.3f}",
+                "-" if v["threshold"] is None else f"{v['threshold']:.3f}",
+                v["gate"] or "-",
+                "yes" if v["champion"] else "",
+            ]
+            for v in data["versions"]
+        ],
+        right=["version", "score", "threshold"],
+    )
+    print_table(
+        "Promotion history",
+        ["at (UTC)", "action", "version", "from", "by", "reason"],
+        [
+            [e["at"], e["action"], e["version"] or "-", e["previous_version"] or "-", e["actor"], e["reason"]]
+            for e in data["history"]
+        ],
+    )
 
-    @models_app.command("show")
-    def models_show(
-        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
-        json_output: JsonFlag = False,
-    ) -> None:
-        """A model's versions (candidate, score, gate verdict, champion) and its promotion history (who, when, why)."""
-        from mlops.registry import RegistryError, show_model  # lazy: as in `models list`
 
-        try:
-            data = show_model(open_workspace(), name)
-        except RegistryError as exc:
-            err_console.print(f"[red]error[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
-        if json_output:
-            print_json(data)
-            return
-        print_table(
-            f"{name}: champion v{data['champion']}" if data["champion"] else f"{name}: no champion",
-            ["version", "created (UTC)", "candidate", "metric", "score", "threshold", "gate", "champion"],
-            [
-                [
-                    v["version"],
-                    v["created"],
-                    v["candidate"],
-                    v["metric"],
-                    "-" if v["score"] is None else f"{v['score']:,.3f}",
-                    "-" if v["threshold"] is None else f"{v['threshold']:.3f}",
-                    v["gate"] or "-",
-                    "yes" if v["champion"] else "",
-                ]
-                for v in data["versions"]
-            ],
-            right=["version", "score", "threshold"],
-        )
-        print_table(
-            "Promotion history",
-            ["at (UTC)", "action", "version", "from", "by", "reason"],
-            [
-                [e["at"], e["action"], e["version"] or "-", e["previous_version"] or "-", e["actor"], e["reason"]]
-                for e in data["history"]
-            ],
-        )
+def models_promote(
+    name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+    version: Annotated[int, typer.Argument(help="The version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "manual promotion",
+    json_output: JsonFlag = False,
+) -> None:
+    """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
+    from mlops.registry import RegistryError, promote  # lazy: as in `models list`
 
-    @models_app.command("promote")
-    def models_promote(
-        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
-        version: Annotated[int, typer.Argument(help="The version to make champion.")],
-        reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "manual promotion",
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
-        from mlops.registry import RegistryError, promote  # lazy: as in `models list`
+    workspace = Workspace.open()
+    try:
+        event = promote(workspace, name, version, reason)
+    except RegistryError as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    record_champion_change(workspace, event)
+    if json_output:
+        print_json(event.__dict__)
+    else:
+        console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
 
-        workspace = open_workspace()
-        try:
-            event = promote(workspace, name, version, reason)
-        except RegistryError as exc:
-            err_console.print(f"[red]error[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
-        record_champion_change(workspace, event)
-        if json_output:
-            print_json(event.__dict__)
-        else:
-            console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
 
-    @models_app.command("rollback")
-    def models_rollback(
-        name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
-        reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "rollback",
-        json_output: JsonFlag = False,
-    ) -> None:
-        """Give the champion alias back to the version that held it before the current one (from the history)."""
-        from mlops.registry import RegistryError, rollback  # lazy: as in `models list`
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "rollback",
+    json_output: JsonFlag = False,
+) -> None:
+    """Give the champion alias back to the version that held it before the current one (from the history)."""
+    from mlops.registry import RegistryError, rollback  # lazy: as in `models list`
 
-        workspace = open_workspace()
-        try:
-            event = rollback(workspace, name, reason)
-        except RegistryError as exc:
-            err_console.print(f"[red]error[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
-        record_champion_change(workspace, event)
-        if json_output:
-            print_json(event.__dict__)
-        else:
-            console.print(f"{name}: champion v{event.previous_version} -> v{event.version} ({reason})")
+    workspace = Workspace.open()
+    try:
+        event = rollback(workspace, name, reason)
+    except RegistryError as exc:
+        err_console.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    record_champion_change(workspace, event)
+    if json_output:
+        print_json(event.__dict__)
+    else:
+        console.print(f"{name}: champion v{event.previous_version} -> v{event.version} ({reason})")
 
 
 def record_champion_change(workspace: Workspace, event: Any) -> None:

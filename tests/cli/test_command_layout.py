@@ -60,8 +60,6 @@ def test_every_command_is_a_module_level_function_of_a_command_module() -> None:
             continue
         function = getattr(callback, "__wrapped__", callback)
         module = function.__module__
-        if module == "foundation.cli.ml_command":  # mlops' module: its commands are still registered in a closure
-            continue
         assert module.startswith("foundation.cli.") and module.endswith("_command"), (name, module)
         assert "<locals>" not in function.__qualname__, f"`foundation {name}` is defined inside a function"
         assert getattr(importlib.import_module(module), function.__name__) is function, name
