@@ -171,14 +171,14 @@ def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition
         context: dg.AssetExecutionContext, foundation: FoundationResource, load_progress: dg.ResourceParam[LoadProgress]
     ) -> Iterator[Any]:
         window = partition_window(context) if context.has_partition_key else None
-        try:
-            report = foundation.ingest(source.key, window, load_progress)
-        except Exception as exc:
+        attempt = foundation.ingest(source.key, window, load_progress)
+        if attempt.error is not None:
             # A refused load is a failed check too: show what the rules concluded, then fail the step.
-            for outcome in getattr(exc, "foundation_outcomes", []):
+            for outcome in attempt.outcomes:
                 yield check_result(outcome.to_dict())
-            failure = {SOURCE_KEY: source.key, ERROR_KEY: str(exc)}
-            raise dg.Failure(description=f"{source.key}: {exc}", metadata=failure) from exc
+            failure = {SOURCE_KEY: source.key, ERROR_KEY: str(attempt.error)}
+            raise dg.Failure(description=f"{source.key}: {attempt.error}", metadata=failure) from attempt.error
+        report = attempt.report_or_raise()
         context.log.info(
             f"{source.key}: read {report.rows_read}, landed {report.rows_landed}, "
             f"quarantined {report.rows_quarantined} ({report.status})"

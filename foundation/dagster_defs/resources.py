@@ -8,8 +8,7 @@ from typing import Protocol
 import dagster as dg
 
 from foundation.core.workspace import Workspace
-from foundation.engine.ingest.report import LoadReport
-from foundation.engine.ingest.runner import ingest_source
+from foundation.engine.ingest.runner import LoadAttempt, attempt_source
 from foundation.engine.lakehouse.partitions import PartitionWindow
 
 LOAD_PROGRESS = "load_progress"  # the resource key of a LoadProgress
@@ -47,18 +46,20 @@ class FoundationResource(dg.ConfigurableResource):
 
     def ingest(
         self, source_key: str, partition: PartitionWindow | None = None, progress: LoadProgress | None = None
-    ) -> LoadReport:
+    ) -> LoadAttempt:
+        """One load of `source_key`, as a value: a failed load returns its error and what its rules concluded."""
         progress = progress or NoProgress()
         workspace = self.workspace()
         (source,) = workspace.select_sources([source_key])
         progress.on_start(source_key)
         try:
-            report = ingest_source(
+            attempt = attempt_source(
                 workspace, source, progress=lambda n: progress.on_rows(source_key, n), partition=partition
             )
         except Exception:
             progress.on_end(source_key, failed=True)
             raise
-        progress.on_rows(source_key, report.rows_read)
-        progress.on_end(source_key, failed=False)
-        return report
+        if attempt.report is not None:
+            progress.on_rows(source_key, attempt.report.rows_read)
+        progress.on_end(source_key, failed=attempt.error is not None)
+        return attempt

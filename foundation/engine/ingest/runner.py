@@ -81,6 +81,21 @@ class LandingStream:
     new_cursor: str | None
 
 
+@dataclass
+class LoadAttempt:
+    """One load's result: its report, or the error that stopped it; and the rule outcomes (for Dagster's checks)."""
+
+    report: LoadReport | None
+    error: Exception | None
+    outcomes: list[CheckOutcome]
+
+    def report_or_raise(self) -> LoadReport:
+        if self.error is not None:
+            raise self.error
+        assert self.report is not None
+        return self.report
+
+
 class SourceLoader:
     """One load of one source. `run()` returns the report or raises, leaving the lakehouse unchanged."""
 
@@ -104,6 +119,11 @@ class SourceLoader:
         self.outcomes: list[CheckOutcome] = []  # when no gate ran (nothing new to load)
 
     def run(self) -> LoadReport:
+        """The load's report; raises what stopped the load."""
+        return self.attempt().report_or_raise()
+
+    def attempt(self) -> LoadAttempt:
+        """The load as a value: its report, or the error that stopped it, and what the rules concluded either way."""
         started = time.perf_counter()
         now = datetime.now(UTC)
         report = LoadReport(source=self.source.key, load_id=new_load_id(now), mode=self.spec.load.mode)
@@ -114,15 +134,14 @@ class SourceLoader:
             outcomes = self.gate.outcomes if self.gate is not None else []
             outcomes = _dedupe(outcomes + list(getattr(exc, "outcomes", [])))
             record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
-            exc.foundation_outcomes = outcomes  # type: ignore[attr-defined]  # for the Dagster asset's checks
-            raise
+            return LoadAttempt(report=None, error=exc, outcomes=outcomes)
         # Nothing new: only the re-measured table rules are history; the last real load's row and load results
         # stay the latest (Dagster still gets an answer for every check). A source that never landed has none:
         # its failed load rules (min_rows) are history too.
         outcomes = self.gate.outcomes if self.gate else [o for o in self.outcomes if o.stage == "table" or not o.passed]
         record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
         report.seconds = time.perf_counter() - started
-        return report
+        return LoadAttempt(report=report, error=None, outcomes=outcomes)
 
     def _run(self, report: LoadReport, now: datetime) -> None:
         self.workspace.refuse_paths_outside_roots(self.source)  # again at run time: ${VAR}s, symlinks since check
@@ -338,10 +357,20 @@ def ingest_source(
     progress: ProgressCallback | None = None,
     partition: PartitionWindow | None = None,
 ) -> LoadReport:
-    """Load a source; `partition`: only that window of a partitioned source, replacing it."""
+    """Load a source; `partition`: only that window of a partitioned source, replacing it. Raises what stopped it."""
+    return attempt_source(workspace, source, progress, partition).report_or_raise()
+
+
+def attempt_source(
+    workspace: Workspace,
+    source: SourceRef,
+    progress: ProgressCallback | None = None,
+    partition: PartitionWindow | None = None,
+) -> LoadAttempt:
+    """Load a source and return the attempt, failed or not (with what its rules concluded)."""
     if partition is None and source.spec.partitions is not None:
         raise ValueError(
             f"{source.key} is partitioned by {source.spec.partitions.by} partitions: load a partition or a range "
             f"of them with `foundation backfill {source.key} --from DATE --to DATE` (or from the Dagster UI)"
         )
-    return SourceLoader(workspace, source, progress, partition).run()
+    return SourceLoader(workspace, source, progress, partition).attempt()

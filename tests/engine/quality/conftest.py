@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from foundation.engine.ingest.report import LoadReport
+from foundation.engine.ingest.runner import attempt_source
 from foundation.engine.quality.outcomes import QualityGateError
 
 
@@ -62,16 +63,16 @@ def refused() -> Callable[..., QualityGateError]:
         rows = kit.count(name) if version is not None else None
         quarantine_uri = kit.quarantine_uri(name)
         quarantine_rows = len(kit.quarantine(name)) if _table_exists(quarantine_uri) else None
-        with pytest.raises(QualityGateError) as info:
-            kit.ingest(name)
+        attempt = attempt_source(kit.open(), kit.source(name))
+        assert isinstance(attempt.error, QualityGateError), attempt.error
         assert kit.version(name) == version, "a refused load must not commit a new Delta version"
         if version is not None:
             assert kit.count(name) == rows
         assert (len(kit.quarantine(name)) if _table_exists(quarantine_uri) else None) == quarantine_rows
-        # the runner hands what the rules concluded to Dagster's asset checks, the refusing outcome included
-        recorded = {o.check for o in info.value.foundation_outcomes}  # type: ignore[attr-defined]
-        assert {o.check for o in info.value.outcomes} <= recorded
-        return info.value
+        # the failed attempt returns what the rules concluded (Dagster's asset checks), the refusing outcome included
+        recorded = {o.check for o in attempt.outcomes}
+        assert {o.check for o in attempt.error.outcomes} <= recorded
+        return attempt.error
 
     return run
 
