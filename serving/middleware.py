@@ -90,27 +90,30 @@ class ApiMiddleware:
             else:
                 raise
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            model = str((scope.get("path_params") or {}).get("name", ""))
-            seconds = time.perf_counter() - started
-            self.metrics.observe_request(route, scope["method"], model, int(status["code"]), seconds)
-            if access.isEnabledFor(logging.INFO):
-                state = scope.get("state") or {}
-                access.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": int(status["code"]),
-                        "latency_ms": round(seconds * 1000, 3),
-                        "model": model or None,
-                        "version": state.get("model_version"),
-                        "request_id": request_id,
-                        "key_id": state.get("key_id"),
-                    },
-                )
-            if int(status["code"]) >= 500:
-                log.warning("request %s %s %s -> %s", request_id, scope["method"], route, status["code"])
+            self.observe(scope, int(status["code"]), time.perf_counter() - started, request_id)
+
+    def observe(self, scope: dict[str, Any], status: int, seconds: float, request_id: str) -> None:
+        """The request's metrics and its one log line (and a warning for a 5xx)."""
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        model = str((scope.get("path_params") or {}).get("name", ""))
+        self.metrics.observe_request(route, scope["method"], model, status, seconds)
+        if access.isEnabledFor(logging.INFO):
+            state = scope.get("state") or {}
+            access.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "model": model or None,
+                    "version": state.get("model_version"),
+                    "request_id": request_id,
+                    "key_id": state.get("key_id"),
+                },
+            )
+        if status >= 500:
+            log.warning("request %s %s %s -> %s", request_id, scope["method"], route, status)
 
 
 async def _discard_body(receive: Any, budget: int) -> None:
