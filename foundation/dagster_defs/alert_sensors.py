@@ -24,6 +24,8 @@ import dagster as dg
 from foundation.core.workspace import Workspace
 from foundation.engine.notifications.incidents import Observation
 from foundation.engine.notifications.service import process
+from foundation.engine.notifications.store import IncidentStore
+from kpi_catalog.catalogue import KpiCatalog
 
 log = logging.getLogger("foundation.engine.notifications")
 
@@ -125,7 +127,6 @@ def run_observation(
 def recovered_run_incidents(workspace: Workspace, instance: dg.DagsterInstance) -> list[Observation]:
     """Open run incidents whose failed run's unfinished assets have all been materialised since, by any runs: with
     automation, the next runs select other subsets, so waiting for the same target to succeed could wait forever."""
-    from foundation.engine.notifications.store import IncidentStore
 
     observations = []
     for incident in IncidentStore.of_workspace(workspace).open().values():
@@ -308,7 +309,6 @@ def _duration(delta: Any) -> str:
 
 def kpi_observations(workspace: Workspace) -> list[Observation]:
     """Each published KPI with an alert threshold and a value: past the threshold (kpi_catalog's `alert` state)."""
-    from kpi_catalog.catalogue import KpiCatalog
 
     base = workspace.settings.notifications.dagster_url
     observations = []

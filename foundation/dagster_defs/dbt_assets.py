@@ -22,6 +22,7 @@ from packaging.version import Version
 
 from foundation.core.workspace import Workspace
 from foundation.dagster_defs.automation import AutomationPlan
+from foundation.dagster_defs.dbt_partitions import partitioned_dbt_assets, partitioned_model_names
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.engine.dbt.invocation import dbt_executable
 from foundation.engine.dbt.manifest import load_manifest
@@ -205,7 +206,6 @@ def dbt_definitions(
     manifest = load_manifest(paths)
     usecases = sorted({n["fqn"][1] for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"})
     automation = AutomationPlan.of(workspace)
-    from foundation.dagster_defs.dbt_partitions import partitioned_dbt_assets, partitioned_model_names
 
     partitioned = partitioned_model_names(manifest)
     models = [n for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model"]

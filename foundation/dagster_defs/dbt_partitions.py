@@ -22,6 +22,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.engine.dbt.partial_parse import reuse_partial_parse
 from foundation.engine.dbt.paths import DbtPaths
+from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock
 
 PARTITIONED_BATCH_SIZES = {"hour", "day", "month"}
 
@@ -59,7 +60,6 @@ def partitioned_dbt_assets(
     paths: DbtPaths, manifest: Mapping[str, Any], translator: Any, pool: str
 ) -> list[dg.AssetsDefinition]:
     """One partitioned dbt op per (batch_size, begin) of the microbatch models."""
-    from foundation.engine.dbt.warehouse import refresh_bronze_views, warehouse_lock
 
     assets = []
     for (batch_size, begin), names in microbatch_models(manifest).items():

@@ -226,6 +226,8 @@ def build_definitions(
     workspace = workspace if workspace is not None else Workspace.open(workspace_dir)
     ingestion = ingestion_definitions(workspace)
     # dbt models downstream of the ingestion assets (none when the workspace has no dbt project)
+    # lazy (this and the imports below): dagster-dbt, the dbt engine and the ML modules load only with the full
+    # definitions; `foundation ingest` builds the ingestion definitions alone
     from foundation.dagster_defs.dbt_assets import dbt_definitions
 
     dbt_assets, dbt_resources = dbt_definitions(workspace, prepared_dbt)

@@ -118,7 +118,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
         if not self._obs:
-            from watchdog.observers import Observer
+            from watchdog.observers import Observer  # lazy: only a watched run (the UI) needs the file watcher
 
             self._obs = Observer()
             self._obs.start()

@@ -13,7 +13,10 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
-from foundation.core.workspace import Workspace
+from foundation.core.workspace import Workspace, load_model_specs
+from foundation.dagster_defs.automation import automation_sensor_name
+from foundation.dagster_defs.instance import dagster_home, dagster_instance
+from foundation.engine.notifications import open_incidents
 
 LAYERS = ("bronze", "staging", "marts", "features", "kpis", "gold", "ml")
 DAEMON_ALIVE_S = 120  # a heartbeat older than this: the daemon is not running
@@ -205,14 +208,12 @@ def read_checks(instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
 
 def read_open_incidents(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
     """Open incidents of a use case, from the alerts' incident store (foundation/engine/notifications)."""
-    from foundation.engine.notifications import open_incidents
 
     return [i for i in open_incidents(workspace) if i.get("usecase") == usecase]
 
 
 def monitoring_check_keys(workspace: Workspace) -> list[tuple[str, dg.AssetCheckKey]]:
     """(use case, check key) of every model's monitoring checks, from the model specs alone (no definitions)."""
-    from foundation.core.workspace import load_model_specs
 
     keys = []
     for ref in load_model_specs(workspace.root).models:
@@ -224,7 +225,6 @@ def monitoring_check_keys(workspace: Workspace) -> list[tuple[str, dg.AssetCheck
 def ml_check_results(workspace: Workspace, usecases: set[str] | None = None) -> list[tuple[str, CheckResult]]:
     """The latest ML monitoring results (drift, realised performance) recorded in the workspace's instance."""
     keys = [(uc, k) for uc, k in monitoring_check_keys(workspace) if usecases is None or uc in usecases]
-    from foundation.dagster_defs.instance import dagster_home, dagster_instance
 
     if not keys or not (dagster_home(workspace) / "dagster.yaml").is_file():
         return []  # no model, or nothing ever ran on this workspace's instance
@@ -237,9 +237,9 @@ def ml_check_results(workspace: Workspace, usecases: set[str] | None = None) -> 
 
 def platform_status(workspace: Workspace, usecase: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Everything `foundation status` shows, for one use case or all."""
-    from foundation.dagster_defs.automation import automation_sensor_name
+    # lazy: the full definitions (dagster-dbt, the dbt engine, the ML modules) only for `foundation status`, not for
+    # the ML check results `foundation quality` reads from this module
     from foundation.dagster_defs.definitions import build_definitions
-    from foundation.dagster_defs.instance import dagster_instance
 
     now = now or datetime.now(UTC)
     defs = build_definitions(workspace=workspace)

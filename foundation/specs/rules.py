@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -252,8 +252,6 @@ def _union(known: dict[str, type[Rule]]) -> Any:
 
 
 def _make_union(members: tuple[Any, ...]) -> Any:
-    from typing import Union
-
     return Union[members]  # noqa: UP007 - built from a tuple at run time
 
 

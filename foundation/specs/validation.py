@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from foundation.specs.errors import SpecError
+from foundation.specs.rules import ALL_RULE_KEYS, Rule
 from foundation.specs.yaml_source import YamlDocument
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,8 +76,6 @@ def _field_path(loc: tuple[str | int, ...], tags: set[str]) -> str:
 
 
 def _rule_tags(model: type[BaseModel]) -> set[str]:
-    from foundation.specs.rules import ALL_RULE_KEYS, Rule
-
     return ALL_RULE_KEYS if issubclass(model, Rule) else set()
 
 
