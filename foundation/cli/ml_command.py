@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -218,19 +219,9 @@ def models_promote(
     json_output: JsonFlag = False,
 ) -> None:
     """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
-    from mlops.registry import RegistryError, promote  # lazy: as in `models list`
+    from mlops.registry import promote  # lazy: as in `models list`
 
-    workspace = Workspace.open()
-    try:
-        event = promote(workspace, name, version, reason)
-    except RegistryError as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    record_champion_change(workspace, event)
-    if json_output:
-        print_json(event.__dict__)
-    else:
-        console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
+    move_champion(lambda workspace: promote(workspace, name, version, reason), name, reason, json_output)
 
 
 def models_rollback(
@@ -239,11 +230,18 @@ def models_rollback(
     json_output: JsonFlag = False,
 ) -> None:
     """Give the champion alias back to the version that held it before the current one (from the history)."""
-    from mlops.registry import RegistryError, rollback  # lazy: as in `models list`
+    from mlops.registry import rollback  # lazy: as in `models list`
+
+    move_champion(lambda workspace: rollback(workspace, name, reason), name, reason, json_output)
+
+
+def move_champion(move: Callable[[Workspace], Any], name: str, reason: str, json_output: bool) -> None:
+    """Move the champion by hand (promote or rollback), record it for automation, print the move; unknown: exit 2."""
+    from mlops.registry import RegistryError  # lazy: as in `models list`
 
     workspace = Workspace.open()
     try:
-        event = rollback(workspace, name, reason)
+        event = move(workspace)
     except RegistryError as exc:
         err_console.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
@@ -251,7 +249,7 @@ def models_rollback(
     if json_output:
         print_json(event.__dict__)
     else:
-        console.print(f"{name}: champion v{event.previous_version} -> v{event.version} ({reason})")
+        console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
 
 
 def record_champion_change(workspace: Workspace, event: Any) -> None:
