@@ -186,7 +186,7 @@ def train_and_evaluate(frame: pd.DataFrame, spec: ModelSpec) -> TrainingResult:
         results,
         actual[split.validation],
         baseline_all[split.validation],
-        model_inputs(frame[split.train], features).head(5),
+        model_inputs(frame[split.validation], features).head(5),
         {"train_and_evaluate": time.perf_counter() - started},
     )
 
