@@ -24,14 +24,24 @@ class Evaluation:
     score: float  # the selection metric's value
     fold_mean: float | None = None  # with K folds: the selection score's mean and spread over the folds
     fold_std: float | None = None
+    fold_spread: dict[str, list[float]] | None = None  # with K folds: each metric's [mean, spread] over the folds
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
-def with_folds(pooled: Evaluation, fold_scores: list[float]) -> Evaluation:
-    """`pooled` (the counts over every fold's validation rows) with the mean and spread of the folds' scores."""
-    return replace(pooled, fold_mean=float(np.mean(fold_scores)), fold_std=float(np.std(fold_scores)))
+FOLD_METRICS = ("precision", "recall", "f1", "savings", "score")
+
+
+def with_folds(pooled: Evaluation, per_fold: list[Evaluation]) -> Evaluation:
+    """`pooled` (the counts over every fold's validation rows) with the mean and spread over the folds of every
+    metric (a fold where a metric is undefined, e.g. precision with no alert, is left out of that metric's)."""
+    spread: dict[str, list[float]] = {}
+    for metric in FOLD_METRICS:
+        values = [getattr(e, metric) for e in per_fold if getattr(e, metric) is not None]
+        if values:
+            spread[metric] = [float(np.mean(values)), float(np.std(values))]
+    return replace(pooled, fold_mean=spread["score"][0], fold_std=spread["score"][1], fold_spread=spread)
 
 
 def confusion(actual: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int, int]:

@@ -108,7 +108,7 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
         experiment = parent.info.experiment_id
         with mlflow.start_run(run_name=spec.baseline.name, nested=True, experiment_id=experiment):
             mlflow.log_param("rule", spec.baseline.rule)
-            mlflow.log_metrics({k: v for k, v in comparison[spec.baseline.name].items() if v is not None})
+            mlflow.log_metrics(mlflow_metrics(comparison[spec.baseline.name]))
         for candidate in result.candidates:
             with mlflow.start_run(run_name=candidate.name, nested=True, experiment_id=experiment):
                 models[candidate.name] = log_candidate(candidate, comparison[candidate.name], result)
@@ -133,7 +133,7 @@ def log_candidate(candidate: CandidateResult, metrics: dict[str, Any], result: T
     """In the active (child) run: the candidate's params and metrics, and its model with signature and input
     example (scores as `predict_proba`, its threshold and features in the metadata). Returns the model's URI."""
     mlflow.log_params({"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params})
-    mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    mlflow.log_metrics(mlflow_metrics(metrics))
     mlflow.log_metric("fit_seconds", candidate.fit_seconds)
     example = result.input_example
     info = mlflow.sklearn.log_model(
@@ -147,6 +147,15 @@ def log_candidate(candidate: CandidateResult, metrics: dict[str, Any], result: T
         metadata={"threshold": candidate.threshold, "features": result.features, "target": result.spec.target},
     )
     return info.model_uri
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """A comparison column as MLflow metrics: the numbers, and each metric's fold mean and spread flattened
+    (`fold_mean_f1`, `fold_std_f1`)."""
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for metric, (mean, std) in (metrics.get("fold_spread") or {}).items():
+        flat |= {f"fold_mean_{metric}": mean, f"fold_std_{metric}": std}
+    return flat
 
 
 def _requirements() -> list[str]:

@@ -42,15 +42,22 @@ def comparison_rows(comparison: dict[str, dict], selection: SelectionSpec) -> li
     metric = selection.metric + (f" (precision >= {selection.min_precision})" if selection.min_precision else "")
     money = selection.metric == "savings"
     rows.append([f"Selection: {metric}", *(_fmt(m["score"], money=money) for m in comparison.values())])
-    if any(m.get("fold_mean") is not None for m in comparison.values()):  # K-fold: how much the folds disagree
-        rows.append(["Per fold: mean ± spread", *(_spread(m, money) for m in comparison.values())])
+    if any(m.get("fold_spread") for m in comparison.values()):  # K-fold: how much the folds disagree, per metric
+        labels = {key: name for name, key in ROWS} | {"savings": label or "Savings", "score": f"Selection: {metric}"}
+        for key, name in labels.items():
+            if any(key in (m.get("fold_spread") or {}) for m in comparison.values()):
+                money_row = key == "savings" or (key == "score" and money)
+                rows.append(
+                    [f"{name}, per fold: mean ± spread", *(_spread(m, key, money_row) for m in comparison.values())]
+                )
     return rows
 
 
-def _spread(metrics: dict, money: bool) -> str:
-    if metrics.get("fold_mean") is None:
+def _spread(metrics: dict, key: str, money: bool) -> str:
+    spread = (metrics.get("fold_spread") or {}).get(key)
+    if spread is None:
         return "-"
-    return f"{_fmt(metrics['fold_mean'], money)} ± {_fmt(metrics['fold_std'], money)}"
+    return f"{_fmt(spread[0], money)} ± {_fmt(spread[1], money)}"
 
 
 def comparison_markdown(comparison: dict[str, dict], selection: SelectionSpec, title: str = "") -> str:

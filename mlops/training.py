@@ -250,8 +250,8 @@ def _fit_folds(
 
 
 def _pooled(actual: np.ndarray, predicted: np.ndarray, splits: list[Split], spec: ModelSpec) -> Evaluation:
-    """The counts over every row (each validated once) and the selection score of each fold (mean and spread)."""
-    per_fold = [evaluate(actual[s.validation], predicted[s.validation], spec.selection).score for s in splits]
+    """The counts over every row (each validated once) and each metric of each fold (mean and spread)."""
+    per_fold = [evaluate(actual[s.validation], predicted[s.validation], spec.selection) for s in splits]
     return with_folds(evaluate(actual, predicted, spec.selection), per_fold)
 
 

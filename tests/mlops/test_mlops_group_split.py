@@ -9,6 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from foundation.specs.model import ModelSpec
+from mlops.metrics import evaluate, with_folds
+from mlops.pipeline import mlflow_metrics
 from mlops.report import as_dicts, comparison_rows
 from mlops.splits import evaluation_splits, holdout_split, shared_units, split_leaks
 from mlops.training import train_and_evaluate, training_problem
@@ -85,7 +87,25 @@ def test_k_fold_training_compares_out_of_fold_and_refits_on_all_rows() -> None:
     assert result.winner.pipeline.n_features_in_ == 4  # the winner was refitted on all rows and all features
     assert "3-fold cross-validation by group" in result.split.title()
     rows = {row[0]: row[1:] for row in comparison_rows(as_dicts(result.comparison()), spec.selection)}
-    assert all(" ± " in cell for cell in rows["Per fold: mean ± spread"])
+    for metric in ("Precision", "Recall", "F1-Score", "Selection: f1"):  # every metric, not only the selection's
+        assert all(" ± " in cell for cell in rows[f"{metric}, per fold: mean ± spread"])
+
+
+def test_the_fold_spread_of_each_metric_is_the_mean_and_std_of_the_folds_own_values() -> None:
+    frame, spec = machines(units=12, days=20), group_spec(folds=3)
+    actual = frame["failure_soon"].to_numpy()
+    predicted = frame["temp"].to_numpy() > 92
+    splits = evaluation_splits(frame, spec)
+    folds = [evaluate(actual[s.validation], predicted[s.validation], spec.selection) for s in splits]
+    pooled = with_folds(evaluate(actual, predicted, spec.selection), folds)
+    recalls = [f.recall for f in folds]
+    assert pooled.fold_spread is not None
+    assert pooled.fold_spread["recall"] == pytest.approx([np.mean(recalls), np.std(recalls)])
+    assert pooled.fold_spread["f1"][0] == pytest.approx(np.mean([f.f1 for f in folds]))
+    assert pooled.fold_spread["score"] == [pooled.fold_mean, pooled.fold_std]
+    assert "savings" not in pooled.fold_spread  # no costs declared: nothing to spread
+    flat = mlflow_metrics(pooled.to_dict())  # what MLflow gets: numbers only, the spreads flattened
+    assert flat["fold_std_recall"] == pytest.approx(np.std(recalls)) and "fold_spread" not in flat
 
 
 def test_too_few_units_for_the_folds_is_a_training_problem_not_a_crash() -> None:
