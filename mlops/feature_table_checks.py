@@ -11,12 +11,13 @@ import difflib
 
 import duckdb
 
-from foundation.core.workspace import Workspace, load_model_specs
+from foundation.core.workspace import Workspace, load_model_specs, model_files
 from foundation.engine.dbt.paths import dbt_paths
 from foundation.engine.dbt.static_validation import scan_model_columns
 from foundation.specs.errors import SpecError
 from foundation.specs.estimators import check_estimators
-from foundation.specs.model import ModelRef
+from foundation.specs.model import ModelRef, ModelScan, SalvagedSpec, salvage_model_spec
+from foundation.specs.yaml_source import load_yaml
 from mlops.dataset import published_columns
 
 
@@ -104,31 +105,56 @@ def _sql_errors(ref: ModelRef, columns: list[str]) -> list[SpecError]:
         con.close()
 
 
+def _salvaged_refs(workspace: Workspace, scan: ModelScan) -> list[tuple[ModelRef, SalvagedSpec | None]]:
+    """The specs that failed validation, with their refused parts dropped: checked too, so one `check` lists every
+    mistake of a file (a misspelt key no longer hides a bad baseline rule)."""
+    valid = {ref.path for ref in scan.models}
+    refused = {e.path for e in scan.errors if e.severity == "error"} - valid
+    salvaged = []
+    for usecase, path in model_files(workspace.root):
+        if path not in refused:
+            continue
+        doc, _ = load_yaml(path)
+        rest = salvage_model_spec(doc.data) if doc is not None else None
+        if rest is not None:
+            salvaged.append((ModelRef(usecase, rest.spec, path, doc), rest))
+    return salvaged
+
+
 def check_model_specs(workspace: Workspace) -> list[SpecError]:
     """Every model spec: its format, its feature table (a dbt model, published or documented), its columns, the
-    baseline rule and row filter (bound by DuckDB), and its candidates' classes and hyper-parameters."""
+    baseline rule and row filter (bound by DuckDB), and its candidates' classes and hyper-parameters. A spec that
+    fails its format is checked on what is left of it, so every mistake shows at once."""
     scan = load_model_specs(workspace.root)
     errors = list(scan.errors)
     paths = dbt_paths(workspace)
     documented = scan_model_columns(paths) if paths.exists() else {}
-    for ref in scan.models:
-        errors.extend(check_estimators(ref))
-        table = ref.spec.feature_table
-        columns = published_columns(workspace, ref.usecase, table)
-        if columns is None and table not in documented:
-            close = difflib.get_close_matches(table, list(documented), n=1, cutoff=0.6)
-            errors.append(
-                SpecError(
-                    ref.path,
-                    ref.line("feature_table"),
-                    "feature_table",
-                    f"no dbt model named {table!r} (nor a published table of {ref.usecase})",
-                    f"did you mean {close[0]!r}?" if close else f"models: {', '.join(sorted(documented)) or 'none'}",
-                )
-            )
-            continue
-        if columns is not None:
-            errors.extend(check_against_columns(ref, columns, verified=True))
-        elif documented.get(table):
-            errors.extend(check_against_columns(ref, sorted(documented[table]), verified=False))
+    refs: list[tuple[ModelRef, SalvagedSpec | None]] = [(ref, None) for ref in scan.models]
+    for ref, salvaged in refs + _salvaged_refs(workspace, scan):
+        found = check_estimators(ref)
+        if salvaged is None or not salvaged.is_stand_in("feature_table"):
+            found += _data_model_errors(workspace, ref, documented)
+        # what a check finds in a stand-in was not written by the user (the format error already names the field)
+        errors.extend(e for e in found if salvaged is None or not salvaged.is_stand_in(e.field))
     return errors
+
+
+def _data_model_errors(workspace: Workspace, ref: ModelRef, documented: dict[str, set[str]]) -> list[SpecError]:
+    table = ref.spec.feature_table
+    columns = published_columns(workspace, ref.usecase, table)
+    if columns is None and table not in documented:
+        close = difflib.get_close_matches(table, list(documented), n=1, cutoff=0.6)
+        return [
+            SpecError(
+                ref.path,
+                ref.line("feature_table"),
+                "feature_table",
+                f"no dbt model named {table!r} (nor a published table of {ref.usecase})",
+                f"did you mean {close[0]!r}?" if close else f"models: {', '.join(sorted(documented)) or 'none'}",
+            )
+        ]
+    if columns is not None:
+        return check_against_columns(ref, columns, verified=True)
+    if documented.get(table):
+        return check_against_columns(ref, sorted(documented[table]), verified=False)
+    return []

@@ -7,10 +7,11 @@ these columns) is checked by `mlops.feature_table_checks`.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from foundation.specs.automation import AutomationSpec
 from foundation.specs.errors import SpecError
@@ -200,14 +201,24 @@ class ModelSpec(Spec):
     )
     seed: int = Field(42, description="Seed of every estimator: the same data and seed give the same model.")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelSpec:
-        names = [c.name for c in self.candidates]
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, candidates: list[CandidateSpec]) -> list[CandidateSpec]:
+        names = [c.name for c in candidates]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"candidate names must be unique: {', '.join(duplicates)}")
-        if isinstance(self.threshold, float) and not 0 < self.threshold < 1:
+        return candidates
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, threshold: float | str) -> float | str:
+        if isinstance(threshold, float) and not 0 < threshold < 1:
             raise ValueError("threshold must be between 0 and 1 (exclusive), or auto")
+        return threshold
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
         # Time and entity columns are features when `include` names them (a counter such as days in service can be
         # both the time column and a feature); the target never is.
         if self.features.include is not None and self.target in self.features.include:
@@ -252,3 +263,99 @@ class ModelScan:
     @property
     def ok(self) -> bool:
         return not [e for e in self.errors if e.severity == "error"]
+
+
+# Required fields a salvaged spec fills with a stand-in, so the checks that need the data model can still run on the
+# rest; a check must skip a field listed in `SalvagedSpec.stand_ins` (its value was not written by the user).
+_STAND_INS: dict[str, Any] = {
+    "name": "unnamed",
+    "description": "(missing)",
+    "owner": "missing@example.com",
+    "feature_table": "missing",
+    "entity": ["missing"],
+    "time": "missing",
+    "target": "missing",
+    "baseline": {"rule": "true"},
+    "candidates": [{"name": "missing", "estimator": "decision_tree"}],
+}
+
+
+@dataclass(frozen=True)
+class SalvagedSpec:
+    """What is left of an invalid model spec once every refused part is dropped: the other checks (columns, baseline
+    rule, candidate classes) run on it, so `foundation check` reports all of a file's mistakes at once."""
+
+    spec: ModelSpec
+    stand_ins: frozenset[str]  # top-level fields (`target`) or refused candidates (`candidates[1]`)
+
+    def is_stand_in(self, field: str) -> bool:
+        """Whether an error's field (`target`, `candidates[1].params.x`, `entity.0`) lies in a stand-in."""
+        return any(field == s or field.startswith((f"{s}.", f"{s}[")) for s in self.stand_ins)
+
+
+def _reach(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The longest prefix of `loc` that exists in `data` (pydantic adds union labels that are not keys)."""
+    node, reached = data, []
+    for part in loc:
+        in_mapping = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (in_mapping or in_list):
+            break
+        node = node[part]
+        reached.append(part)
+    return tuple(reached)
+
+
+def _drop(data: Any, path: tuple[str | int, ...]) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    del node[path[-1]]
+
+
+def _refused_part(data: dict[str, Any], reached: tuple[str | int, ...], stand_ins: set[str]) -> tuple[str | int, ...]:
+    """What to drop for a refused value: never one list item (the indexes after it would then name the wrong lines);
+    a refused candidate is swapped for a stand-in at its place, any other list is dropped whole."""
+    index_at = next((k for k, part in enumerate(reached) if isinstance(part, int)), None)
+    if index_at is None:
+        return reached
+    if reached[:index_at] == ("candidates",):
+        i = int(reached[index_at])
+        data["candidates"][i] = {"name": f"refused_{i}", "estimator": "decision_tree"}
+        stand_ins.add(f"candidates[{i}]")
+        return ()
+    return reached[:index_at]
+
+
+def _repair(data: dict[str, Any], errors: list[Any], stand_ins: set[str]) -> bool:
+    """Drop each refused part, or stand in for a missing required field or a refused candidate. False when nothing
+    could be changed (a rule over the whole spec refused it)."""
+    before = len(stand_ins)
+    paths: set[tuple[str | int, ...]] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "missing" and len(loc) == 1 and loc[0] in _STAND_INS and loc[0] not in stand_ins:
+            data[str(loc[0])] = copy.deepcopy(_STAND_INS[str(loc[0])])
+            stand_ins.add(str(loc[0]))
+        elif part := _refused_part(data, _reach(data, loc), stand_ins):
+            paths.add(part)
+    outermost = {p for p in paths if not any(p[: len(q)] == q for q in paths if len(q) < len(p))}
+    for path in outermost:
+        _drop(data, path)
+    return bool(outermost) or len(stand_ins) > before
+
+
+def salvage_model_spec(data: Any, *, attempts: int = 20) -> SalvagedSpec | None:
+    """Drop what pydantic refuses (an unknown key, a bad value), stand in for missing required fields, and validate
+    again until the rest validates. None when nothing is left to check (not a mapping, or a whole-spec rule)."""
+    if not isinstance(data, dict):
+        return None
+    data = copy.deepcopy(data)
+    stand_ins: set[str] = set()
+    for _ in range(attempts):
+        try:
+            return SalvagedSpec(ModelSpec.model_validate(data), frozenset(stand_ins))
+        except ValidationError as exc:
+            if not _repair(data, exc.errors(include_url=False), stand_ins):
+                return None
+    return None
