@@ -143,6 +143,28 @@ class KpiCatalog:
             "recent": [{"period": p.period.isoformat(), "value": p.value} for p in recent],
         }
 
+    def breakdown(self, kpi_id: str, dimension: str, grain: str | None = None) -> list[dict[str, Any]]:
+        """One entry per value of a declared `dimension`: its latest value against target, trend and history.
+
+        Raises ValueError naming the declared dimensions when `dimension` is not one of them."""
+        kpi = self.definition(kpi_id)
+        grain = grain or display_grain(kpi)
+        slices = []
+        for name, points in sorted(self.history(kpi_id, grain, dimension).items(), key=lambda s: str(s[0])):
+            latest = points[-1] if points else None
+            slices.append(
+                {
+                    dimension: name,
+                    "latest": {"period": latest.period.isoformat(), "value": latest.value} if latest else None,
+                    "state": status_against_target(
+                        latest.value if latest else None, kpi["direction"], kpi.get("target"), kpi.get("alert")
+                    ),
+                    "trend": trend_of(points[-TREND_POINTS:], kpi["direction"]),
+                    "history": [{"period": p.period.isoformat(), "value": p.value} for p in points],
+                }
+            )
+        return slices
+
     def list(self, query: str | None = None) -> list[dict[str, Any]]:
         """Every KPI's summary, filtered by a search over id, label, description, owner, use case and tags."""
         items = []

@@ -7,6 +7,7 @@ and a running build never blocks a reader.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.routing import NoMatchFound
 
 from foundation.core.workspace import Workspace
-from kpi_catalog.catalogue import KpiCatalog, KpiNotFoundError, status_against_target
+from kpi_catalog.catalogue import KpiCatalog, KpiNotFoundError, Point, status_against_target
 from kpi_catalog.chart import history_svg
 
 _templates = Environment(loader=PackageLoader("kpi_catalog", "templates"), autoescape=select_autoescape())
@@ -31,6 +32,13 @@ def _fmt(value: float | None) -> str:
     if not isinstance(value, int | float):  # None, or a key the KPI does not declare (e.g. no target)
         return "-"
     return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _slice_chart(series: dict[str, Any], by: str, kpi: dict[str, Any]) -> str:
+    """The chart of one dimension value's series, against the KPI's target and alert."""
+    points = [Point(date.fromisoformat(p["period"]), p["value"]) for p in series["history"]]
+    label = f"{kpi['label']}, {by} {series[by]}"
+    return history_svg(points, kpi.get("target"), kpi.get("alert"), kpi["unit"], label)
 
 
 def catalog_router(workspace_root: Path | None = None) -> APIRouter:
@@ -53,11 +61,23 @@ def catalog_router(workspace_root: Path | None = None) -> APIRouter:
     def list_kpis(q: str | None = Query(None, description="Search words")) -> list[dict[str, Any]]:
         return catalog().list(q)
 
+    def breakdown(kpi_id: str, by: str | None, grain: str) -> list[dict[str, Any]] | None:
+        try:
+            return None if by is None else catalog().breakdown(kpi_id, by, grain)
+        except ValueError as exc:  # not a declared dimension: the message lists them
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+
     @router.get("/v1/kpis/{kpi_id}", summary="One KPI: definition, lineage, latest value, history")
-    def get_kpi(kpi_id: str, grain: str | None = None) -> dict[str, Any]:
+    def get_kpi(
+        kpi_id: str,
+        grain: str | None = None,
+        by: str | None = Query(None, description="A declared dimension: adds one series per value of it"),
+    ) -> dict[str, Any]:
         item = summary(kpi_id, grain)
         history = catalog().history(kpi_id, item["grain"]).get(None, [])
-        return {**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history]}
+        sliced = breakdown(kpi_id, by, item["grain"])
+        extra = {} if sliced is None else {"by": by, "series": sliced}
+        return {**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history], **extra}
 
     @router.get("/kpis", response_class=HTMLResponse, include_in_schema=False)
     def list_page(request: Request, q: str | None = None) -> str:
@@ -79,14 +99,20 @@ def catalog_router(workspace_root: Path | None = None) -> APIRouter:
         )
 
     @router.get("/kpis/{kpi_id}", response_class=HTMLResponse, include_in_schema=False)
-    def kpi_page(request: Request, kpi_id: str, grain: str | None = None) -> str:
+    def kpi_page(request: Request, kpi_id: str, grain: str | None = None, by: str | None = None) -> str:
         item = summary(kpi_id, grain)
         current = catalog()
         history = current.history(kpi_id, item["grain"]).get(None, [])
+        slices = [
+            (str(s[by]), s, _slice_chart(s, by, item))  # the dimension's value, its summary, its chart
+            for s in breakdown(kpi_id, by, item["grain"]) or []
+        ]
         return _templates.get_template("kpi.html").render(
             k=item,
             history=history,
             chart=history_svg(history, item.get("target"), item.get("alert"), item["unit"], item["label"]),
+            by=by,
+            slices=slices,
             published_at=current.generated_at,
             base=request.scope.get("root_path", ""),
             fmt=_fmt,

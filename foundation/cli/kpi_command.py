@@ -78,22 +78,46 @@ def kpi_list(
 def kpi_show(
     name: Annotated[str, typer.Argument(help="KPI id, as in `foundation kpi list`.")],
     grain: Annotated[str | None, typer.Option(help="day, week or month (default: the finest it has).")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="A declared dimension: the latest value and history of each of its values."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """One KPI: definition, owner, lineage back to the source YAML, latest value against target, history."""
+    """One KPI: definition, owner, lineage back to the source YAML, latest value against target, history.
+
+    `--by DIM` slices it by one of its declared dimensions (`foundation kpi show fleet_availability --by segment`)."""
     from kpi_catalog.catalogue import KpiNotFoundError  # lazy: pyarrow and deltalake (0.4 s), not for --help
 
     catalog = _catalog()
     try:
         item: dict[str, Any] = catalog.summary(name, grain)
         history = catalog.history(name, item["grain"]).get(None, [])
-    except (KpiNotFoundError, ValueError) as exc:  # an unknown KPI or grain: a usage error
+        slices = None if by is None else catalog.breakdown(name, by, item["grain"])
+    except (KpiNotFoundError, ValueError) as exc:  # an unknown KPI, grain or dimension: a usage error
         fail("kpi show", str(exc.args[0] if exc.args else exc), json_output)
     if json_output:
-        print_json({**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history]})
+        sliced = {} if slices is None else {"by": by, "series": slices}
+        print_json({**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history], **sliced})
+        return
+    _print_header(item)
+    if by is not None and slices is not None:
+        _print_slices(item, by, slices)
         return
     latest = item["latest"]
     style = STATE_STYLE[item["state"]]
+    value = f"[{style}]{_fmt(latest['value'], item['unit'])} ({item['state'].replace('_', ' ')})[/{style}]"
+    console.print(f"latest {latest['period'] if latest else '-'}: {value if latest else '-'} · trend {item['trend']}")
+    print_table(
+        f"History ({item['grain']}, last {len(history[-24:])})",
+        ["period", "value", "vs target"],
+        [[p.period.isoformat(), _fmt(p.value, item["unit"]), _vs_target(p.value, item)] for p in history[-24:]],
+        right=["value"],
+    )
+
+
+def _print_header(item: dict[str, Any]) -> None:
+    """A KPI's definition, owner and lineage."""
     console.print(f"[bold]{item['label']}[/bold] ({item['id']}, {item['status']}) - {item['description']}")
     console.print(
         f"owner {item['owner']} · unit {item['unit']} · {item['direction']} is better · "
@@ -108,13 +132,29 @@ def kpi_show(
     console.print(f"lineage: {item['dbt_model']} <- models {', '.join(item['upstream_models'])}")
     for source in item["lineage"]:
         console.print(f"  <- source {source['source']} ({source['yaml']}, owner {source['owner']})")
-    value = f"[{style}]{_fmt(latest['value'], item['unit'])} ({item['state'].replace('_', ' ')})[/{style}]"
-    console.print(f"latest {latest['period'] if latest else '-'}: {value if latest else '-'} · trend {item['trend']}")
+
+
+def _print_slices(item: dict[str, Any], by: str, slices: list[dict[str, Any]]) -> None:
+    """The latest value of each value of `by`, then their histories side by side (one column per value)."""
+    unit = item["unit"]
+    rows = []
+    for s in slices:
+        latest = s["latest"]
+        style = STATE_STYLE[s["state"]]
+        value = f"[{style}]{_fmt(latest['value'] if latest else None, unit)}[/{style}]"
+        state = f"[{style}]{s['state'].replace('_', ' ')}[/{style}]"
+        rows.append([str(s[by]), latest["period"] if latest else "-", value, state, TREND_ARROW[s["trend"]]])
     print_table(
-        f"History ({item['grain']}, last {len(history[-24:])})",
-        ["period", "value", "vs target"],
-        [[p.period.isoformat(), _fmt(p.value, item["unit"]), _vs_target(p.value, item)] for p in history[-24:]],
-        right=["value"],
+        f"By {by} ({item['grain']})", [by, "latest period", "value", "vs target", "trend"], rows, right=["value"]
+    )
+    values = {(str(s[by]), p["period"]): p["value"] for s in slices for p in s["history"]}
+    periods = sorted({period for _, period in values})[-24:]
+    names = [str(s[by]) for s in slices]
+    print_table(
+        f"History by {by} ({item['grain']}, last {len(periods)})",
+        ["period", *names],
+        [[period, *[_fmt(values.get((n, period)), unit) for n in names]] for period in periods],
+        right=names,
     )
 
 

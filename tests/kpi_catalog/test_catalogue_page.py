@@ -125,6 +125,9 @@ def test_json_routes_for_applications(server: str) -> None:
     with urllib.request.urlopen(f"{server}/v1/kpis/mttr_hours?grain=month") as response:
         kpi = json.load(response)
     assert kpi["grain"] == "month" and kpi["history"] and kpi["owner"] == "workshop@example.com"
+    with urllib.request.urlopen(f"{server}/v1/kpis/fleet_availability?by=segment") as response:
+        sliced = json.load(response)
+    assert sliced["series"] and all(len(s["history"]) == 14 for s in sliced["series"])  # the demo's days, per segment
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{server}/v1/kpis/nope")
     assert missing.value.code == 404
