@@ -6,8 +6,9 @@ writing); how the rows are split and the leak check are in `mlops.splits`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pandas as pd
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -16,6 +17,9 @@ from foundation.engine.dbt.publish import gold_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.sql import quote_ident
 from foundation.specs.model import ModelSpec
+
+if TYPE_CHECKING:  # DuckDB makes the frame: `foundation check` reads column names here and must not load pandas
+    import pandas as pd
 
 
 class FeatureTableMissing(LookupError):

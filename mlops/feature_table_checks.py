@@ -1,5 +1,6 @@
 """Model specs checked against the data model: the feature table exists (published, or documented by dbt), the columns
-a spec names are in it, and its baseline rule and row filter bind to them, with `file:line` errors.
+a spec names are in it, and its baseline rule and row filter bind to them, with `file:line` errors; KPIs on
+predictions name a model spec. Light imports only: `foundation check` loads this module (no pandas, no scikit-learn).
 
 Loading the specs is `foundation.core.workspace.load_model_specs`; `check_against_columns` is pure over the columns
 it is given, so the tests call it directly.
@@ -16,6 +17,7 @@ from foundation.engine.dbt.paths import dbt_paths
 from foundation.engine.dbt.static_validation import scan_model_columns
 from foundation.specs.errors import SpecError
 from foundation.specs.estimators import check_estimators
+from foundation.specs.kpi import KpiRef
 from foundation.specs.model import ModelRef, ModelScan, SalvagedSpec, salvage_model_spec
 from foundation.specs.yaml_source import load_yaml
 from mlops.dataset import published_columns
@@ -158,3 +160,24 @@ def _data_model_errors(workspace: Workspace, ref: ModelRef, documented: dict[str
     if documented.get(table):
         return check_against_columns(ref, sorted(documented[table]), verified=False)
     return []
+
+
+def check_model_kpis(kpis: list[KpiRef], models: list[ModelRef]) -> list[SpecError]:
+    """Pure: a model KPI must name a model spec of its own use case."""
+    errors = []
+    for kpi in kpis:
+        name = kpi.spec.predictions
+        if name is None:
+            continue
+        known = sorted(m.spec.name for m in models if m.usecase == kpi.usecase)
+        if name not in known:
+            errors.append(
+                SpecError(
+                    kpi.path,
+                    kpi.line_of.get("predictions"),
+                    "predictions",
+                    f"no model spec {name!r} in use case {kpi.usecase!r}",
+                    f"use one of: {', '.join(known)}" if known else f"declare it in usecases/{kpi.usecase}/ml/",
+                )
+            )
+    return errors

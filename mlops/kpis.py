@@ -21,7 +21,6 @@ from deltalake.exceptions import TableNotFoundError
 from foundation.core.workspace import Workspace, load_kpis, load_model_specs
 from foundation.engine.dbt.publish import gold_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
-from foundation.specs.errors import SpecError
 from foundation.specs.kpi import KpiRef
 from foundation.specs.model import ModelRef
 from mlops.inference import at_risk, at_risk_sql, predictions_uri
@@ -32,27 +31,6 @@ PREDICTIONS_RELATION = "predictions"  # what the catalogue shows as the KPI's SQ
 def model_kpis(kpis: list[KpiRef], ref: ModelRef) -> list[KpiRef]:
     """The KPIs of `ref`'s use case computed from its predictions."""
     return [k for k in kpis if k.usecase == ref.usecase and k.spec.predictions == ref.spec.name]
-
-
-def check_model_kpis(kpis: list[KpiRef], models: list[ModelRef]) -> list[SpecError]:
-    """Pure: a model KPI must name a model spec of its own use case."""
-    errors = []
-    for kpi in kpis:
-        name = kpi.spec.predictions
-        if name is None:
-            continue
-        known = sorted(m.spec.name for m in models if m.usecase == kpi.usecase)
-        if name not in known:
-            errors.append(
-                SpecError(
-                    kpi.path,
-                    kpi.line_of.get("predictions"),
-                    "predictions",
-                    f"no model spec {name!r} in use case {kpi.usecase!r}",
-                    f"use one of: {', '.join(known)}" if known else f"declare it in usecases/{kpi.usecase}/ml/",
-                )
-            )
-    return errors
 
 
 def _time_is_date(schema_fields: list[Any], column: str) -> bool:

@@ -17,7 +17,7 @@ from foundation.specs.roots import path_errors
 from foundation.specs.secrets import MissingSecretError, references
 from foundation.specs.source import DeltaExtract
 from foundation.specs.yaml_source import load_yaml
-from mlops.feature_table_checks import check_model_specs
+from mlops.feature_table_checks import check_model_kpis, check_model_specs
 
 
 def check_workspace(workspace: Workspace) -> list[SpecError]:
@@ -69,9 +69,6 @@ def check_workspace(workspace: Workspace) -> list[SpecError]:
 
 def _dbt_and_kpi_errors(workspace: Workspace) -> list[SpecError]:
     """KPI YAML errors, dbt sources with no source YAML behind them, KPIs on unknown models or columns."""
-    # lazy: mlops.kpis imports pandas (2.6 s) for what the check does not use; KPIs on predictions name a model spec
-    from mlops.kpis import check_model_kpis
-
     kpis = load_kpis(workspace.root)
     return (
         kpis.errors

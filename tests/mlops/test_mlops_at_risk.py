@@ -13,8 +13,9 @@ from foundation.cli.main import app
 from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
 from kpi_catalog.catalogue import KpiCatalog
+from mlops.feature_table_checks import check_model_kpis
 from mlops.inference import batch_score, predictions_uri
-from mlops.kpis import catalog_entries, check_model_kpis, publish_model_kpis
+from mlops.kpis import catalog_entries, publish_model_kpis
 from tests.mlops.conftest import USECASE, MlWorkspace, spec_dict
 
 KPI_YAML = """id: trucks_at_risk

@@ -9,8 +9,9 @@ from typing import Any
 from foundation.core.workspace import load_kpis, load_model_specs
 from foundation.engine.dbt.publish import write_catalog
 from kpi_catalog.catalogue import KpiCatalog
+from mlops.feature_table_checks import check_model_kpis
 from mlops.inference import batch_score
-from mlops.kpis import catalog_entries, check_model_kpis, latest_model_kpis, publish_model_kpis
+from mlops.kpis import catalog_entries, latest_model_kpis, publish_model_kpis
 from tests.mlops.conftest import MlWorkspace, spec_dict
 from tests.mlops.test_mlops_at_risk import KPI_YAML, write_kpi
 
