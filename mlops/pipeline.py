@@ -223,7 +223,7 @@ def register_and_gate(
         decision.baseline_score,
         decision.champion_score,
         logged["run_id"],
-        json.dumps(winner.evaluation.to_dict()),
+        json.dumps({**winner.evaluation.to_dict(), "candidate": winner.name}),  # `models list` reads it
     )
     append_history(workspace, event)
     champion = current_champion(client, name)

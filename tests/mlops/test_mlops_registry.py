@@ -4,6 +4,10 @@ row once; monitoring computes drift and realised performance."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import duckdb
@@ -98,7 +102,42 @@ def test_rollback_restores_the_previous_version(trained: dict[str, Any]) -> None
     with pytest.raises(RegistryError, match="no previous champion"):
         rollback(kit.workspace, "fleet__risk", "again")
     assert _champion(kit) == before
-    assert [m["model"] for m in list_models(kit.workspace)] == ["fleet__risk"]
+    assert list_models(kit.workspace) == _models_in_mlflow(kit)
+    assert list_models(kit.workspace)[0]["estimator"] in {c["name"] for c in spec_dict()["candidates"]}
+
+
+def _models_in_mlflow(kit: Any) -> list[dict[str, Any]]:
+    """What MLflow's registry says, to hold `list_models` (replayed from the promotion history) to it."""
+    client = mlflow_client(kit.workspace)
+    items = []
+    for model in client.search_registered_models(order_by=["name ASC"]):
+        versions = [int(v.version) for v in client.search_model_versions(f"name = '{model.name}'")]
+        champion = client.get_model_version_by_alias(model.name, CHAMPION)
+        tags = champion.tags
+        items.append(
+            {
+                "model": model.name,
+                "champion": int(champion.version),
+                "versions": len(versions),
+                "latest": max(versions),
+                "metric": tags["foundation.metric"],
+                "score": float(tags["foundation.score"]),
+                "estimator": tags["foundation.candidate"],
+            }
+        )
+    return items
+
+
+def test_models_list_reads_the_history_without_importing_mlflow(trained: dict[str, Any]) -> None:
+    probe = "import json, sys; from foundation.cli.main import app\ntry: app()\nexcept SystemExit: pass\n"
+    probe += "sys.stderr.write('MODULES ' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    env = {**os.environ, "FOUNDATION_WORKSPACE": str(trained["kit"].root)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "models", "list", "--json"], env=env, capture_output=True, text=True
+    )
+    modules = set(json.loads(result.stderr.rpartition("MODULES ")[2]))
+    assert not modules & {"mlflow", "sklearn", "pandas"}, sorted(modules & {"mlflow", "sklearn", "pandas"})
+    assert "fleet__risk" in result.stdout
 
 
 def test_champion_lineage_replays_promotions_and_rollbacks() -> None:
