@@ -34,6 +34,7 @@ from foundation.cli import (
     sources_command,
     sql_command,
     status_command,
+    tables_command,
     ui_command,
 )
 from foundation.core.settings_profiles import PROFILE_ENV
@@ -94,6 +95,7 @@ app.command("check")(check_command.check)
 sources.command("list")(sources_command.sources_list)
 app.command("ingest")(ingest_command.ingest)
 app.command("sql")(sql_command.sql)
+app.command("tables")(tables_command.tables)
 demo.callback()(demo_command.demo)
 demo.command("serve", help=demo_command.SERVE_HELP)(demo_command.serve)
 app.command("ui")(ui_command.ui)

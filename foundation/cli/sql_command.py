@@ -12,20 +12,24 @@ from foundation.core.workspace import Workspace
 
 def sql(
     query: Annotated[
-        str, typer.Argument(help='SQL over the lakehouse, e.g. "select count(*) from bronze.<uc>__<source>"')
+        str, typer.Argument(help='SQL over the lakehouse, e.g. "select count(*) from gold.<uc>__<model>"')
     ],
     json_output: JsonFlag = False,
     limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
 ) -> None:
-    """Query the lakehouse with DuckDB: every bronze table is a view `bronze.<usecase>__<source>`."""
+    """Query the lakehouse with DuckDB: every table is a view `layer.name`, as `foundation tables` lists them.
+
+    Layers: bronze.<uc>__<source>, quarantine.<uc>__<source>, gold.<uc>__<model> (and the same by dbt folder:
+    marts., features., kpis.), ml.<uc>__<model>__predictions|drift|realised_performance|api_predictions|training_set,
+    ml.promotions, quality.check_results."""
     # lazy: duckdb and deltalake (0.3 s); `foundation --help` must not pay for them
     import duckdb
 
-    from foundation.engine.lakehouse.catalog import register_bronze
+    from foundation.platform.tables import register_tables
 
     workspace = Workspace.open()
     con = duckdb.connect()
-    register_bronze(con, workspace.lakehouse_root, workspace.settings.lakehouse.storage_options)
+    register_tables(con, workspace)
     try:
         cursor = con.execute(query)
     except duckdb.Error as exc:

@@ -16,6 +16,7 @@ import yaml
 
 from foundation.core.extras import missing_extra
 from foundation.core.workspace import Workspace
+from foundation.dagster_defs.dev_env import write_dagster_env
 
 # dagster.yaml field of `postgres_db` -> the environment variable it is read from (Dagster's `env:` source).
 POSTGRES_ENV = {
@@ -111,6 +112,7 @@ def prepare_home(workspace: Workspace) -> Path:
                 f"dagster.home is {settings.home} but {config} does not exist: install infra/dagster/dagster.yaml "
                 "there, or remove dagster.home to use the instance under the state folder"
             )
+        write_dagster_env(workspace.root, home)
         return home
     home.mkdir(parents=True, exist_ok=True)
     text = render_instance_yaml(settings.storage, home)
@@ -128,6 +130,7 @@ def prepare_home(workspace: Workspace) -> Path:
                 f"dagster.storage is postgres but {', '.join(missing)} not set in the environment: set them "
                 "(the password from your secret store), or set dagster.storage: sqlite"
             )
+    write_dagster_env(workspace.root, home)  # so that `dagster dev -f definitions.py` opens this instance too
     return home
 
 
