@@ -1,5 +1,7 @@
-"""Benchmark: rows/s of batch inference (`mlops.inference.batch_score`, the `predictions` asset's work, Delta write
-included) against the anchor, the raw model's `predict` on a numpy array of the same rows. Target >= 0.5x.
+"""Benchmark: batch inference (`mlops.inference.batch_score`, the `predictions` asset's work, Delta write included)
+against the hand-written path for the same model: read the feature rows from Delta, build the numpy matrix,
+predict_proba, write the predictions to Delta, same rows, same run. Target: >= 0.8x its speed (time <= 1.25x), for
+every model family, at 1M rows.
 
 Run from the repository root::
 
@@ -12,10 +14,14 @@ table and trains the fleet model; its rows are sampled with replacement up to --
 gold snapshot `features_truck_day` of a bench workspace. Models: `champion` is the registered champion (loaded from
 MLflow, as the asset does); a candidate name (e.g. `random_forest`) is that candidate fitted once on the demo.
 
-Per model, best of --repeat:
+Per model, best of --repeat (wall and CPU seconds; the two paths alternate):
 - batch: `batch_score(workspace, ref, champion)` with no prediction yet (the predictions table is removed before
   each run): read the unscored rows (DuckDB over the Delta snapshot, prediction ids), build the model inputs,
   predict_proba, build the Arrow table, append it in one Delta commit;
+- hand-written (`hand_written`): the same work written for this one pipeline, as an engineer would: DuckDB reads
+  the snapshot's Parquet files (ids computed in the query), the fitted preprocessing applied in numpy, the
+  estimator's predict_proba, one `write_deltalake` append of the same columns; both outputs are joined on the
+  prediction id to check they hold the same rows and scores;
 - anchor: the fitted estimator's `predict` on the already preprocessed float matrix (numpy) of the same rows;
 - stages of the batch path, timed apart with the same functions, to show where the time goes: the read that
   returns the model's matrix (preprocessing compiled to DuckDB SQL, `compiled_inputs_sql`) as Arrow, the
@@ -47,7 +53,7 @@ from _workspace import REPO, demo_workspace
 
 USECASE = "fleet_maintenance"
 MODEL = "failure_risk"
-TARGET = 0.5
+TARGET = 0.8  # batch_score at >= 0.8x the hand-written path's speed (its time <= 1.25x)
 
 
 def synthesise(frame: pd.DataFrame, rows: int, entity: str, time_column: str, seed: int = 11) -> pd.DataFrame:
@@ -99,12 +105,77 @@ def model_for(name: str, demo_root: Path, ref: Any, cache: dict[str, Any]) -> tu
     return candidate.pipeline, 0, candidate.threshold, result.features
 
 
+def by_hand_matrix(pipeline: Any, table: Any) -> np.ndarray:
+    """The estimator's input matrix from the Arrow rows, written by hand for this pipeline's fitted preprocessing
+    (median imputer + standard scaler on numbers, one-hot on text): numpy, one column block per transformer."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    blocks = []
+    for name, transformer, columns in pipeline[0].transformers_:
+        if name == "remainder" or not len(columns):
+            continue
+        if hasattr(transformer, "categories_"):  # one-hot: one 0/1 column per fitted category
+            for column, categories in zip(columns, transformer.categories_, strict=True):
+                values = table.column(column).cast(pa.string()).to_numpy(zero_copy_only=False)
+                blocks.append((values[:, None] == np.asarray(categories, dtype=object)[None, :]).astype(np.float64))
+            continue
+        imputer, scaler = transformer[0], transformer[1]
+        x = np.column_stack(
+            [pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in columns]
+        )
+        x = np.where(np.isnan(x), imputer.statistics_, x)
+        blocks.append((x - scaler.mean_) / scaler.scale_)
+    return np.hstack(blocks)
+
+
+def hand_written(uri: str, out: str, ref: Any, champion: tuple[Any, int, float, list[str]]) -> float:
+    """The hand-written path (the target's reference): read the feature rows from the Delta snapshot (DuckDB over
+    its Parquet files, prediction ids computed in the same query), build the numpy matrix, predict_proba, write
+    the same predictions (same rows, same columns) to Delta in one append. Seconds."""
+    import duckdb
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from foundation.engine.sql import quote_ident, quote_literal
+    from mlops.inference import prediction_id_sql
+
+    pipeline, version, threshold, features = champion
+    started = time.perf_counter()
+    snapshot = DeltaTable(uri)
+    files = "[" + ", ".join(quote_literal(f) for f in snapshot.file_uris()) + "]"
+    keys = list(dict.fromkeys((*ref.spec.entity, ref.spec.time)))
+    identity = prediction_id_sql(ref.registered_name, [*ref.spec.entity, ref.spec.time])
+    columns = ", ".join(quote_ident(c) for c in dict.fromkeys((*keys, *features)))
+    con = duckdb.connect()
+    table = con.sql(f"select {identity} as prediction_id, {columns} from read_parquet({files})").to_arrow_table()
+    con.close()
+    estimator = pipeline[-1]
+    scores = estimator.predict_proba(by_hand_matrix(pipeline, table))[:, list(estimator.classes_).index(True)]
+    n = table.num_rows
+    predictions = {
+        "prediction_id": table.column("prediction_id"),
+        "model": pa.array([ref.registered_name] * n, pa.string()),
+        "model_version": pa.array(np.full(n, version, dtype=np.int64)),
+        "scored_at": pa.array(np.full(n, np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")),
+                              pa.timestamp("us", "UTC")),
+        **{c: table.column(c) for c in keys},
+        "score": pa.array(scores),
+        "label": pa.array(scores >= threshold),
+        "threshold": pa.array(np.full(n, threshold)),
+        "feature_table_version": pa.array(np.full(n, snapshot.version(), dtype=np.int64)),
+    }
+    write_deltalake(out, pa.table(predictions), mode="append")
+    return time.perf_counter() - started
+
+
 def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], repeat: int) -> dict[str, Any]:
     import duckdb
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
     from foundation.core.workspace import Workspace
+    from foundation.engine.lakehouse.catalog import delta_relation_sql
     from foundation.engine.sql import quote_ident
     from mlops.dataset import feature_table_uri
     from mlops.inference import (
@@ -120,16 +191,30 @@ def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], r
     workspace = Workspace.open(root)
     pipeline, version, threshold, features = champion
     out = predictions_uri(workspace, ref)
-    batch = []
+    batch, batch_cpu, hand, hand_cpu = [], [], [], []
     rows = 0
-    for _ in range(repeat):
+    uri = feature_table_uri(workspace, USECASE, ref.spec)
+    by_hand = f"{out}_by_hand"
+    for _ in range(repeat):  # alternated, so that the machine's load weighs on both alike
         shutil.rmtree(out, ignore_errors=True)
+        cpu = time.process_time()
         report = batch_score(workspace, ref, champion)
+        batch_cpu.append(time.process_time() - cpu)
         rows = report.rows_scored
         batch.append(report.seconds)
+        shutil.rmtree(by_hand, ignore_errors=True)
+        cpu = time.process_time()
+        hand.append(hand_written(uri, by_hand, ref, champion))
+        hand_cpu.append(time.process_time() - cpu)
+    con = duckdb.connect()  # same rows, same scores both ways?
+    ours, theirs = (delta_relation_sql(con, u) for u in (out, by_hand))
+    agreement = con.execute(
+        f"select count(*), max(abs(a.score - b.score)) from {ours} a join {theirs} b using (prediction_id)"
+    ).fetchall()[0]
+    con.close()
+    shutil.rmtree(by_hand, ignore_errors=True)
     # The batch path's stages, timed apart (same functions, same order), best of `repeat` each; then the former
     # path (every column to pandas, the pipeline on a DataFrame) for comparison, in the same run.
-    uri = feature_table_uri(workspace, USECASE, ref.spec)
     compiled = compiled_inputs_sql(pipeline, features)
     assert compiled is not None, "the benchmark expects a pipeline built by mlops.training.build_pipeline"
     keys = [quote_ident(c) for c in dict.fromkeys((*ref.spec.entity, ref.spec.time))]
@@ -198,6 +283,11 @@ def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], r
         "rows": rows,
         "estimator": type(estimator).__name__,
         "batch": min(batch),
+        "batch_cpu": min(batch_cpu),
+        "hand": min(hand),
+        "hand_cpu": min(hand_cpu),
+        "same_rows": agreement[0] == rows,
+        "hand_difference": agreement[1] or 0.0,
         "anchor": min(anchor),
         "stages": stages,
         "former": former,
@@ -240,25 +330,27 @@ def main() -> None:
     )
     header = [
         "model",
-        "batch_score (rows/s)",
-        "anchor: estimator.predict on numpy (rows/s)",
-        "ratio",
-        "target >= 0.5x",
+        "batch_score (s, CPU s)",
+        "hand-written (s, CPU s)",
+        "ratio (hand-written / batch_score)",
+        f"target >= {TARGET}x",
+        "same rows, max score difference",
+        "anchor: estimator.predict on numpy (s)",
         "I/O floor (s)",
-        "best reachable ratio (anchor / floor)",
     ]
     print("| " + " | ".join(header) + " |")
-    print("|---|---:|---:|---:|---|---:|---:|")
+    print("|---|---:|---:|---:|---|---|---:|---:|")
     for name, m in results:
-        ratio = m["anchor"] / m["batch"]
+        ratio = m["hand"] / m["batch"]
         cells = [
             f"{name} ({m['estimator']})",
-            f"{m['rows'] / m['batch']:,.0f} ({m['batch']:.2f} s)",
-            f"{m['rows'] / m['anchor']:,.0f} ({m['anchor']:.3f} s)",
+            f"{m['batch']:.2f} ({m['batch_cpu']:.2f})",
+            f"{m['hand']:.2f} ({m['hand_cpu']:.2f})",
             f"{ratio:.2f}x",
             "met" if ratio >= TARGET else "missed",
+            f"{'yes' if m['same_rows'] else 'NO'}, {m['hand_difference']:.1e}",
+            f"{m['anchor']:.3f}",
             f"{m['floor']:.2f}",
-            f"{m['anchor'] / m['floor']:.2f}x",
         ]
         print("| " + " | ".join(cells) + " |")
     print("\nWhere the batch path's time goes (seconds, stages timed apart):\n")

@@ -83,7 +83,9 @@ def _sql_errors(ref: ModelRef, columns: list[str]) -> list[SpecError]:
     try:
         con.execute("create table t (" + ", ".join(f'"{c}" varchar' for c in columns) + ")")
         errors = []
-        for loc, expression in ((("baseline", "rule"), ref.spec.baseline.rule), (("row_filter",), ref.spec.row_filter)):
+        baseline = ref.spec.baseline
+        expressions = ((("baseline", "rule"), baseline.rule), (("baseline", "expression"), baseline.expression))
+        for loc, expression in (*expressions, (("row_filter",), ref.spec.row_filter)):
             if expression is None:
                 continue
             try:

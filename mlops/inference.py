@@ -157,14 +157,15 @@ def compiled_inputs_sql(pipeline: Any, features: list[str]) -> list[str] | None:
 def predictions_table(
     frame: pd.DataFrame | pa.Table,
     scores: np.ndarray,
-    threshold: float,
+    threshold: float | None,
     ref: ModelRef,
     version: int,
     scored_at: datetime,
     feature_version: int,
 ) -> pa.Table:
     """Pure: the rows to append (id, model, version, scored-at, entity, time, score, label). `frame`: the scored
-    rows (pandas or Arrow) with their prediction id, entity and time columns."""
+    rows (pandas or Arrow) with their prediction id, entity and time columns. A regression (no threshold): `score`
+    is the predicted value, `label` and `threshold` are null."""
     n = len(frame)
     arrow = isinstance(frame, pa.Table)
     columns: dict[str, Any] = {
@@ -181,8 +182,12 @@ def predictions_table(
         if column not in columns:
             columns[column] = frame.column(column) if arrow else pa.array(frame[column])
     columns["score"] = pa.array(scores.astype(np.float64))
-    columns["label"] = pa.array(scores >= threshold)
-    columns["threshold"] = pa.array(np.full(n, threshold, dtype=np.float64))
+    if threshold is None:
+        columns["label"] = pa.nulls(n, pa.bool_())
+        columns["threshold"] = pa.nulls(n, pa.float64())
+    else:
+        columns["label"] = pa.array(scores >= threshold)
+        columns["threshold"] = pa.array(np.full(n, threshold, dtype=np.float64))
     columns["feature_table_version"] = pa.array(np.full(n, feature_version, dtype=np.int64))
     return pa.table(columns)
 
@@ -198,13 +203,15 @@ def compiled_scores(pipeline: Any, rows: pa.Table, width: int) -> np.ndarray:
             matrix[start:stop, i] = batch.column(i).to_numpy(zero_copy_only=False)
         start = stop
     estimator = pipeline[-1]
+    if not hasattr(estimator, "predict_proba"):  # a regressor: the predicted value
+        return np.asarray(estimator.predict(matrix), dtype=np.float64)
     classes = list(estimator.classes_)
     if True not in classes:
         return np.zeros(rows.num_rows)
     return estimator.predict_proba(matrix)[:, classes.index(True)]
 
 
-def load_champion(workspace: Workspace, ref: ModelRef) -> tuple[Any, int, float, list[str]]:
+def load_champion(workspace: Workspace, ref: ModelRef) -> tuple[Any, int, float | None, list[str]]:
     import mlflow.sklearn  # lazy: mlflow, +2.9 s for the KPI publish and the dashboards (SQL only)
 
     client = mlflow_client(workspace)
@@ -213,11 +220,12 @@ def load_champion(workspace: Workspace, ref: ModelRef) -> tuple[Any, int, float,
         raise RegistryError(f"{ref.registered_name} has no champion: run `foundation train {ref.usecase}` first")
     tags = champion.tags or {}
     model = mlflow.sklearn.load_model(f"models:/{ref.registered_name}@{CHAMPION}")
-    return model, int(champion.version), float(tags["foundation.threshold"]), json.loads(tags["foundation.features"])
+    threshold = float(tags["foundation.threshold"]) if "foundation.threshold" in tags else None  # None: regression
+    return model, int(champion.version), threshold, json.loads(tags["foundation.features"])
 
 
 def batch_score(
-    workspace: Workspace, ref: ModelRef, champion: tuple[Any, int, float, list[str]] | None = None
+    workspace: Workspace, ref: ModelRef, champion: tuple[Any, int, float | None, list[str]] | None = None
 ) -> InferenceReport:
     """Score every feature row without a prediction with the champion; append them in one Delta commit."""
     started = time.perf_counter()
@@ -257,13 +265,13 @@ def batch_score(
         if frame is None:
             scores = compiled_scores(model, rows, len(compiled or []))
         else:
-            from mlops.training import model_inputs, positive_scores  # lazy: scikit-learn, as above
+            from mlops.training import model_inputs, model_outputs  # lazy: scikit-learn, as above
 
-            scores = positive_scores(model, model_inputs(frame, features))
+            scores = model_outputs(model, model_inputs(frame, features))
         table = predictions_table(rows, scores, threshold, ref, version, datetime.now(UTC), feature_version)
         if existing is not None:
             table = _like(table, DeltaTable(out))
-        flagged = int((scores >= threshold).sum())
+        flagged = int((scores >= threshold).sum()) if threshold is not None else 0
         options = workspace.settings.lakehouse.storage_options or None
         write_deltalake(out, table, mode="append", storage_options=options)
         delta_version = DeltaTable(out).version()

@@ -1,8 +1,10 @@
-"""Confusion counts, the classic metrics, the business metric and threshold choice: pure functions over arrays."""
+"""Confusion counts, the classic metrics, the business metric and threshold choice (classification); errors and
+their cost (regression): pure functions over arrays."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,14 +32,63 @@ class Evaluation:
         return asdict(self)
 
 
-FOLD_METRICS = ("precision", "recall", "f1", "savings", "score")
+@dataclass(frozen=True)
+class ErrorEvaluation:
+    """One column of a regression comparison: how far a model's (or the 'as is' expression's) values are from the
+    actual ones on the validation rows."""
+
+    rows: int
+    mae: float  # mean absolute error, in the target's unit
+    rmse: float  # root mean squared error: punishes large misses
+    mape: float | None  # mean absolute percentage error (a fraction), over rows whose actual is not 0; None if none
+    bias: float  # mean(predicted - actual): above 0, it over-predicts
+    cost: float | None  # the error's cost in money (None without `selection.error_cost`)
+    score: float  # the selection metric's value (lower is better)
+    fold_mean: float | None = None
+    fold_std: float | None = None
+    fold_spread: dict[str, list[float]] | None = None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
 
 
-def with_folds(pooled: Evaluation, per_fold: list[Evaluation]) -> Evaluation:
+FOLD_METRICS = ("precision", "recall", "f1", "savings", "mae", "rmse", "mape", "bias", "cost", "score")
+
+
+def evaluate_errors(actual: np.ndarray, predicted: np.ndarray, selection: SelectionSpec) -> ErrorEvaluation:
+    actual = np.asarray(actual, dtype=np.float64)
+    error = np.asarray(predicted, dtype=np.float64) - actual
+    mae = float(np.mean(np.abs(error))) if len(error) else 0.0
+    rmse = float(np.sqrt(np.mean(error**2))) if len(error) else 0.0
+    nonzero = actual != 0
+    mape = float(np.mean(np.abs(error[nonzero]) / np.abs(actual[nonzero]))) if nonzero.any() else None
+    bias = float(np.mean(error)) if len(error) else 0.0
+    cost = None
+    if selection.error_cost is not None:
+        over = selection.error_cost.per_unit_over
+        under_cost = np.clip(-error, 0, None).sum() * selection.error_cost.per_unit
+        over_cost = np.clip(error, 0, None).sum() * (selection.error_cost.per_unit if over is None else over)
+        cost = float(under_cost + over_cost)
+    values = {"mae": mae, "rmse": rmse, "mape": mape, "cost": cost}
+    score = values[selection.metric]
+    return ErrorEvaluation(len(error), mae, rmse, mape, bias, cost, float("inf") if score is None else score)
+
+
+def evaluate_any(actual: np.ndarray, predicted: np.ndarray, selection: SelectionSpec) -> Evaluation | ErrorEvaluation:
+    """The task's evaluation: errors when the selection metric is an error, the confusion counts otherwise."""
+    if selection.lower_is_better:
+        return evaluate_errors(actual, predicted, selection)
+    return evaluate(actual, predicted, selection)
+
+
+E = TypeVar("E", Evaluation, ErrorEvaluation)
+
+
+def with_folds(pooled: E, per_fold: list[E]) -> E:
     """`pooled` (the counts over every fold's validation rows) with the mean and spread over the folds of every
     metric (a fold where a metric is undefined, e.g. precision with no alert, is left out of that metric's)."""
     spread: dict[str, list[float]] = {}
-    for metric in FOLD_METRICS:
+    for metric in (m for m in FOLD_METRICS if hasattr(pooled, m)):
         values = [getattr(e, metric) for e in per_fold if getattr(e, metric) is not None]
         if values:
             spread[metric] = [float(np.mean(values)), float(np.std(values))]

@@ -27,7 +27,7 @@ from skops.io import dumps, get_untrusted_types
 from foundation.core.workspace import Workspace
 from foundation.specs.model import ModelRef
 from mlops.dataset import read_feature_table
-from mlops.metrics import evaluate
+from mlops.metrics import evaluate_any
 from mlops.registry import (
     CHAMPION,
     GateDecision,
@@ -45,7 +45,7 @@ from mlops.training import (
     CandidateResult,
     TrainingResult,
     model_inputs,
-    positive_scores,
+    model_outputs,
     reproducible_scores,
     train_and_evaluate,
 )
@@ -107,7 +107,9 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
         # and its artifacts under ./mlruns, outside `mlflow.artifact_root`.
         experiment = parent.info.experiment_id
         with mlflow.start_run(run_name=spec.baseline.name, nested=True, experiment_id=experiment):
-            mlflow.log_param("rule", spec.baseline.rule)
+            mlflow.log_param(
+                "expression" if spec.is_regression else "rule", spec.baseline.expression or spec.baseline.rule
+            )
             mlflow.log_metrics(mlflow_metrics(comparison[spec.baseline.name]))
         for candidate in result.candidates:
             with mlflow.start_run(run_name=candidate.name, nested=True, experiment_id=experiment):
@@ -116,7 +118,8 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
             folder = Path(tmp)
             (folder / "comparison.md").write_text(comparison_markdown(comparison, spec.selection, title))
             comparison_png(comparison, spec.selection, folder / "comparison.png", title)
-            confusion_png(comparison, folder / "confusion_matrices.png", title)
+            if not spec.is_regression:
+                confusion_png(comparison, folder / "confusion_matrices.png", title)
             mlflow.log_artifacts(tmp)
         mlflow.log_metric(f"winner_{spec.selection.metric}", winner.evaluation.score)
         mlflow.set_tag("foundation.winner", winner.name)
@@ -131,17 +134,19 @@ def log_evaluation(workspace: Workspace, ref: ModelRef, result: TrainingResult, 
 
 def log_candidate(candidate: CandidateResult, metrics: dict[str, Any], result: TrainingResult) -> str:
     """In the active (child) run: the candidate's params and metrics, and its model with signature and input
-    example (scores as `predict_proba`, its threshold and features in the metadata). Returns the model's URI."""
-    mlflow.log_params({"estimator": candidate.estimator, "threshold": candidate.threshold, **candidate.params})
+    example (a classifier's pyfunc answers `predict_proba`, a regressor's `predict`: the value; its threshold and
+    features in the metadata). Returns the model's URI."""
+    threshold = {"threshold": candidate.threshold} if candidate.threshold is not None else {}
+    mlflow.log_params({"estimator": candidate.estimator, **threshold, **candidate.params})
     mlflow.log_metrics(mlflow_metrics(metrics))
     mlflow.log_metric("fit_seconds", candidate.fit_seconds)
     example = result.input_example
     info = mlflow.sklearn.log_model(
         candidate.pipeline,
         name="model",
-        signature=infer_signature(example, positive_scores(candidate.pipeline, example)),
+        signature=infer_signature(example, model_outputs(candidate.pipeline, example)),
         input_example=example,
-        pyfunc_predict_fn="predict_proba",
+        pyfunc_predict_fn="predict" if result.spec.is_regression else "predict_proba",
         pip_requirements=_requirements(),  # skips MLflow's slow environment inference
         skops_trusted_types=_trusted_types(candidate.pipeline),
         metadata={"threshold": candidate.threshold, "features": result.features, "target": result.spec.target},
@@ -179,8 +184,8 @@ def champion_score(
     if features and set(features) <= set(validation.columns) and not result.split.folds:
         model = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
         scores = reproducible_scores(model, model_inputs(validation, features))
-        threshold = float(tags.get("foundation.threshold", 0.5))
-        evaluation = evaluate(result.validation_actual, scores >= threshold, result.spec.selection)
+        predicted = scores if result.spec.is_regression else scores >= float(tags.get("foundation.threshold", 0.5))
+        evaluation = evaluate_any(result.validation_actual, predicted, result.spec.selection)
         return evaluation.score, int(champion.version), "re-scored on this validation set"
     return float(tags.get("foundation.score", "nan")), int(champion.version), "score at its registration"
 
@@ -205,6 +210,7 @@ def register_and_gate(
         champ_score,
         champ_version,
         ref.spec.gate,
+        lower_is_better=ref.spec.selection.lower_is_better,
     )
     model_uri = logged["model_uris"][winner.name]
     number = None
@@ -250,7 +256,8 @@ def training_report(
         "trained_at": event.at.isoformat(timespec="seconds"),
         "title": logged["title"],
         "metric": ref.spec.selection.metric,
-        "currency": ref.spec.selection.cost.currency if ref.spec.selection.cost else None,
+        "currency": _currency(ref),
+        "task": "regression" if ref.spec.is_regression else "classification",
         "comparison": logged["comparison"],
         "thresholds": {c.name: c.threshold for c in result.candidates},
         "split": result.split.describe(),
@@ -265,6 +272,12 @@ def training_report(
     }
 
 
+def _currency(ref: ModelRef) -> str | None:
+    selection = ref.spec.selection
+    cost = selection.error_cost if ref.spec.is_regression else selection.cost
+    return cost.currency if cost else None
+
+
 def version_tags(
     ref: ModelRef, result: TrainingResult, training_set: TrainingSet, decision: GateDecision
 ) -> dict[str, str]:
@@ -275,7 +288,8 @@ def version_tags(
         "foundation.metric": ref.spec.selection.metric,
         "foundation.score": str(winner.evaluation.score),
         "foundation.baseline_score": str(result.baseline.score),
-        "foundation.threshold": str(winner.threshold),
+        **({"foundation.threshold": str(winner.threshold)} if winner.threshold is not None else {}),
+        "foundation.task": "regression" if ref.spec.is_regression else "classification",
         "foundation.train_end": str(result.split.train_end),
         "foundation.features": json.dumps(result.features),
         "foundation.feature_table_version": str(training_set.delta_version),

@@ -104,13 +104,16 @@ def decide(
     champion: float | None,
     champion_version: int | None,
     gate: GateSpec,
+    lower_is_better: bool = False,
 ) -> GateDecision:
     """A new model becomes champion only if it beats the 'as is' rule and the current champion by the margins.
 
-    Scores are the selection metric on the same validation rows (every metric is higher-is-better)."""
+    Scores are the selection metric on the same validation rows: higher is better, or, for a regression's errors
+    (`lower_is_better`), lower is better and the margins are reductions of the error."""
     reasons, passed = [], True
-    need = baseline + gate.min_improvement_over_baseline
-    if candidate >= need and candidate > baseline:
+    s = -1.0 if lower_is_better else 1.0
+    need = s * baseline + gate.min_improvement_over_baseline
+    if s * candidate >= need and s * candidate > s * baseline:
         reasons.append(f"beats 'as is' ({_num(candidate, metric)} vs {_num(baseline, metric)})")
     else:
         passed = False
@@ -121,8 +124,8 @@ def decide(
     if champion is None:
         reasons.append("no champion yet")
     else:
-        need = champion + gate.min_improvement_over_champion
-        if candidate >= need and (candidate > champion or gate.min_improvement_over_champion < 0):
+        need = s * champion + gate.min_improvement_over_champion
+        if s * candidate >= need and (s * candidate > s * champion or gate.min_improvement_over_champion < 0):
             reasons.append(
                 f"beats champion v{champion_version} ({_num(candidate, metric)} vs {_num(champion, metric)})"
             )

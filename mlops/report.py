@@ -29,24 +29,47 @@ def _fmt(value: float | int | None, money: bool = False) -> str:
     return f"{value:.2f}"
 
 
+# Regression: the errors of each model's values against the actual ones (lower is better).
+ERROR_ROWS = (
+    ("Rows", "rows"),
+    ("MAE", "mae"),
+    ("RMSE", "rmse"),
+    ("MAPE", "mape"),
+    ("Bias (mean predicted - actual)", "bias"),
+)
+
+
 def business_label(selection: SelectionSpec) -> str | None:
+    if selection.lower_is_better:
+        return f"Cost of the errors ({selection.error_cost.currency})" if selection.error_cost else None
     return f"Savings ({selection.cost.currency})" if selection.cost else None
+
+
+def _cell(key: str, value: float | int | None, money: bool) -> str:
+    if key == "mape" and value is not None:
+        return f"{value:.1%}"
+    return _fmt(value, money)
 
 
 def comparison_rows(comparison: dict[str, dict], selection: SelectionSpec) -> list[list[str]]:
     """Rows of the table: one per metric, one column per model ('As is' first). `comparison`: name -> metrics."""
-    rows = [[label, *(_fmt(m[key]) for m in comparison.values())] for label, key in ROWS]
+    regression = selection.lower_is_better
+    metric_rows = ERROR_ROWS if regression else ROWS
+    money_key = "cost" if regression else "savings"
+    rows = [[label, *(_cell(key, m[key], False) for m in comparison.values())] for label, key in metric_rows]
     label = business_label(selection)
     if label:
-        rows.append([label, *(_fmt(m["savings"], money=True) for m in comparison.values())])
+        rows.append([label, *(_fmt(m[money_key], money=True) for m in comparison.values())])
     metric = selection.metric + (f" (precision >= {selection.min_precision})" if selection.min_precision else "")
-    money = selection.metric == "savings"
-    rows.append([f"Selection: {metric}", *(_fmt(m["score"], money=money) for m in comparison.values())])
+    money = selection.metric in ("savings", "cost")
+    score_key = "mape" if selection.metric == "mape" else "score"
+    rows.append([f"Selection: {metric}", *(_cell(score_key, m["score"], money) for m in comparison.values())])
     if any(m.get("fold_spread") for m in comparison.values()):  # K-fold: how much the folds disagree, per metric
-        labels = {key: name for name, key in ROWS} | {"savings": label or "Savings", "score": f"Selection: {metric}"}
+        labels = {key: name for name, key in metric_rows}
+        labels |= {money_key: label or money_key.title(), "score": f"Selection: {metric}"}
         for key, name in labels.items():
             if any(key in (m.get("fold_spread") or {}) for m in comparison.values()):
-                money_row = key == "savings" or (key == "score" and money)
+                money_row = key == money_key or (key == "score" and money)
                 rows.append(
                     [f"{name}, per fold: mean ± spread", *(_spread(m, key, money_row) for m in comparison.values())]
                 )

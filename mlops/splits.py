@@ -7,7 +7,10 @@
 
 `group` and `random` are stratified by the label (a rare positive class lands in every validation slice), and with
 `split.folds` they become K-fold cross-validation: every row is validated once (small data). scikit-learn's
-`StratifiedGroupKFold` / `StratifiedKFold` draw them; a one hold-out split is their first fold.
+`StratifiedGroupKFold` / `StratifiedKFold` draw them (`GroupKFold` / `KFold` for a numeric target); a one
+hold-out split is their first fold. `time` with `split.folds` is a rolling-origin backtest (forecasts): the latest
+share of the time values cut into K consecutive windows, each validated by a model trained only on what came
+`gap` before it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from foundation.specs.model import ModelSpec
 
@@ -36,6 +39,8 @@ class Split:
     def title(self) -> str:
         """What the comparison was computed on, in a few words (the table's title)."""
         rows = int(self.validation.sum())
+        if self.folds and self.by == "time":
+            return f"rolling-origin backtest, {self.folds} windows from {self.validation_start} ({rows} rows)"
         if self.folds:
             return f"{self.folds}-fold cross-validation by {self.by}: every row validated once ({rows} rows)"
         if self.by == "group":
@@ -87,6 +92,29 @@ def time_split(times: pd.Series, validation_fraction: float, gap: int) -> Split:
     return Split(train, validation, validation_start, times[train].max())
 
 
+def rolling_origin_splits(times: pd.Series, validation_fraction: float, folds: int, gap: int) -> list[Split]:
+    """A rolling-origin backtest: the latest `validation_fraction` of distinct time values (at least one per fold)
+    cut into `folds` consecutive windows, oldest first; each window is validated by a model trained on the rows at
+    least `gap` time units before it, as a forecast made at that origin would have been."""
+    values = pd.Series(pd.unique(times)).sort_values().reset_index(drop=True)
+    n_validation = max(folds, int(np.ceil(len(values) * validation_fraction)))
+    if n_validation >= len(values):
+        raise ValueError(
+            f"a rolling-origin backtest of {folds} windows needs more than {n_validation} distinct time values, "
+            f"found {len(values)}"
+        )
+    splits = []
+    for window in np.array_split(values.iloc[len(values) - n_validation :].to_numpy(), folds):
+        start, end = window[0], window[-1]
+        validation = ((times >= start) & (times <= end)).to_numpy()
+        limit = start - _gap_delta(start, gap) if gap else start
+        train = (times < limit).to_numpy()
+        if not train.any():
+            raise ValueError(f"no training rows before {limit} for the backtest window from {start}: lower split.gap")
+        splits.append(Split(train, validation, start, times[train].max()))
+    return splits
+
+
 def group_column(spec: ModelSpec) -> str:
     return spec.split.group or spec.entity[0]
 
@@ -97,8 +125,10 @@ def _folds_for(fraction: float) -> int:
 
 
 def _fold_splits(frame: pd.DataFrame, spec: ModelSpec, n_splits: int) -> list[Split]:
-    """Stratified (group) K-fold over the frame's rows, seeded by the spec: one Split per fold."""
-    labels = frame[spec.target].astype(bool).to_numpy()
+    """Stratified (group) K-fold over the frame's rows, seeded by the spec: one Split per fold (a numeric target:
+    not stratified)."""
+    regression = spec.is_regression
+    labels = frame[spec.target].to_numpy() if regression else frame[spec.target].astype(bool).to_numpy()
     positions = np.arange(len(frame))
     if spec.split.by == "group":
         groups = frame[group_column(spec)].astype(str).to_numpy()
@@ -108,12 +138,14 @@ def _fold_splits(frame: pd.DataFrame, spec: ModelSpec, n_splits: int) -> list[Sp
                 f"a split by {group_column(spec)!r} into {n_splits} folds needs at least {n_splits} distinct units, "
                 f"found {units}"
             )
-        folds = StratifiedGroupKFold(n_splits, shuffle=True, random_state=spec.seed).split(positions, labels, groups)
+        kind = GroupKFold if regression else StratifiedGroupKFold
+        folds = kind(n_splits, shuffle=True, random_state=spec.seed).split(positions, labels, groups)
     else:
         if len(frame) < n_splits:
             raise ValueError(f"a random split into {n_splits} folds needs at least {n_splits} rows, found {len(frame)}")
         # stratified: a rare positive class lands in every fold (sklearn warns when it is rarer than the folds)
-        folds = StratifiedKFold(n_splits, shuffle=True, random_state=spec.seed).split(positions, labels)
+        kind = KFold if regression else StratifiedKFold
+        folds = kind(n_splits, shuffle=True, random_state=spec.seed).split(positions, labels)
     splits = []
     for train_idx, validation_idx in folds:
         train = np.zeros(len(frame), dtype=bool)
@@ -149,7 +181,10 @@ def holdout_split(frame: pd.DataFrame, spec: ModelSpec, fraction: float) -> Spli
 
 def evaluation_splits(frame: pd.DataFrame, spec: ModelSpec) -> list[Split]:
     """The splits the comparison is computed on: one hold-out, or every fold with `split.folds`."""
-    if spec.split.folds and spec.split.by != "time":
+    if spec.split.folds and spec.split.by == "time":
+        times = frame[spec.time].reset_index(drop=True)
+        return rolling_origin_splits(times, spec.split.validation_fraction, spec.split.folds, spec.split.gap)
+    if spec.split.folds:
         return _fold_splits(frame.reset_index(drop=True), spec, spec.split.folds)
     return [holdout_split(frame, spec, spec.split.validation_fraction)]
 

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from foundation.specs.estimators import import_class
 from foundation.specs.model import CandidateSpec, ModelSpec
-from mlops.metrics import Evaluation, choose_threshold, evaluate, with_folds
+from mlops.metrics import ErrorEvaluation, Evaluation, choose_threshold, evaluate_any, with_folds
 from mlops.splits import Split, evaluation_splits, holdout_split, split_leaks
 
 
@@ -30,9 +30,9 @@ class CandidateResult:
     estimator: str
     params: dict[str, Any]
     pipeline: Pipeline
-    threshold: float
-    evaluation: Evaluation
-    scores: np.ndarray  # validation scores
+    threshold: float | None  # classification: the score cut of an alert; regression: None
+    evaluation: Evaluation | ErrorEvaluation
+    scores: np.ndarray  # validation scores (regression: the predicted values)
     fit_seconds: float
 
 
@@ -41,7 +41,7 @@ class TrainingResult:
     spec: ModelSpec
     features: list[str]
     split: Split  # the hold-out; with K folds, every row (each validated once, out of fold)
-    baseline: Evaluation
+    baseline: Evaluation | ErrorEvaluation
     candidates: list[CandidateResult]
     validation_actual: np.ndarray
     baseline_predicted: np.ndarray
@@ -50,10 +50,12 @@ class TrainingResult:
 
     @property
     def winner(self) -> CandidateResult:
-        """Best selection score; ties go to the earlier candidate in the spec (stable, reproducible)."""
+        """Best selection score (the lowest error for regression); ties go to the earlier candidate in the spec."""
+        if self.spec.selection.lower_is_better:
+            return min(self.candidates, key=lambda c: c.evaluation.score)
         return max(self.candidates, key=lambda c: c.evaluation.score)
 
-    def comparison(self) -> dict[str, Evaluation]:
+    def comparison(self) -> dict[str, Evaluation | ErrorEvaluation]:
         """'As is' first, then each candidate in spec order: the columns of the comparison table."""
         return {self.spec.baseline.name: self.baseline, **{c.name: c.evaluation for c in self.candidates}}
 
@@ -99,10 +101,42 @@ def baseline_predictions(frame: pd.DataFrame, rule: str) -> np.ndarray:
     return result["flagged"].to_numpy(dtype=bool)
 
 
+def baseline_values(frame: pd.DataFrame, expression: str) -> np.ndarray:
+    """The 'as is' expression of a regression evaluated by DuckDB on each row, as floats (NULL: 0, a forecast of
+    nothing; keep such rows out with `row_filter`), in the frame's order."""
+    con = duckdb.connect()
+    try:
+        con.register("rows", frame.reset_index(drop=True))
+        result = con.execute(f"select coalesce(cast(({expression}) as double), 0) as value from rows").df()
+    finally:
+        con.close()
+    return result["value"].to_numpy(dtype=np.float64)
+
+
+def baseline_outputs(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    if spec.is_regression:
+        return baseline_values(frame, spec.baseline.expression or "null")
+    return baseline_predictions(frame, spec.baseline.rule or "false")
+
+
+def target_values(frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """The label: booleans (classification) or floats (regression)."""
+    if spec.is_regression:
+        return frame[spec.target].astype("float64").to_numpy()
+    return frame[spec.target].astype(bool).to_numpy()
+
+
 def positive_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
     classes = list(pipeline.classes_)
     probabilities = pipeline.predict_proba(inputs)
     return probabilities[:, classes.index(True)] if True in classes else np.zeros(len(inputs))
+
+
+def model_outputs(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
+    """A classifier's positive-class probability, a regressor's predicted value."""
+    if hasattr(pipeline, "predict_proba"):
+        return positive_scores(pipeline, inputs)
+    return np.asarray(pipeline.predict(inputs), dtype=np.float64)
 
 
 def reproducible_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
@@ -112,17 +146,19 @@ def reproducible_scores(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
     model = pipeline[-1]
     jobs = model.get_params(deep=False).get("n_jobs")
     if jobs in (None, 1):
-        return positive_scores(pipeline, inputs)
+        return model_outputs(pipeline, inputs)
     model.set_params(n_jobs=1)
     try:
-        return positive_scores(pipeline, inputs)
+        return model_outputs(pipeline, inputs)
     finally:
         model.set_params(n_jobs=jobs)
 
 
-def _threshold(spec: ModelSpec, candidate: CandidateSpec, frame: pd.DataFrame, train: np.ndarray) -> float:
+def _threshold(spec: ModelSpec, candidate: CandidateSpec, frame: pd.DataFrame, train: np.ndarray) -> float | None:
     """`auto`: fit on part of training, pick the cut on the rest, split the way validation is (by time: the latest
-    slice, out of time like validation; by group: other units)."""
+    slice, out of time like validation; by group: other units). A regression has no threshold."""
+    if spec.is_regression:
+        return None
     if spec.threshold != "auto":
         return float(spec.threshold)
     try:
@@ -148,6 +184,12 @@ def training_problem(frame: pd.DataFrame, spec: ModelSpec) -> str | None:
         split = evaluation_splits(frame, spec)[0]
     except ValueError as exc:
         return str(exc)
+    if spec.is_regression:
+        target = frame[spec.target]
+        if not pd.api.types.is_numeric_dtype(target.dtype) or pd.api.types.is_bool_dtype(target.dtype):
+            return f"task regression needs a numeric target: {spec.target} is {target.dtype}"
+        missing = int(target.isna().sum())
+        return f"{missing} training row(s) have no {spec.target}: keep them out with row_filter" if missing else None
     labels = frame[spec.target].astype(bool).to_numpy()
     positives = int(labels[split.train].sum())
     if positives == 0 or positives == int(split.train.sum()):
@@ -168,12 +210,12 @@ def train_and_evaluate(frame: pd.DataFrame, spec: ModelSpec) -> TrainingResult:
         if leaks:  # cannot happen with these splits; guards against a future change of them
             raise AssertionError("the split leaks: " + "; ".join(leaks))
     features = spec.feature_columns(list(frame.columns))
-    actual = frame[spec.target].astype(bool).to_numpy()
-    baseline_all = baseline_predictions(frame, spec.baseline.rule)
+    actual = target_values(frame, spec)
+    baseline_all = baseline_outputs(frame, spec)
     if len(splits) == 1:
         (split,) = splits
         results = [_fit_holdout(spec, candidate, frame, features, actual, split) for candidate in spec.candidates]
-        baseline = evaluate(actual[split.validation], baseline_all[split.validation], spec.selection)
+        baseline = evaluate_any(actual[split.validation], baseline_all[split.validation], spec.selection)
     else:
         results = [_fit_folds(spec, candidate, frame, features, actual, splits) for candidate in spec.candidates]
         baseline = _pooled(actual, baseline_all, splits, spec)
@@ -204,7 +246,8 @@ def _fit_holdout(
     train_inputs = model_inputs(frame[split.train], features)
     pipeline = build_pipeline(candidate, train_inputs, spec.seed).fit(train_inputs, actual[split.train])
     scores = reproducible_scores(pipeline, model_inputs(frame[split.validation], features))
-    evaluation = evaluate(actual[split.validation], scores >= threshold, spec.selection)
+    predicted = scores if threshold is None else scores >= threshold
+    evaluation = evaluate_any(actual[split.validation], predicted, spec.selection)
     return CandidateResult(
         candidate.name,
         candidate.class_path,
@@ -228,11 +271,11 @@ def _fit_folds(
     """Out-of-fold predictions (each fold: threshold and model from the other folds), then the model on all rows."""
     started = time.perf_counter()
     scores = np.zeros(len(frame))
-    predicted = np.zeros(len(frame), dtype=bool)
+    predicted = np.zeros(len(frame), dtype=np.float64 if spec.is_regression else bool)
     for split in splits:
         fold = _fit_holdout(spec, candidate, frame, features, actual, split)
         scores[split.validation] = fold.scores
-        predicted[split.validation] = fold.scores >= fold.threshold
+        predicted[split.validation] = fold.scores if fold.threshold is None else fold.scores >= fold.threshold
     everything = np.ones(len(frame), dtype=bool)
     threshold = _threshold(spec, candidate, frame, everything)
     inputs = model_inputs(frame, features)
@@ -244,21 +287,31 @@ def _fit_folds(
         pipeline,
         threshold,
         _pooled(actual, predicted, splits, spec),
-        scores,
+        scores[_validated(splits)],
         time.perf_counter() - started,
     )
 
 
-def _pooled(actual: np.ndarray, predicted: np.ndarray, splits: list[Split], spec: ModelSpec) -> Evaluation:
-    """The counts over every row (each validated once) and each metric of each fold (mean and spread)."""
-    per_fold = [evaluate(actual[s.validation], predicted[s.validation], spec.selection) for s in splits]
-    return with_folds(evaluate(actual, predicted, spec.selection), per_fold)
+def _validated(splits: list[Split]) -> np.ndarray:
+    """The rows some fold validates: every row for K-fold, the backtest windows for a rolling origin."""
+    return np.logical_or.reduce([s.validation for s in splits])
+
+
+def _pooled(
+    actual: np.ndarray, predicted: np.ndarray, splits: list[Split], spec: ModelSpec
+) -> Evaluation | ErrorEvaluation:
+    """The metrics over every validated row (each validated once) and each metric of each fold (mean, spread)."""
+    per_fold = [evaluate_any(actual[s.validation], predicted[s.validation], spec.selection) for s in splits]
+    validated = _validated(splits)
+    return with_folds(evaluate_any(actual[validated], predicted[validated], spec.selection), per_fold)
 
 
 def _all_rows(frame: pd.DataFrame, spec: ModelSpec, splits: list[Split]) -> Split:
-    """What a K-fold training reports as its split: every row validated (out of fold), every row trained on."""
+    """What a K-fold training reports as its split: every row validated (out of fold; a rolling origin: its
+    windows), every row trained on (the refit)."""
     everything = np.ones(len(frame), dtype=bool)
+    validated = _validated(splits)
     times = frame[spec.time]
     first = splits[0]  # every fold holds all the units, on one side or the other
     units = (first.train_groups or 0) + (first.validation_groups or 0) if first.by == "group" else None
-    return Split(everything, everything, times.min(), times.max(), first.by, units, units, len(splits))
+    return Split(everything, validated, times[validated].min(), times.max(), first.by, units, units, len(splits))

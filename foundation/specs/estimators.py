@@ -1,4 +1,5 @@
-"""A model spec's candidates as classes: found by their dotted path and checked to be classifiers.
+"""A model spec's candidates as classes: found by their dotted path and checked to be classifiers (regressors for
+`task: regression`).
 
 `check_estimators` looks scikit-learn's classes up in a generated table (`sklearn_catalog`: no 1.5 s import in
 `foundation check`) and imports any other class (the team's own), so call it where that cost is expected.
@@ -57,20 +58,30 @@ def _imported_facts(ref: ModelRef, i: int, path: str) -> EstimatorFacts | SpecEr
         message = f"candidate class {path!r} does not exist: {module_name} has no {class_name!r}"
         hint = f"did you mean {module_name}.{close[0]}?" if close else "check the class name"
         return _estimator_error(ref, i, message, hint)
-    if not inspect.isclass(cls) or not hasattr(cls, "predict_proba") or not hasattr(cls, "get_params"):
+    if not inspect.isclass(cls) or not hasattr(cls, "get_params"):
         return EstimatorFacts("other", False, ())
-    return EstimatorFacts("classifier", True, tuple(sorted(cls().get_params(deep=False))))
+    params = tuple(sorted(cls().get_params(deep=False)))
+    if hasattr(cls, "predict_proba"):
+        return EstimatorFacts("classifier", True, params)
+    return EstimatorFacts("regressor", False, params) if hasattr(cls, "predict") else EstimatorFacts("other", False, ())
 
 
 def check_estimators(ref: ModelRef) -> list[SpecError]:
-    """Each candidate's class must exist, be a classifier with predict_proba, and know its hyper-parameters."""
+    """Each candidate's class must exist, be a classifier with predict_proba (a regressor for `task: regression`),
+    and know its hyper-parameters."""
     errors: list[SpecError] = []
+    regression = ref.spec.is_regression
     for i, candidate in enumerate(ref.spec.candidates):
         path = candidate.class_path
         facts = catalog().get(path) or _imported_facts(ref, i, path)
         if isinstance(facts, SpecError):
             errors.append(facts)
-        elif not facts.predict_proba:
+        elif regression and facts.kind != "regressor":
+            message = f"{path!r} is not a scikit-learn style regressor, and the spec's task is regression"
+            errors.append(
+                _estimator_error(ref, i, message, "use a regressor (e.g. sklearn.ensemble.ExtraTreesRegressor)")
+            )
+        elif not regression and not facts.predict_proba:
             message = f"{path!r} is not a scikit-learn style classifier with predict_proba"
             errors.append(_estimator_error(ref, i, message, "use a classifier class (fit, predict_proba, get_params)"))
         else:

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from foundation.specs.automation import AutomationSpec
 from foundation.specs.errors import SpecError
@@ -25,16 +25,24 @@ ESTIMATORS: dict[str, str] = {
     "decision_tree": "sklearn.tree.DecisionTreeClassifier",
     "gradient_boosting": "sklearn.ensemble.HistGradientBoostingClassifier",
 }
-# Every selection metric is "higher is better", so the gate compares one way only.
+# The same four families for `task: regression`.
+REGRESSORS: dict[str, str] = {
+    "random_forest": "sklearn.ensemble.RandomForestRegressor",
+    "linear_regression": "sklearn.linear_model.Ridge",
+    "decision_tree": "sklearn.tree.DecisionTreeRegressor",
+    "gradient_boosting": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+# Classification metrics are higher-is-better; regression metrics (errors, their cost) lower-is-better.
 METRICS = ("f1", "precision", "recall", "recall_at_precision", "savings")
+ERROR_METRICS = ("mae", "rmse", "mape", "cost")
 
 
 def _estimator(value: str) -> str:
-    if value in ESTIMATORS or ("." in value and all(part.isidentifier() for part in value.split("."))):
+    if value in ESTIMATORS or value in REGRESSORS or ("." in value and all(p.isidentifier() for p in value.split("."))):
         return value
     raise ValueError(
-        f"{value!r} is neither a known estimator ({', '.join(ESTIMATORS)}) nor a dotted class path "
-        "like sklearn.ensemble.ExtraTreesClassifier"
+        f"{value!r} is neither a known estimator ({', '.join(dict.fromkeys([*ESTIMATORS, *REGRESSORS]))}) nor a "
+        "dotted class path like sklearn.ensemble.ExtraTreesClassifier"
     )
 
 
@@ -65,7 +73,9 @@ class SplitSpec(Spec):
         ge=2,
         le=20,
         description="With by: group or random, K-fold cross-validation instead of one hold-out (small data): every "
-        "row validates once; the comparison shows the pooled counts and each fold's spread.",
+        "row validates once; the comparison shows the pooled counts and each fold's spread. With by: time, a "
+        "rolling-origin backtest: the validation share cut into K consecutive windows, each validated by a model "
+        "trained on what came before it (forecasts).",
     )
     validation_fraction: float = Field(
         0.25,
@@ -86,8 +96,6 @@ class SplitSpec(Spec):
 
     @model_validator(mode="after")
     def _kind_fits(self) -> SplitSpec:
-        if self.by == "time" and self.folds is not None:
-            raise ValueError("folds need split.by: group or random (a time split validates on the latest period)")
         if self.by != "group" and self.group is not None:
             raise ValueError("split.group is the unit column of split.by: group")
         return self
@@ -98,17 +106,26 @@ class BaselineSpec(Spec):
 
     name: Text = "As is"
     description: str = ""
-    rule: Text = Field(description="SQL boolean expression over the feature table's columns (DuckDB dialect).")
+    rule: Text | None = Field(
+        None, description="Classification: SQL boolean expression over the feature table's columns (DuckDB dialect)."
+    )
+    expression: Text | None = Field(
+        None,
+        description="Regression: SQL numeric expression over the feature table's columns, the value predicted today "
+        "(e.g. last week's value `volume_lag_1`, a moving average `volume_avg_4`).",
+    )
 
 
 class CandidateSpec(Spec):
     name: Identifier = Field(description="Name in the comparison table and the MLflow run.")
     estimator: Estimator = Field(description=f"One of {', '.join(ESTIMATORS)}, or a dotted classifier class path.")
     params: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters of the estimator.")
+    _task: str = PrivateAttr("classification")  # set by the model spec: which family a shortcut names
 
     @property
     def class_path(self) -> str:
-        return ESTIMATORS.get(self.estimator, self.estimator)
+        shortcuts = REGRESSORS if self._task == "regression" else ESTIMATORS
+        return shortcuts.get(self.estimator, self.estimator)
 
 
 class CostSpec(Spec):
@@ -120,14 +137,35 @@ class CostSpec(Spec):
     true_positive: float = Field(0, description="Acting on a right alert (e.g. a planned repair).")
 
 
+class ErrorCostSpec(Spec):
+    """Regression: what one unit of error costs the business (e.g. a claim handled by a temp, or a clerk idle)."""
+
+    currency: str = "EUR"
+    per_unit: float = Field(gt=0, description="Cost of one unit of error, under or over.")
+    per_unit_over: float | None = Field(
+        None, ge=0, description="Cost of one unit of over-prediction, when it differs from `per_unit` (under)."
+    )
+
+
 class SelectionSpec(Spec):
-    metric: Literal["f1", "precision", "recall", "recall_at_precision", "savings"] = Field(
-        "f1", description="The metric agreed with the business; every one is higher-is-better."
+    metric: Literal["f1", "precision", "recall", "recall_at_precision", "savings", "mae", "rmse", "mape", "cost"] = (
+        Field(
+            "f1",  # task regression: mae (the model spec's default)
+            description="The metric agreed with the business. Classification (higher is better): f1, precision, "
+            "recall, recall_at_precision, savings. Regression (lower is better): mae, rmse, mape, cost.",
+        )
     )
     min_precision: float | None = Field(
         None, ge=0, le=1, description="recall_at_precision: recall counts only when precision reaches this."
     )
     cost: CostSpec | None = Field(None, description="Needed by `savings`; shown in the comparison when given.")
+    error_cost: ErrorCostSpec | None = Field(
+        None, description="Regression: needed by `cost`; shown in the comparison when given."
+    )
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in ERROR_METRICS
 
     @model_validator(mode="after")
     def _needs(self) -> SelectionSpec:
@@ -135,6 +173,8 @@ class SelectionSpec(Spec):
             raise ValueError("metric recall_at_precision needs `min_precision:` (e.g. 0.3)")
         if self.metric == "savings" and self.cost is None:
             raise ValueError("metric savings needs `cost:` (false_negative, false_positive, true_positive)")
+        if self.metric == "cost" and self.error_cost is None:
+            raise ValueError("metric cost needs `error_cost:` (per_unit, and per_unit_over if it differs)")
         return self
 
 
@@ -175,11 +215,15 @@ class ModelSpec(Spec):
     name: Identifier = Field(description="The model's name; registered in MLflow as `<usecase>__<name>`.")
     description: Text = Field(description="The business question, as a prediction.")
     owner: Email = Field(description="The data scientist answering for it.")
-    task: Literal["binary_classification"] = "binary_classification"
+    task: Literal["classification", "binary_classification", "regression"] = Field(
+        "classification",
+        description="classification (yes/no: the target is boolean, models give a probability and a threshold "
+        "makes the alert) or regression (a number: the target is numeric, models predict its value).",
+    )
     feature_table: Identifier = Field(description="A dbt table model of the use case, read from its gold snapshot.")
     entity: list[Identifier] = Field(min_length=1, description="Columns identifying what is predicted (e.g. truck_id).")
     time: Identifier = Field(description="Date, timestamp or ordinal column: the split and monitoring follow it.")
-    target: Identifier = Field(description="The boolean label column.")
+    target: Identifier = Field(description="The label column: boolean (classification) or numeric (regression).")
     row_filter: str | None = Field(
         None, description="SQL condition on rows usable for training (e.g. label_window_complete)."
     )
@@ -200,6 +244,45 @@ class ModelSpec(Spec):
         "training follows schedules.training.",
     )
     seed: int = Field(42, description="Seed of every estimator: the same data and seed give the same model.")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """task: regression selects on `mae` unless told otherwise (classification: f1)."""
+        if isinstance(data, dict) and data.get("task") == "regression":
+            selection = data.get("selection") or {}
+            if isinstance(selection, dict) and "metric" not in selection:
+                return {**data, "selection": {**selection, "metric": "mae"}}
+        return data
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> ModelSpec:
+        """The baseline, the metric and the candidates' shortcuts follow `task`."""
+        regression = self.is_regression
+        if regression != self.selection.lower_is_better:
+            allowed = ERROR_METRICS if regression else METRICS
+            raise ValueError(
+                f"selection.metric {self.selection.metric} does not fit task {self.task}: use one of "
+                + ", ".join(allowed)
+            )
+        if regression and self.baseline.expression is None:
+            raise ValueError("task regression needs baseline.expression (a number, e.g. last week's value)")
+        if not regression and self.baseline.rule is None:
+            raise ValueError(
+                "baseline.rule is required (a boolean SQL expression); baseline.expression is for task: regression"
+            )
+        for candidate in self.candidates:
+            candidate._task = "regression" if regression else "classification"
+            if regression and candidate.estimator == "logistic_regression":
+                raise ValueError(
+                    f"candidate {candidate.name}: logistic_regression is a classifier; for task regression use "
+                    "linear_regression"
+                )
+        return self
 
     @field_validator("candidates")
     @classmethod
@@ -275,7 +358,7 @@ _STAND_INS: dict[str, Any] = {
     "entity": ["missing"],
     "time": "missing",
     "target": "missing",
-    "baseline": {"rule": "true"},
+    "baseline": {"rule": "true", "expression": "0"},  # either task
     "candidates": [{"name": "missing", "estimator": "decision_tree"}],
 }
 
