@@ -121,9 +121,7 @@ def by_hand_matrix(pipeline: Any, table: Any) -> np.ndarray:
                 blocks.append((values[:, None] == np.asarray(categories, dtype=object)[None, :]).astype(np.float64))
             continue
         imputer, scaler = transformer[0], transformer[1]
-        x = np.column_stack(
-            [pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in columns]
-        )
+        x = np.column_stack([pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in columns])
         x = np.where(np.isnan(x), imputer.statistics_, x)
         blocks.append((x - scaler.mean_) / scaler.scale_)
     return np.hstack(blocks)
@@ -157,8 +155,9 @@ def hand_written(uri: str, out: str, ref: Any, champion: tuple[Any, int, float, 
         "prediction_id": table.column("prediction_id"),
         "model": pa.array([ref.registered_name] * n, pa.string()),
         "model_version": pa.array(np.full(n, version, dtype=np.int64)),
-        "scored_at": pa.array(np.full(n, np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")),
-                              pa.timestamp("us", "UTC")),
+        "scored_at": pa.array(
+            np.full(n, np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")), pa.timestamp("us", "UTC")
+        ),
         **{c: table.column(c) for c in keys},
         "score": pa.array(scores),
         "label": pa.array(scores >= threshold),

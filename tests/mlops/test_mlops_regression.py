@@ -4,6 +4,7 @@ the API's model (a number, not a probability). Real MLflow sqlite store and Delt
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 from typing import Any
 
@@ -87,7 +88,7 @@ def test_a_regression_spec_takes_regressors_errors_and_an_expression() -> None:
         "DecisionTreeRegressor",
         "HistGradientBoostingRegressor",
     ]
-    with pytest.raises(ValidationError, match="needs baseline.expression"):
+    with pytest.raises(ValidationError, match=r"needs baseline\.expression"):
         ModelSpec.model_validate(regression_spec(baseline={"rule": "volume_lag_1 > 3"}))
     with pytest.raises(ValidationError, match="does not fit task regression"):
         ModelSpec.model_validate(regression_spec(selection={"metric": "f1"}))
@@ -125,7 +126,7 @@ def test_a_rolling_origin_backtest_validates_consecutive_windows_each_after_its_
     spec = ModelSpec.model_validate(regression_spec(split={"by": "time", "folds": 4, "validation_fraction": 0.3}))
     splits = evaluation_splits(frame, spec)
     assert len(splits) == 4
-    for earlier, later in zip(splits, splits[1:], strict=False):
+    for earlier, later in itertools.pairwise(splits):
         assert frame["week"][earlier.validation].max() < frame["week"][later.validation].min()  # consecutive
         assert later.train.sum() > earlier.train.sum()  # the origin rolls forward: more history each time
     for split in splits:
@@ -157,7 +158,7 @@ def test_regression_trains_registers_and_scores_values_end_to_end(ml_workspace: 
     assert report["winner"] == best != "Last week"  # the lowest error wins, and beats last week's value
     assert report["registered_version"] == 1 and report["champion"] == 1
 
-    model, version, threshold, features = load_champion(ml_workspace.workspace, ref)
+    model, _version, threshold, features = load_champion(ml_workspace.workspace, ref)
     assert threshold is None and features == ["volume_lag_1", "volume_avg_4", "week_of_year"]
     scored = batch_score(ml_workspace.workspace, ref)
     frame = weekly_volumes()
