@@ -63,10 +63,10 @@ def test_foundation_check_json_lists_all_three(ml_workspace: MlWorkspace) -> Non
 
 def test_salvage_drops_refused_parts_and_keeps_the_rest() -> None:
     spec = _three_mistakes()
-    spec["split"] = {"by": "time", "folds": 3}  # a rule of the split section: the section falls back to its default
+    spec["split"] = {"by": "random", "group": "truck_id"}  # a rule of the split section: it falls back to its default
     rest = salvage_model_spec(spec)
     assert rest is not None and rest.stand_ins == frozenset()
-    assert rest.spec.baseline.rule == "tmp > 97" and rest.spec.split.folds is None
+    assert rest.spec.baseline.rule == "tmp > 97" and rest.spec.split.group is None
     assert [c.name for c in rest.spec.candidates] == ["random_forest", "forest", "decision_tree", "gradient_boosting"]
     assert salvage_model_spec(["not", "a", "mapping"]) is None
 
