@@ -126,7 +126,8 @@ def _print_header(item: dict[str, Any]) -> None:
     )
     console.print(f"declared in {item['yaml']}" + (f" (extends {item['extends']})" if item.get("extends") else ""))
     if item.get("expression"):
-        console.print(f"computed as {item['expression']} over {item['model']} by {item['time']}")
+        by = f"by {item['time']}" if item.get("time") else "at each refresh (no time column)"
+        console.print(f"computed as {item['expression']} over {item['model']} {by}")
     else:
         console.print(f"computed by SQL in {item['dbt_model']}:\n{item['sql'].strip()}", highlight=False)
     console.print(f"lineage: {item['dbt_model']} <- models {', '.join(item['upstream_models'])}")

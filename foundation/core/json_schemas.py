@@ -38,7 +38,7 @@ def _kpi(schema: Schema) -> Schema:
     schema["else"] = {
         "required": required,
         "anyOf": [
-            {"required": ["model", "time", "expression"]},
+            {"required": ["model", "expression"]},  # `time` too, or none: one value per refresh
             {"required": ["sql"]},
             {"required": ["predictions"]},
         ],

@@ -1,7 +1,8 @@
 """The KPI declaration format (`usecases/<uc>/kpis/*.yaml`) and its loading, with `file:line` errors.
 
 Vocabulary from the dbt semantic layer (MetricFlow) and Cube: a KPI is an aggregate `expression` (a measure) over a
-`model`, sliced by a time dimension (`time`) at `grains` and by `dimensions`, optionally with a `filter`. A complex KPI
+`model`, sliced by a time dimension (`time`) at `grains` and by `dimensions`, optionally with a `filter`; without
+`time`, one value per refresh (grain `refresh`). A complex KPI
 gives plain `sql` instead, with the same metadata. `extends: <kpi id>` reuses another KPI's definition (from any use
 case) and overrides what differs, typically `model`, `time` and `dimensions`.
 
@@ -22,6 +23,7 @@ from foundation.specs.validation import validate_document
 from foundation.specs.yaml_source import YamlDocument
 
 GRAINS = ("day", "week", "month")
+REFRESH = "refresh"  # the one grain of a KPI without a time column: one value per refresh, dated by its day
 DOCS_HINT = "docs/kpis.md"
 
 
@@ -38,11 +40,19 @@ class KpiSpec(BaseModel):
     direction: Literal["higher", "lower"] = Field(description="Which way is better.")
     target: float | None = Field(None, description="The value aimed at.")
     alert: float | None = Field(None, description="Alert when the value is worse than this.")
-    grains: list[Literal["day", "week", "month"]] = Field(default_factory=lambda: ["day", "week", "month"])
+    grains: list[Literal["day", "week", "month", "refresh"]] = Field(
+        default_factory=lambda: ["day", "week", "month"],
+        description="Periods to aggregate by `time`. A KPI without `time` has the one grain `refresh`: one value per "
+        "refresh (a second refresh on the same day replaces that day's value).",
+    )
     dimensions: list[Identifier] = Field(default_factory=list, description="Columns of the model to slice by.")
     status: Literal["draft", "certified"] = "draft"
     model: Identifier | None = Field(None, description="The dbt model the KPI aggregates (simple KPIs).")
-    time: Identifier | None = Field(None, description="The model's date or timestamp column (the time dimension).")
+    time: Identifier | None = Field(
+        None,
+        description="The model's date or timestamp column (the time dimension). Without it, the KPI is computed over "
+        "all the model's rows at each refresh and keeps one value per refresh.",
+    )
     expression: str | None = Field(None, description="Aggregate SQL over the model, e.g. 'sum(failures)'.")
     filter: str | None = Field(None, description="SQL condition on the model's rows.")
     sql: str | None = Field(None, description="Complex KPI: a SELECT returning grain, period, dimensions, value.")
@@ -64,12 +74,13 @@ class KpiSpec(BaseModel):
                     f"{', '.join(given + (['dimensions'] if self.dimensions else []))}"
                 )
         elif self.sql is None:
-            missing = [k for k in ("model", "time", "expression") if getattr(self, k) is None]
+            missing = [k for k in ("model", "expression") if getattr(self, k) is None]
             if missing:
                 raise ValueError(
-                    f"a simple KPI needs model, time and expression (missing: {', '.join(missing)}); "
-                    "or give `sql:` for a complex KPI"
+                    f"a simple KPI needs model and expression (missing: {', '.join(missing)}), and `time` to be "
+                    "followed per day, week or month; or give `sql:` for a complex KPI"
                 )
+            self._grains_follow_time()
         elif self.expression is not None:
             raise ValueError("give either `expression:` (simple KPI) or `sql:` (complex KPI), not both")
         if self.target is not None and self.alert is not None:
@@ -82,6 +93,23 @@ class KpiSpec(BaseModel):
         if not self.grains:
             raise ValueError("grains must list at least one of day, week, month")
         return self
+
+    def _grains_follow_time(self) -> None:
+        """A simple KPI with `time` has calendar grains; one without has the one grain `refresh`."""
+        if self.time is not None and REFRESH in self.grains:
+            raise ValueError(f"grain {REFRESH!r} is for a KPI without `time`: use day, week or month")
+        if self.time is None:
+            if "grains" in self.model_fields_set and self.grains != [REFRESH]:
+                raise ValueError(
+                    f"grains {self.grains} need a `time` column; a KPI without one has one value per refresh "
+                    f"(grains: [{REFRESH}], or leave grains out)"
+                )
+            self.grains = [REFRESH]
+
+    @property
+    def snapshot(self) -> bool:
+        """True for a simple KPI without a time column: one value per refresh, its history kept across refreshes."""
+        return self.sql is None and self.predictions is None and self.time is None
 
     @property
     def model_name(self) -> str:
