@@ -58,6 +58,7 @@ class LakehouseTable:
     uri: str
     version: int | None = None  # a pinned snapshot (the training set's); None: the current one
     where: str | None = None
+    listed: bool = True  # False: an earlier name kept queryable, not listed by `foundation tables`
 
     @property
     def qualified(self) -> str:
@@ -137,7 +138,7 @@ def discover(workspace: Workspace) -> list[LakehouseTable]:
         if schema == "gold" and parts[-1] in layers:
             tables.append(LakehouseTable(layers[parts[-1]], name, uri))
         if schema == "quarantine":  # its earlier name, still in scripts: bronze.<uc>__<source>__quarantine
-            tables.append(LakehouseTable("bronze", f"{name}{QUARANTINE_SUFFIX}", uri))
+            tables.append(LakehouseTable("bronze", f"{name}{QUARANTINE_SUFFIX}", uri, listed=False))
     tables.extend(training_sets(workspace))
     return sorted(tables, key=lambda t: (t.schema, t.name))
 
@@ -207,7 +208,7 @@ def list_tables(workspace: Workspace, layer: str | None = None) -> list[dict[str
     options = workspace.settings.lakehouse.storage_options or None
     listed = []
     for table in discover(workspace):
-        if layer is not None and table.schema != layer:
+        if not table.listed or layer not in (None, table.schema):
             continue
         try:
             listed.append(table_stats(table, options))

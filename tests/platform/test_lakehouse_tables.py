@@ -96,6 +96,7 @@ def test_tables_lists_layer_rows_version_and_time(lakehouse: WorkspaceKit) -> No
         listed
     )
     assert {"ml.shop__churn__predictions", "ml.promotions", "quality.check_results"} <= set(listed)
+    assert "bronze.shop__orders__quarantine" not in listed  # the earlier name stays queryable, not listed twice
     gold = listed["gold.shop__fct_orders"]
     assert (gold["layer"], gold["rows"], gold["delta_version"]) == ("gold", 3, 1)
     assert gold["updated_at"].startswith("20")
