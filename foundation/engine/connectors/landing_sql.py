@@ -15,7 +15,9 @@ from foundation.engine.sql import quote_ident, quote_literal, snake_case
 from foundation.specs.source import SourceSpec, duckdb_type
 
 LINEAGE_COLUMNS = ("_load_id", "_loaded_at", SOURCE_FILE_COLUMN)
-INTERNAL_COLUMNS = ("_status", "_invalid_reason", "_raw_record", "_superseded")
+INTERNAL_COLUMNS = ("_status", "_invalid_reason", "_raw_record", "_superseded")  # `_superseded`: merge loads only
+# An ENUM: DuckDB hands it to Arrow as a dictionary of three values, not as a string copied into every row.
+STATUS_TYPE = "ENUM('ok', 'invalid', 'stale')"
 
 
 class SchemaMismatchError(ValueError):
@@ -192,6 +194,10 @@ def compile_landing_sql(
         raise ValueError("a merge load orders its duplicates by the source file: it must come from the SQL")
     reasons = [r for r in (_reason_expr(p) for p in plans) if r is not None]
     reason = f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "CAST(NULL AS VARCHAR)"
+    # `invalid` is true exactly when `reason` is not null, but costs no string: the reason text and the raw record
+    # are built only for the rows it flags (a CASE evaluates its THEN only where its WHEN holds).
+    valids = [v for v in (_valid_expr(p) for p in plans) if v is not None]
+    invalid = f"NOT ({' AND '.join(valids)})" if valids else "FALSE"
     raw_record = (
         "to_json(struct_pack("
         + ", ".join(f"{quote_ident(p.raw)} := {_raw_record_value(p, context.pii_salt)}" for p in plans)
@@ -211,13 +217,13 @@ def compile_landing_sql(
         ]
     select += [f"{quote_ident(SOURCE_FILE_COLUMN)}"] if source_file_in_sql else []
     select += [
-        f"CASE WHEN {reason} IS NOT NULL THEN 'invalid' WHEN {stale} THEN 'stale' ELSE 'ok' END AS _status",
-        f"{reason} AS _invalid_reason",
-        f"CASE WHEN {reason} IS NOT NULL THEN {raw_record} END AS _raw_record",
+        f"CAST(CASE WHEN {invalid} THEN 'invalid' WHEN {stale} THEN 'stale' ELSE 'ok' END AS {STATUS_TYPE}) AS _status",
+        f"CASE WHEN {invalid} THEN {reason} END AS _invalid_reason",
+        f"CASE WHEN {invalid} THEN {raw_record} END AS _raw_record",
     ]
     sql = f"SELECT {', '.join(select)} FROM {relation}"
     if spec.load.mode != "merge":
-        return f"SELECT *, 0 AS _superseded FROM ({sql})"
+        return sql  # no `_superseded`: only a merge's deduplication supersedes rows
     # Several rows of one key in one load: the newest (by cursor, then file) wins, the others are counted.
     key = ", ".join(quote_ident(k) for k in spec.load.primary_key)
     order = f"{quote_ident(cursor)} DESC NULLS LAST, " if cursor else ""

@@ -86,9 +86,10 @@ class RowSplitter:
         """The rows of `batch` to land, with their lineage; the others are counted and kept as records."""
         report, status = self.report, batch.column("_status")
         report.rows_read += batch.num_rows
-        superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
-        report.rows_superseded += superseded
-        report.rows_read += superseded  # removed by the SQL, but read from the files
+        if "_superseded" in batch.schema.names:  # a merge load's
+            superseded = int(pc.sum(batch.column("_superseded")).as_py() or 0)
+            report.rows_superseded += superseded
+            report.rows_read += superseded  # removed by the SQL, but read from the files
         every_row_ok = self.in_sql.every_row_ok(batch)  # the usual batch: no string compare, no filter (no copy)
         if not every_row_ok:
             self._typing_failures(batch.filter(pc.equal(status, INVALID)))
