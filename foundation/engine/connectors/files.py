@@ -111,8 +111,11 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join(quote_literal(v) for v in values) + "]"
 
 
-def reader_sql(extract: FileExtract, files: list[str], varchar_columns: list[str]) -> str:
-    """The DuckDB table function reading `files`; `varchar_columns` are read as text and typed later."""
+def reader_sql(
+    extract: FileExtract, files: list[str], varchar_columns: list[str], column_types: dict[str, str] | None = None
+) -> str:
+    """The DuckDB table function reading `files`; `varchar_columns` are read as text and typed later, CSV columns in
+    `column_types` (raw name -> DuckDB type) are typed by the reader (a value that does not parse is a reject)."""
     paths = _sql_list(files)
     if isinstance(extract, CsvExtract):
         options = [
@@ -128,8 +131,9 @@ def reader_sql(extract: FileExtract, files: list[str], varchar_columns: list[str
         ]
         if extract.column_names:
             options.append(f"names={_sql_list(extract.column_names)}")
-        if varchar_columns:
-            types = ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in varchar_columns)
+        declared = {**dict.fromkeys(varchar_columns, "VARCHAR"), **(column_types or {})}
+        if declared:
+            types = ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in declared.items())
             options.append(f"types={{{types}}}")
         return f"read_csv({paths}, {', '.join(options)})"
     if isinstance(extract, ParquetExtract):

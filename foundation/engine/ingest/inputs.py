@@ -32,14 +32,15 @@ class LoadInputs:
     file_times: dict[str, datetime] = field(default_factory=dict)  # file-name partitions: the time each name carries
     files_total: int = 0
 
-    def relation(self, con: duckdb.DuckDBPyConnection, source: SourceRef, text_columns: list[str]) -> str:
-        """The SQL relation over the raw rows (the source-file lineage column included)."""
+    def relation(self, con: duckdb.DuckDBPyConnection, source: SourceRef, column_types: dict[str, str]) -> str:
+        """The SQL relation over the raw rows (the source-file lineage column included); `column_types`: the CSV
+        columns read with a type (raw name -> DuckDB type; VARCHAR: read as text, typed by the landing query)."""
         extract = source.spec.extract
         if isinstance(extract, DeltaExtract):
             return delta_reader_sql(con, self.paths[0], extract)
         if self.staged is not None:
             return staged_reader_sql(self.staged)
-        return reader_sql(extract, self.paths, text_columns)
+        return reader_sql(extract, self.paths, [], column_types)
 
 
 def state_key(workspace: Workspace, path: str) -> str:

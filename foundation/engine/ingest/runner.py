@@ -10,6 +10,7 @@ the pending file; a crash after 2 leaves the file, and the next run appends it u
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 import uuid
@@ -28,6 +29,7 @@ from foundation.engine.connectors.landing_sql import (
     compile_landing_sql,
     compile_newest_cursor_sql,
     declared_raw_text_columns,
+    declared_reader_types,
     plan_columns,
 )
 from foundation.engine.connectors.staging import is_staged
@@ -94,6 +96,11 @@ class LoadAttempt:
             raise self.error
         assert self.report is not None
         return self.report
+
+
+class ReadAgainAsText(Exception):
+    """The CSV reader refused a value of a column it typed: the load reads the files again as text, so that the
+    row is flagged and quarantined with its reason as always."""
 
 
 class SourceLoader:
@@ -175,18 +182,46 @@ class SourceLoader:
             self.outcomes = nothing_new_outcomes(self.workspace, self.source, now, self.bronze.last_load_at())
             report.checks = [o.to_dict() for o in self.outcomes]
             return
+        typed = self._reader_typing()
+        before = copy.deepcopy(report)
+        try:
+            self._load_with(inputs, state, report, now, typed)
+        except (ReadAgainAsText, InvalidRowsError):
+            if typed is None:
+                raise
+            # Nothing was committed. Read as text, every row is flagged where it is: the quarantine, and a refusal's
+            # message (the first invalid row, the counts), say exactly what they say without the typed reader.
+            vars(report).update(vars(before))
+            self._load_with(inputs, state, report, now, None)
+            report.notes["read_as_text"] = "a typed column had a value the CSV reader refused: read again as text"
+
+    def _reader_typing(self) -> dict[str, str] | None:
+        """The CSV columns the reader types itself (the fast path), None when it types none."""
+        if not isinstance(self.spec.extract, CsvExtract):
+            return None
+        types = declared_reader_types(self.spec)
+        return types if any(kind != "VARCHAR" for kind in types.values()) else None
+
+    def _load_with(
+        self, inputs: LoadInputs, state: LoadState, report: LoadReport, now: datetime, typed: dict[str, str] | None
+    ) -> None:
         con = _connect(self.workspace)
         try:
-            self._load(con, inputs, state, report, now)
+            self._load(con, inputs, state, report, now, typed)
         finally:
             con.close()
 
     def _landing_stream(
-        self, con: duckdb.DuckDBPyConnection, inputs: LoadInputs, state: LoadState, context: LoadContext
+        self,
+        con: duckdb.DuckDBPyConnection,
+        inputs: LoadInputs,
+        state: LoadState,
+        context: LoadContext,
+        typed: dict[str, str] | None,
     ) -> LandingStream:
         """Plan the columns from the raw schema, compile the landing SQL and start streaming it."""
-        text_columns = declared_raw_text_columns(self.spec) if isinstance(self.spec.extract, CsvExtract) else []
-        relation = inputs.relation(con, self.source, text_columns)
+        text = declared_raw_text_columns(self.spec) if isinstance(self.spec.extract, CsvExtract) else []
+        relation = inputs.relation(con, self.source, typed or dict.fromkeys(text, "VARCHAR"))
         raw_schema = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
         plans = plan_columns(self.spec, raw_schema)
         one_file = self._one_source_file(inputs)
@@ -238,7 +273,13 @@ class SourceLoader:
         return gate
 
     def _load(
-        self, con: duckdb.DuckDBPyConnection, inputs: LoadInputs, state: LoadState, report: LoadReport, now: datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        inputs: LoadInputs,
+        state: LoadState,
+        report: LoadReport,
+        now: datetime,
+        typed: dict[str, str] | None,
     ) -> None:
         context = LoadContext(
             load_id=report.load_id,
@@ -246,7 +287,7 @@ class SourceLoader:
             last_cursor=state.cursor,
             pii_salt=self.workspace.settings.ingest.pii_salt,
         )
-        stream = self._landing_stream(con, inputs, state, context)
+        stream = self._landing_stream(con, inputs, state, context, typed)
         report.schema = [(f.name, str(f.type)) for f in stream.landed_schema]
         gate = self._open_gate(stream)
         splitter = RowSplitter(
@@ -262,7 +303,10 @@ class SourceLoader:
                 yield ok
                 if i == 0:  # the writer asked for the next batch: it took this one
                     crash_point("after_first_batch")
-            splitter.finish(csv_rejects(con))  # the scan is complete: refuse now, before anything is committed
+            rejects = csv_rejects(con)
+            if typed and any("CAST" in str(reject["error_type"]) for reject in rejects):
+                raise ReadAgainAsText()  # before anything is committed
+            splitter.finish(rejects)  # the scan is complete: refuse now, before anything is committed
             pending_rows.extend(self._write_pending(report, splitter.quarantined, now))
 
         new_state = LoadState(files=dict(state.files), cursor=stream.new_cursor)
