@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foundation.cli.output import console, err_console, print_json, print_table, tool_output_to
+from foundation.cli.output import console, fail, fail_on_spec_errors, print_result, print_table, tool_output_to
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -59,12 +59,9 @@ def backfill(
     try:
         defs, keys, partitions = _selected_partitions(workspace, target, first, last)
     except SpecValidationError as exc:
-        for error in exc.errors:
-            err_console.print(error.format(relative_to=workspace.root), markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        fail_on_spec_errors(exc, workspace.root, "backfill" if json_output else None)
     except BackfillError as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail("backfill", str(exc), json_output)
     instance = dagster_instance(workspace)
     daemon = daemon_is_running(instance)
     backfill_id = launch_backfill(
@@ -92,7 +89,7 @@ def backfill(
         if progress_bar is not None:
             progress_bar.stop()
     if json_output:
-        print_json(result.to_dict())
+        print_result("backfill", result.to_dict(), ok=not result.failed)
     else:
         print_backfill(result, backfill_id, timeout)
     raise typer.Exit(1 if result.failed else 0)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_spec_errors
+from foundation.cli.output import JsonFlag, console, err_console, print_result, print_spec_errors
 from foundation.core.settings import FoundationSettings, LakehouseSettings
 from foundation.core.settings_profiles import check_profile, selected_profile
 from foundation.core.workspace import Workspace, find_workspace
@@ -36,11 +36,12 @@ def check(json_output: JsonFlag = False, profile: ProfileOption = None) -> None:
     workspace = Workspace(root=root, settings=settings, profile=name)
     errors += check_workspace(workspace)
     n_errors = sum(1 for e in errors if e.severity == "error")
+    n_sources = len(workspace.scan.sources)
     if json_output:
-        print_json({"ok": n_errors == 0, "errors": [e.to_dict() for e in errors]})
+        counts = {"sources": n_sources, "usecases": len(workspace.scan.usecases), "warnings": len(errors) - n_errors}
+        print_result("check", {"profile": name, **counts}, ok=n_errors == 0, errors=[e.to_dict() for e in errors])
     else:
         print_spec_errors(errors, workspace.root)
-        n_sources = len(workspace.scan.sources)
         if n_errors:
             err_console.print(f"[red]{n_errors} error(s)[/red], {len(errors) - n_errors} warning(s)")
         else:

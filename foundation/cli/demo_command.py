@@ -13,7 +13,7 @@ import typer
 
 from foundation.cli.ingest_command import print_reports, progress_bar
 from foundation.cli.ml_command import print_train_stage, train_stage
-from foundation.cli.output import JsonFlag, console, err_console, print_json, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail_on_spec_errors, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.demo.fleet_data import DEMO_USECASE, FleetSize
 from foundation.demo.serve import (
@@ -24,6 +24,7 @@ from foundation.demo.serve import (
     export_lines,
     token_from_environment,
 )
+from foundation.specs.errors import SpecValidationError
 
 if TYPE_CHECKING:
     from foundation.demo.run import DemoResult
@@ -77,10 +78,8 @@ def demo(
         console.rule("[bold]Data Foundation demo: fleet_maintenance")
     with progress_bar(enabled=not json_output) as progress:  # live during the ingestion only
         result = run_demo_ingestion(workspace, FleetSize(trucks=trucks, days=days, seed=seed), say, progress)
-    for error in result.check_errors:
-        err_console.print(error.format(relative_to=workspace.root))
     if result.check_errors:
-        raise typer.Exit(1)
+        fail_on_spec_errors(SpecValidationError(result.check_errors), workspace.root, "demo" if json_output else None)
     if result.ingested:
         result.signal, result.model = run_demo_model(workspace)
     # usecases/<uc>/ml/*.yaml: the model stage's run trained them; the models it did not train are trained now
@@ -88,9 +87,11 @@ def demo(
     training = train_stage(workspace, DEMO_USECASE, trained) if result.ok and result.model is not None else None
     ok = result.ok and (training is None or training["ok"])
     if json_output:
-        print_json(
+        errors = [{"message": f"{key}: {error}", "source": key} for key, error in result.ingest.errors.items()]
+        errors += [] if training is None or training["ok"] else [{"message": "training failed", "step": "train"}]
+        print_result(
+            "demo",
             {
-                "ok": ok,
                 "landing_rows": result.landing.rows,
                 "landing_bad_rows": result.landing.bad_rows,
                 "landing_glitch_rows": result.landing.glitch_rows,
@@ -100,7 +101,9 @@ def demo(
                 "model": result.model,
                 "training": training,
                 "seconds": round(time.time() - result.started_at, 2),
-            }
+            },
+            ok=ok,
+            errors=errors,
         )
     else:
         print_demo(workspace, result, training, ok)
@@ -155,8 +158,10 @@ def serve(
                     code = 127
                 raise typer.Exit(code)
             try:  # from the first line printed on: a client may stop us as soon as it has read it
-                if json_output:
-                    print(json.dumps(environment), flush=True)
+                if json_output:  # one line: a script reads it, then may stop us
+                    print(
+                        json.dumps({"ok": True, "command": "demo serve", "data": environment, "errors": []}), flush=True
+                    )
                 else:
                     console.print(
                         f"Serving the demo's workshop API on {services.api_url} and depot page on "

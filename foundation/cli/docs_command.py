@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json
+from foundation.cli.output import EXIT_PROBLEMS, console, err_console, fail, fail_on_spec_errors, print_result
 from foundation.core.workspace import Workspace
 
 
@@ -38,14 +38,11 @@ def docs_cli(
     try:
         site = generate_docs(workspace)
     except SpecValidationError as exc:
-        for error in exc.errors:
-            err_console.print(f"[red]error[/red] {error.format(relative_to=workspace.root)}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail_on_spec_errors(exc, workspace.root, "docs" if json_output else None)
     except DbtPrepareError as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail("docs", str(exc), json_output, EXIT_PROBLEMS)
     if json_output:
-        print_json({"ok": True, **site.to_dict()})
+        print_result("docs", site.to_dict())
     else:
         console.print(f"dbt docs of {site.models} models and {site.sources} sources: {site.index}", highlight=False)
     if not serve:

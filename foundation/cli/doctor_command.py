@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, err_console, fail, print_result, print_table
 from foundation.core.settings_profiles import selected_profile
 from foundation.core.workspace import find_workspace
 from foundation.platform.doctor import PARTS, run_doctor
@@ -41,15 +41,15 @@ def doctor(
     """
     unknown = sorted(set(only or []) - set(PARTS))
     if unknown:
-        err_console.print(f"[red]error[/red] unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS[1:])}")
-        raise typer.Exit(2)
+        fail("doctor", f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS[1:])}", json_output)
     name = selected_profile(profile)
     root = find_workspace()
     show = None if json_output or not sys.stderr.isatty() else (lambda part: err_console.print(f"probing {part}..."))
     probes = run_doctor(root, name, only=only, api_url=api_url, on_probe=show)
     failed = [p for p in probes if p.status == "fail"]
     if json_output:
-        print_json({"profile": name, "ok": not failed, "probes": [p.to_dict() for p in probes]})
+        errors = [{"message": f"{p.part}: {p.detail}", "hint": p.fix} for p in failed]
+        print_result("doctor", {"profile": name, "probes": [p.to_dict() for p in probes]}, ok=not failed, errors=errors)
     else:
         print_table(
             f"foundation doctor: profile {name} ({root})",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_result, print_table
 from foundation.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -164,3 +164,36 @@ def _vs_target(value: float | None, item: dict[str, Any]) -> str:
 
     state = status_against_target(value, item["direction"], item.get("target"), item.get("alert"))
     return f"[{STATE_STYLE[state]}]{state.replace('_', ' ')}[/{STATE_STYLE[state]}]"
+
+
+def kpi_new(
+    target: Annotated[str, typer.Argument(help="USECASE/NAME of the new KPI (NAME alone with one use case).")],
+    model: Annotated[
+        str | None, typer.Option(help="The dbt model it aggregates (default: fct_<usecase>, the skeleton's mart).")
+    ] = None,
+    time: Annotated[str, typer.Option(help="The model's business date column.")] = "load_date",
+    owner: Annotated[str | None, typer.Option(help="Owner's e-mail (default: the use case's owner).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Write a commented KPI YAML into usecases/USECASE/kpis/NAME.yaml, with its `$schema` line and a TODO on
+    each line to fill in (the expression, the unit); `foundation check` validates it against the model's columns.
+
+    Example: `foundation kpi new shop/orders_per_day --model fct_orders --time order_date`.
+    """
+    # lazy: jinja2 and the templates (0.4 s); `foundation --help` must not pay for them
+    from foundation.scaffold.render import ScaffoldError, kpi_file
+    from foundation.scaffold.writer import create_spec_file, target_usecase, usecase_owner
+
+    root = Workspace.open().root
+    try:
+        usecase, name = target_usecase(root, target)
+        owner = owner or usecase_owner(root, usecase) or "data-team@example.com"
+        files = kpi_file(usecase, name, owner, model or f"fct_{usecase}", time)
+        written = create_spec_file(root, files).written
+    except ScaffoldError as exc:
+        fail("kpi new", str(exc), json_output)
+    paths = [str(p.relative_to(root)) for p in written]
+    if json_output:
+        print_result("kpi new", {"usecase": usecase, "kpi": name, "written": paths})
+        return
+    console.print(f"[green]created[/green] {paths[0]}: fill in its TODOs, then `foundation check`", highlight=False)

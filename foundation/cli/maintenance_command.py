@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, err_console, print_result, print_table
 from foundation.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -91,7 +91,9 @@ def maintenance(
         progress=(lambda table, step: err_console.print(f"{step} {table}...", highlight=False)) if show else None,
     )
     if json_output:
-        print_json(report.to_dict())
+        failed = [t for t in report.tables if t.status == "failed"]
+        errors = [{"message": f"{t.table}: {'; '.join(t.notes)}", "table": t.table} for t in failed]
+        print_result("maintenance", report.to_dict(), ok=report.ok, errors=errors)
     else:
         print_report(report)
         for table in report.tables:

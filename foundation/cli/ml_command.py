@@ -6,14 +6,12 @@ the run shows in `foundation ui`; then it prints the comparison table ('as is' v
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, err_console, fail, print_result, print_table, tool_output_to
 from foundation.core.workspace import Workspace
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
@@ -47,7 +45,8 @@ def train_models(
     selection = training_selection(refs[0])
     for ref in refs[1:]:
         selection = selection | training_selection(ref)
-    with contextlib.redirect_stdout(sys.stderr):  # MLflow and dagster print notices: stdout is for --json
+    # MLflow's notices ("Registered model ... already exists") and dagster's go to the log: the console is ours
+    with tool_output_to(workspace.state_dir / "logs" / "train.log"):
         result = dg.materialize(
             list(defs.assets or []),
             selection=selection,
@@ -130,10 +129,11 @@ def train(
     try:
         ok, reports, skipped = train_models(workspace, usecase, model)
     except (LookupError, FeatureTableMissing) as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail("train", str(exc.args[0] if exc.args else exc), json_output)
     if json_output:
-        print_json({"ok": ok and not skipped, "reports": reports, "skipped": skipped})
+        errors = [{"message": f"{key}: {reason}", "model": key} for key, reason in skipped.items()]
+        errors += [] if ok else [{"message": "a training step failed (see `foundation ui`)"}]
+        print_result("train", {"reports": reports, "skipped": skipped}, ok=ok and not skipped, errors=errors)
     else:
         for report in reports:
             print_training_report(report)
@@ -148,7 +148,7 @@ def models_list(json_output: JsonFlag = False) -> None:
 
     items = list_models(Workspace.open())
     if json_output:
-        print_json(items)
+        print_result("models list", items)
         return
     print_table(
         "Models (foundation models show NAME)",
@@ -179,10 +179,9 @@ def models_show(
     try:
         data = show_model(Workspace.open(), name)
     except RegistryError as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail("models show", str(exc), json_output)
     if json_output:
-        print_json(data)
+        print_result("models show", data)
         return
     print_table(
         f"{name}: champion v{data['champion']}" if data["champion"] else f"{name}: no champion",
@@ -221,7 +220,7 @@ def models_promote(
     """Make VERSION the champion by hand, bypassing the gate; the history records who, when and why."""
     from mlops.registry import promote  # lazy: as in `models list`
 
-    move_champion(lambda workspace: promote(workspace, name, version, reason), name, reason, json_output)
+    move_champion("models promote", lambda workspace: promote(workspace, name, version, reason), reason, json_output)
 
 
 def models_rollback(
@@ -232,10 +231,10 @@ def models_rollback(
     """Give the champion alias back to the version that held it before the current one (from the history)."""
     from mlops.registry import rollback  # lazy: as in `models list`
 
-    move_champion(lambda workspace: rollback(workspace, name, reason), name, reason, json_output)
+    move_champion("models rollback", lambda workspace: rollback(workspace, name, reason), reason, json_output)
 
 
-def move_champion(move: Callable[[Workspace], Any], name: str, reason: str, json_output: bool) -> None:
+def move_champion(command: str, move: Callable[[Workspace], Any], reason: str, json_output: bool) -> None:
     """Move the champion by hand (promote or rollback), record it for automation, print the move; unknown: exit 2."""
     from mlops.registry import RegistryError  # lazy: as in `models list`
 
@@ -243,13 +242,12 @@ def move_champion(move: Callable[[Workspace], Any], name: str, reason: str, json
     try:
         event = move(workspace)
     except RegistryError as exc:
-        err_console.print(f"[red]error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail(command, str(exc), json_output)
     record_champion_change(workspace, event)
     if json_output:
-        print_json(event.__dict__)
+        print_result(command, event.__dict__)
     else:
-        console.print(f"{name}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
+        console.print(f"{event.model}: champion v{event.previous_version or '-'} -> v{event.version} ({reason})")
 
 
 def record_champion_change(workspace: Workspace, event: Any) -> None:

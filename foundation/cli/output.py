@@ -39,6 +39,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def print_result(command: str, data: Any, *, ok: bool = True, errors: Sequence[dict[str, Any]] = ()) -> None:
+    """The `--json` output of every command, success or not (docs/cli.md#json-output):
+    `{"ok": bool, "command": "models list", "data": <the command's result or null>, "errors": [{"message": ...}]}`."""
+    print_json({"ok": ok, "command": command, "data": data, "errors": list(errors)})
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> None:
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
@@ -57,7 +63,7 @@ EXIT_USAGE = 2
 def fail(command: str, message: str, json_output: bool, code: int = EXIT_USAGE) -> NoReturn:
     """Stop `command` on an error: `error <message>` on stderr, or with --json the error object on stdout."""
     if json_output:
-        print_json({"ok": False, "command": command, "data": None, "errors": [{"message": message}]})
+        print_result(command, None, ok=False, errors=[{"message": message}])
     else:
         err_console.print("[red]error[/red] ", end="", highlight=False)
         err_console.print(message, markup=False, highlight=False, soft_wrap=True)
@@ -72,7 +78,11 @@ def print_spec_errors(errors: list[SpecError], root: Path) -> None:
         err_console.print(error.format(relative_to=root), markup=False, highlight=False, soft_wrap=True)
 
 
-def fail_on_spec_errors(exc: SpecValidationError, root: Path) -> None:
+def fail_on_spec_errors(exc: SpecValidationError, root: Path, json_command: str | None = None) -> NoReturn:
+    """Stop on the workspace's YAML errors; with `json_command` (the command run with --json), as its envelope."""
+    if json_command is not None:
+        print_result(json_command, None, ok=False, errors=[e.to_dict() for e in exc.errors])
+        raise typer.Exit(1)
     print_spec_errors(exc.errors, root)
     err_console.print(f"[red]{len(exc.errors)} error(s) in the workspace YAML; fix them (see `foundation check`).")
     raise typer.Exit(1)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, err_console, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.platform.portfolio.scoring import NO_SHEET
 
@@ -56,12 +56,13 @@ def portfolio(
         (out / PAGE_FILE).write_text(portfolio_html(entries, png, threshold), encoding="utf-8")
         written = [out / MATRIX_FILE, out / PAGE_FILE]
     if json_output:
-        print_json(
+        print_result(
+            "portfolio",
             {
                 "threshold": threshold,
                 "usecases": [e.to_dict() for e in entries],
                 "files": [str(p) for p in written],
-            }
+            },
         )
         return
     if not entries:

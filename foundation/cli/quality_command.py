@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -37,7 +37,8 @@ def quality(
     rows += ml_monitoring_rows(workspace, {usecase} if usecase else None)  # drift, realised performance
     failed = [r for r in rows if r["status"] == "fail"]
     if json_output:
-        print_json({"ok": not failed, "results": rows})
+        errors = [{"message": f"{r['source']}: {r['check']} failed", "source": r["source"]} for r in failed]
+        print_result("quality", rows, ok=not failed, errors=errors)
     else:
         table_rows = []
         for r in rows:

@@ -12,7 +12,15 @@ import typer
 
 from foundation.cli.ingest_command import print_reports
 from foundation.cli.ml_command import print_training_report
-from foundation.cli.output import EXIT_PROBLEMS, JsonFlag, console, err_console, fail, print_json, print_table
+from foundation.cli.output import (
+    EXIT_PROBLEMS,
+    JsonFlag,
+    console,
+    fail,
+    fail_on_spec_errors,
+    print_result,
+    print_table,
+)
 from foundation.core.gc_tuning import freeze_heap_for_exit
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
@@ -45,16 +53,15 @@ def run(
     try:
         summary = run_pipeline(workspace, usecase, skip_ingestion=skip_ingestion)
     except SpecValidationError as exc:
-        for error in exc.errors:
-            err_console.print(f"[red]error[/red] {error.format(relative_to=workspace.root)}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail_on_spec_errors(exc, workspace.root, "run" if json_output else None)
     except LookupError as exc:  # an unknown use case
         fail("run", str(exc.args[0] if exc.args else exc), json_output)
     except (DbtPrepareError, DagsterInstanceError) as exc:
         fail("run", str(exc), json_output, EXIT_PROBLEMS)
     freeze_heap_for_exit()
     if json_output:
-        print_json({**summary.to_dict(), "reports": [r.to_dict() for r in summary.ingest.reports.values()]})
+        data = {**summary.to_dict(), "reports": [r.to_dict() for r in summary.ingest.reports.values()]}
+        print_result("run", data, ok=summary.ok, errors=summary_errors(summary))
     else:
         sources = [s for s in workspace.sources() if usecase in (None, s.usecase)]
         if not skip_ingestion:
@@ -63,6 +70,18 @@ def run(
         for report in summary.training.values():  # what `foundation train` prints, from this run's training
             print_training_report(report)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+def summary_errors(summary: RunSummary) -> list[dict[str, str]]:
+    """What failed, for the --json envelope: each dbt failure with the file to fix, then each failed step."""
+    errors = [
+        {"message": f"{p.file}: {p.node}: {p.message or p.status}", "hint": p.hint}
+        for p in summary.problems
+        if p.status != "skipped"
+    ]
+    for step, error in summary.step_errors.items():
+        errors.append({"message": f"{step}: {error.splitlines()[0] if error else 'failed'}", "step": step})
+    return errors
 
 
 def print_summary(summary: RunSummary) -> None:

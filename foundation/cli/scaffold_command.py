@@ -10,16 +10,11 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import console, err_console, print_json, print_table
+from foundation.cli.output import console, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.usecase import USECASE_TYPES
 
 USECASE_HELP = "Onboard use cases: `new NAME` writes a working skeleton, `list` shows them with phase and scores."
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error[/red] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _relative(paths: list[Path], root: Path) -> list[str]:
@@ -47,14 +42,15 @@ def init(
     try:
         result = init_workspace(directory, force=force)
     except ScaffoldError as exc:
-        _fail(str(exc))
+        fail("init", str(exc), json_output)
     if json_output:
-        print_json(
+        print_result(
+            "init",
             {
                 "root": str(result.root),
                 "written": _relative(result.written, result.root),
                 "kept": _relative(result.kept, result.root),
-            }
+            },
         )
         return
     console.print(f"[green]created[/green] a Data Foundation platform in {result.root} ({len(result.written)} files)")
@@ -123,10 +119,10 @@ def usecase_new(
         )
         result = create_usecase(workspace.root, answers)
     except ScaffoldError as exc:
-        _fail(str(exc))
+        fail("usecase new", str(exc), json_output)
     written = _relative(result.written, workspace.root)
     if json_output:
-        print_json({"usecase": name, "type": type_, "written": written})
+        print_result("usecase new", {"usecase": name, "type": type_, "written": written})
         return
     console.print(f"[green]created[/green] use case {name} ({type_}):")
     for path in written:
@@ -145,7 +141,7 @@ def usecase_list(
     workspace = Workspace.open()
     entries = sorted(build_portfolio(workspace), key=lambda e: e.name)
     if json_output:
-        print_json([e.to_dict() for e in entries])
+        print_result("usecase list", [e.to_dict() for e in entries])
         return
     print_table(
         "Use cases",

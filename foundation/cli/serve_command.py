@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import err_console
+from foundation.cli.output import err_console, fail
+from foundation.cli.ports import busy_port_message, port_in_use
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -30,6 +31,12 @@ def serve(
     new version is served within api.reload_interval_s seconds, without a restart. Every prediction is
     appended to the lakehouse (<lakehouse>/ml/<usecase>/<model>/api_predictions; api.prediction_log: false
     to turn it off). Logs are JSON lines on stderr (api.log_format: text for humans). See docs/api.md."""
+    workspace = Workspace.open()
+    api = workspace.settings.api
+    host = host or api.host
+    port = port or api.port
+    if port_in_use(host, port):  # before the models load: uvicorn would find out only after, then exit
+        fail("serve", busy_port_message(host, port, "api.port"), json_output=False)
     # lazy: uvicorn, FastAPI and MLflow (seconds); `foundation --help` must not pay for them
     import uvicorn
 
@@ -38,12 +45,8 @@ def serve(
     from serving.logs import log_config
     from serving.metrics import MULTIPROC_ENV
 
-    workspace = Workspace.open()
-    api = workspace.settings.api
     # MLflow installs its own log handler at import unless told not to: its lines would escape our format
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
-    host = host or api.host
-    port = port or api.port
     try:
         keys = keys_from_environment()
     except ValueError as exc:

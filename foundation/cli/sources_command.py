@@ -1,12 +1,16 @@
-"""`foundation sources list`: every declared source and its bronze table."""
+"""`foundation sources list|new`: every declared source and its bronze table; a new source YAML of a given kind."""
 
 from __future__ import annotations
 
-from foundation.cli.output import JsonFlag, fail_on_spec_errors, print_json, print_table
+from typing import Annotated
+
+import typer
+
+from foundation.cli.output import JsonFlag, console, fail, fail_on_spec_errors, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
-HELP = "Inspect the declared sources."
+HELP = "Inspect the declared sources (`list`), or declare a new one (`new USECASE/NAME --type csv`)."
 
 
 def sources_list(json_output: JsonFlag = False) -> None:
@@ -17,7 +21,7 @@ def sources_list(json_output: JsonFlag = False) -> None:
     try:
         sources = workspace.sources()
     except SpecValidationError as exc:
-        fail_on_spec_errors(exc, workspace.root)
+        fail_on_spec_errors(exc, workspace.root, "sources list" if json_output else None)
     items = []
     for source in sources:
         table = BronzeTable(
@@ -39,7 +43,7 @@ def sources_list(json_output: JsonFlag = False) -> None:
             }
         )
     if json_output:
-        print_json(items)
+        print_result("sources list", items)
         return
     print_table(
         "Sources",
@@ -59,3 +63,34 @@ def sources_list(json_output: JsonFlag = False) -> None:
         ],
         right=["rows", "version"],
     )
+
+
+def sources_new(
+    target: Annotated[str, typer.Argument(help="USECASE/NAME of the new source (NAME alone with one use case).")],
+    type_: Annotated[
+        str, typer.Option("--type", help="Extract type: csv, parquet, json, ndjson, delta, rest_api, sql, html_table.")
+    ] = "csv",
+    owner: Annotated[str | None, typer.Option(help="Owner's e-mail (default: the use case's owner).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Write a commented source YAML of that extract type into usecases/USECASE/sources/NAME.yaml, with its
+    `$schema` line and a TODO on each line to fill in; `foundation check` passes on it at once.
+
+    Examples: `foundation sources new shop/orders --type csv`, `foundation sources new shop/tickets --type rest_api`.
+    """
+    # lazy: jinja2 and the templates (0.4 s); `foundation --help` must not pay for them
+    from foundation.scaffold.render import ScaffoldError, source_file
+    from foundation.scaffold.writer import create_spec_file, target_usecase, usecase_owner
+
+    root = Workspace.open().root
+    try:
+        usecase, name = target_usecase(root, target)
+        owner = owner or usecase_owner(root, usecase) or "data-team@example.com"
+        written = create_spec_file(root, source_file(usecase, name, type_, owner)).written
+    except ScaffoldError as exc:
+        fail("sources new", str(exc), json_output)
+    paths = [str(p.relative_to(root)) for p in written]
+    if json_output:
+        print_result("sources new", {"usecase": usecase, "source": name, "type": type_, "written": paths})
+        return
+    console.print(f"[green]created[/green] {paths[0]}: fill in its TODOs, then `foundation check`", highlight=False)

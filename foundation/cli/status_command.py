@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, fail, print_json, print_table
+from foundation.cli.output import JsonFlag, console, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -85,7 +85,7 @@ def status(
     except (SpecValidationError, LookupError) as exc:
         fail("status", str(exc), json_output)
     if json_output:
-        print_json(report)
+        print_result("status", report, ok=report["ok"])
     else:
         print_status(report)
     raise typer.Exit(0 if report["ok"] else 1)

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import console
+from foundation.cli.output import console, fail
+from foundation.cli.ports import busy_port_message, port_in_use
 from foundation.cli.supervise import supervise
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 
@@ -18,6 +19,8 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Open the Dagster UI (`dagster dev`) on this workspace: the asset graph, runs, schedules."""
+    if port_in_use(host, port):  # before Dagster starts: its webserver would fail only after loading the code
+        fail("ui", busy_port_message(host, port, ""), json_output=False)
     # lazy: the package foundation.dagster_defs imports dagster (seconds), which `foundation --help` must not pay
     from foundation.dagster_defs.instance import prepare_home
 

@@ -223,3 +223,26 @@ def project_name_of(folder_name: str) -> str:
     """A distribution name for the workspace's pyproject from its folder name."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder_name).strip("-._").lower()
     return name or "data-platform"
+
+
+# `foundation sources new` / `foundation kpi new`: one commented YAML of each kind, as `dlt init` writes a source.
+SOURCE_TYPES = ("csv", "parquet", "json", "ndjson", "delta", "rest_api", "sql", "html_table")
+
+
+def source_file(usecase: str, name: str, type_: str, owner: str) -> dict[str, str]:
+    """{path: text} of a new source YAML of extract `type_`, with its `$schema` line and TODOs; passes `check`."""
+    check_identifier(name, "source name")
+    if type_ not in SOURCE_TYPES:
+        raise ScaffoldError(f"unknown source type {type_!r}: choose one of {', '.join(SOURCE_TYPES)}")
+    context = {"usecase": usecase, "name": name, "type": type_, "owner": owner, "env": name.upper()}
+    template = (TEMPLATES / "new" / "source.yaml.j2").read_text(encoding="utf-8")
+    return {f"{USECASES_DIR}/{usecase}/{SOURCES_DIR}/{name}.yaml": _render(template, context)}
+
+
+def kpi_file(usecase: str, name: str, owner: str, model: str, time: str) -> dict[str, str]:
+    """{path: text} of a new KPI YAML on `model` (a dbt model) and its date column `time`; passes `check`."""
+    check_identifier(name, "KPI name")
+    context = {"usecase": usecase, "name": name, "owner": owner, "model": model, "time": time}
+    context["label"] = name.replace("_", " ").capitalize()
+    template = (TEMPLATES / "new" / "kpi.yaml.j2").read_text(encoding="utf-8")
+    return {f"{USECASES_DIR}/{usecase}/{KPIS_DIR}/{name}.yaml": _render(template, context)}

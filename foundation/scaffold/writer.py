@@ -6,8 +6,9 @@ import importlib.metadata
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from foundation.core.workspace import USECASES_DIR
+from foundation.core.workspace import USECASE_FILE, USECASES_DIR
 from foundation.scaffold.render import (
     ScaffoldError,
     UsecaseAnswers,
@@ -16,6 +17,7 @@ from foundation.scaffold.render import (
     validate_answers,
     workspace_files,
 )
+from foundation.specs.yaml_source import load_yaml
 
 DISTRIBUTION = "data-foundation"
 
@@ -97,4 +99,35 @@ def create_usecase(root: Path, answers: UsecaseAnswers) -> WriteResult:
             f"{', '.join(taken)} already exist(s): the name {answers.name!r} clashes with existing files; "
             "choose another name or move them"
         )
+    return write_files(root, files)
+
+
+def target_usecase(root: Path, target: str) -> tuple[str, str]:
+    """`USECASE/NAME` -> (use case, name); a bare NAME when the workspace has exactly one use case."""
+    usecases = existing_usecases(root)
+    usecase, _, name = target.rpartition("/")
+    if not usecase:
+        if len(usecases) != 1:
+            known = ", ".join(usecases) or "none (create one with `foundation usecase new NAME`)"
+            raise ScaffoldError(f"say which use case: USECASE/{target} (use cases: {known})")
+        usecase = usecases[0]
+    if usecase not in usecases:
+        known = ", ".join(usecases) or "none (create one with `foundation usecase new NAME`)"
+        raise ScaffoldError(f"no use case named {usecase!r}; known: {known}")
+    return usecase, name
+
+
+def usecase_owner(root: Path, usecase: str) -> str | None:
+    """The owner e-mail of the use case's usecase.yaml (the default owner of what is added to it)."""
+    doc, _ = load_yaml(root / USECASES_DIR / usecase / USECASE_FILE)
+    data: Any = doc.data if doc is not None else None
+    owner = data.get("owner") if isinstance(data, dict) else None
+    return owner if isinstance(owner, str) else None
+
+
+def create_spec_file(root: Path, files: dict[str, str]) -> WriteResult:
+    """Write one new YAML (`sources new`, `kpi new`); a file that exists is refused, never overwritten."""
+    taken = [relative for relative in files if (root / relative).exists()]
+    if taken:
+        raise ScaffoldError(f"{', '.join(taken)} already exists: choose another name, or edit that file")
     return write_files(root, files)

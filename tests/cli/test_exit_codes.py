@@ -38,6 +38,10 @@ UNKNOWN = [
     (["ingest", "nope"], "ingest", "nope"),
     (["run", "nope"], "run", "no use case named 'nope'; known: shop"),
     (["quality", "nope"], "quality", "nope"),
+    (["train", "nope"], "train", "nope"),
+    (["models", "show", "nope"], "models show", "no registered model named 'nope'"),
+    (["doctor", "--only", "nope"], "doctor", "unknown part(s) nope"),
+    (["backfill", "nope", "--from", "2026-01-01", "--to", "2026-01-02"], "backfill", "nope"),
     (["profile", "nope"], "profile", "nope"),
 ]
 

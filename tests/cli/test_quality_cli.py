@@ -60,7 +60,7 @@ def test_quality_before_any_load_says_not_loaded(workspace: Path) -> None:
     _write(workspace, "")
     code, out = invoke(workspace, "quality", "--json")
     assert code == 0
-    (row,) = json.loads(out)["results"]
+    (row,) = json.loads(out)["data"]
     assert row["status"] == "not loaded"
 
 
@@ -74,7 +74,7 @@ def test_quality_report_lists_every_rule_and_fails_on_an_error(workspace: Path) 
     assert code == 1  # the blocking unique check failed in Dagster
     code, out = invoke(workspace, "quality", "--json")
     assert code == 1
-    results = {r["check"]: r for r in json.loads(out)["results"]}
+    results = {r["check"]: r for r in json.loads(out)["data"]}
     assert results["unique__site"]["status"] == "fail"
     assert results["unique__site"]["failing"] == 2
     assert results["freshness__ts"]["status"] == "pass"  # newest ts is now: measured again at report time

@@ -71,14 +71,14 @@ def _workspace(tmp_path: Path) -> Path:
 def test_status_shows_refresh_failing_check_and_next_tick(tmp_path: Path) -> None:
     workspace = _workspace(tmp_path)
     before = runner.invoke(app, ["--workspace", str(workspace), "status", "--json"])
-    (uc,) = json.loads(before.stdout)["usecases"]
+    (uc,) = json.loads(before.stdout)["data"]["usecases"]
     assert uc["layers"] == [
         {"layer": "bronze", "assets": 1, "never_run": 1, "last_refresh": None, "oldest_refresh": None}
     ]
     runner.invoke(app, ["--workspace", str(workspace), "run"])  # lands, then the unique check fails
     result = runner.invoke(app, ["--workspace", str(workspace), "status", "--json"])
     assert result.exit_code == 1, result.output  # an error check fails
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["data"]
     assert report["ok"] is False and report["daemon"]["running"] is False
     (uc,) = report["usecases"]
     assert uc["usecase"] == "plant" and uc["layers"][0]["last_refresh"] is not None
@@ -110,7 +110,7 @@ def test_status_shows_refresh_failing_check_and_next_tick(tmp_path: Path) -> Non
     )
     with IncidentStore.of_workspace(Workspace.open(workspace)).transaction() as recorder:
         recorder.record([Transition("opened", incident)])
-    shown = json.loads(runner.invoke(app, ["--workspace", str(workspace), "status", "plant", "--json"]).stdout)
+    shown = json.loads(runner.invoke(app, ["--workspace", str(workspace), "status", "plant", "--json"]).stdout)["data"]
     (open_incident,) = shown["usecases"][0]["incidents"]
     assert open_incident["rule"] == "unique__id" and open_incident["owners"] == ["data@example.com"]
     assert "Open incidents" in runner.invoke(app, ["--workspace", str(workspace), "status"]).stdout

@@ -65,7 +65,9 @@ def served(workspace: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
     try:
         line = process.stdout.readline() if process.stdout else ""
         assert line, process.stderr.read() if process.stderr else "no output"
-        yield process, json.loads(line)
+        envelope = json.loads(line)
+        assert (envelope["ok"], envelope["command"]) == (True, "demo serve")
+        yield process, envelope["data"]
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

@@ -38,8 +38,9 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
     workspace = _copy_workspace(tmp_path)
     result = _run(workspace, "demo", "--trucks", "12", "--days", "21", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    demo = json.loads(result.stdout)
-    assert demo["ok"] is True
+    envelope = json.loads(result.stdout)
+    assert (envelope["ok"], envelope["errors"]) == (True, [])
+    demo = envelope["data"]
     # no third-party chatter on the console: MLflow's INFO lines and notices go to the workspace's logs
     for chatter in ("Detected uv project", "already exists. Creating a new version"):
         assert chatter not in result.stderr, result.stderr[-3000:]

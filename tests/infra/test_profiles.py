@@ -202,7 +202,7 @@ def test_doctor_reads_a_real_mlflow_store_and_dagster_instance(tmp_path: Path) -
     mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").create_experiment("doctor_check")
     code, out = cli(root, "doctor", "--only", "mlflow", "--only", "dagster", "--json")
     assert code == 0, out
-    probes = {p["part"]: p for p in json.loads(out)["probes"]}
+    probes = {p["part"]: p for p in json.loads(out)["data"]["probes"]}
     assert "2 experiment(s)" in probes["mlflow tracking"]["detail"]  # Default + ours
     assert probes["mlflow registry"]["status"] == "ok"
     assert probes["dagster"]["status"] == "ok" and "run(s)" in probes["dagster"]["detail"]
@@ -212,7 +212,7 @@ def test_doctor_fails_with_the_fix_and_never_prints_the_secret(tmp_path: Path, m
     root = workspace_with(tmp_path)
     code, out = cli(root, "doctor", "--profile", "production", "--json")
     assert code == 1
-    report = json.loads(out)
+    report = json.loads(out)["data"]
     assert [(p["part"], p["status"]) for p in report["probes"]] == [("settings", "fail")]
     assert "TEST_PROD_SECRET" in report["probes"][0]["detail"]
     assert "foundation check --profile production" in report["probes"][0]["fix"]

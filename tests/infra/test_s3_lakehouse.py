@@ -155,7 +155,7 @@ def test_doctor_probes_the_s3_lakehouse_and_names_the_fix(make_workspace, s3_env
     kit = make_workspace(settings={"profiles": {"production": S3_SETTINGS}})
     code, out = cli(kit.root, "doctor", "--profile", "production", "--only", "lakehouse", "--json")
     assert code == 0, out
-    probes = {p["part"]: p for p in json.loads(out)["probes"]}
+    probes = {p["part"]: p for p in json.loads(out)["data"]["probes"]}
     assert probes["lakehouse"]["status"] == "ok" and probes["lakehouse"]["detail"].startswith(ROOT)
     assert not s3_env.keys(BUCKET, "foundation/_doctor/probe-")  # the probe table was removed
 
@@ -164,7 +164,7 @@ def test_doctor_probes_the_s3_lakehouse_and_names_the_fix(make_workspace, s3_env
     kit.write_settings(missing)
     code, out = cli(kit.root, "doctor", "--profile", "production", "--only", "lakehouse", "--json")
     assert code == 1, out
-    lakehouse = next(p for p in json.loads(out)["probes"] if p["part"] == "lakehouse")
+    lakehouse = next(p for p in json.loads(out)["data"]["probes"] if p["part"] == "lakehouse")
     assert lakehouse["status"] == "fail" and "s3://no-such-bucket/x" in lakehouse["detail"]
     assert "credentials" in lakehouse["fix"]
     assert SECRET_KEY not in out

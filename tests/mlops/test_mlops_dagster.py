@@ -48,8 +48,11 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
     assert result.exit_code == 0, result.output
-    (report,) = json.loads(result.stdout)["reports"]
+    (report,) = json.loads(result.stdout)["data"]["reports"]
     assert report["champion"] == report["registered_version"] == 1
+    # no third-party chatter on the console: MLflow's registration notices go to .foundation/logs/train.log
+    assert "Registered model" not in result.stderr and "Successfully registered" not in result.stderr, result.stderr
+    assert "Registered model 'fleet__risk' already exists" in (kit.root / ".foundation/logs/train.log").read_text()
     table = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet"])
     assert table.exit_code == 0 and "True Negatives" in table.stdout and "As is" in table.stdout
     assert "not promoted" in table.stdout  # the same data and seed: a tie keeps the champion
@@ -89,13 +92,13 @@ def test_train_then_score_and_monitor_through_dagster(kit: MlWorkspace) -> None:
     again = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet"])
     assert f"Trucks at risk: {count:,.0f} trucks on {day} (KPI trucks_at_risk" in again.stdout, again.stdout
     as_json = runner.invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
-    (report,) = json.loads(as_json.stdout)["reports"]
+    (report,) = json.loads(as_json.stdout)["data"]["reports"]
     assert report["model_kpis"] == [
         {"id": "trucks_at_risk", "label": "Trucks at risk", "unit": "trucks", "period": day, "value": count}
     ]
 
     listing = runner.invoke(app, ["--workspace", str(kit.root), "models", "list", "--json"])
-    assert json.loads(listing.stdout)[0]["champion"] == 1
+    assert json.loads(listing.stdout)["data"][0]["champion"] == 1
     shown = runner.invoke(app, ["--workspace", str(kit.root), "models", "show", "fleet__risk"])
     assert "Promotion history" in shown.stdout and "reject" in shown.stdout
     missing = runner.invoke(app, ["--workspace", str(kit.root), "models", "rollback", "fleet__risk"])
@@ -115,7 +118,7 @@ def test_train_returns_this_runs_report_whatever_the_report_files_time(kit: MlWo
     os.utime(path, (future, future))
     result = CliRunner().invoke(app, ["--workspace", str(kit.root), "train", "fleet", "--json"])
     assert result.exit_code == 0, result.output
-    (report,) = json.loads(result.stdout)["reports"]
+    (report,) = json.loads(result.stdout)["data"]["reports"]
     assert report["run_id"] != before["run_id"]  # this training's MLflow run, not the file's
     assert json.loads(path.read_text())["run_id"] == report["run_id"]
 
@@ -143,7 +146,7 @@ def test_too_little_data_skips_training_without_failing_the_run(tmp_path: Path) 
     small.write_spec(spec_dict())
     result = CliRunner().invoke(app, ["--workspace", str(small.root), "train", "fleet", "--json"])
     assert result.exit_code == 1, result.output  # asked to train, nothing trained: say so
-    out = json.loads(result.stdout)
+    out = json.loads(result.stdout)["data"]
     assert out["reports"] == [] and "no training rows left" in out["skipped"]["fleet/risk"]
 
     from foundation.dagster_defs.instance import dagster_instance

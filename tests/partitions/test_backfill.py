@@ -121,7 +121,7 @@ def foundation(kit, *args: str) -> subprocess.CompletedProcess[str]:
 def test_backfill_lands_exactly_its_partitions_and_a_rerun_replaces_one(kit):
     result = foundation(kit, "backfill", "uc/readings", "--from", "2026-01-02", "--to", "2026-01-04", "--json")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["data"]
     assert report["status"] == "COMPLETED_SUCCESS" and report["executed_by"] == "in-process"
     assert report["done"] == report["partitions"] == ["2026-01-02", "2026-01-03", "2026-01-04"]
     assert (report["failed"], report["runs"]) == ([], 3)
@@ -195,7 +195,7 @@ def test_with_a_daemon_running_the_backfill_is_the_daemons(kit, tmp_path):
         # One partition: each run the daemon launches is a process of its own (tens of seconds on a loaded machine).
         result = foundation(kit, "backfill", "uc/readings", "--from", "2026-01-02", "--to", "2026-01-02", "--json")
         assert result.returncode == 0, result.stderr + (tmp_path / "daemon.log").read_text()[-3000:]
-        report = json.loads(result.stdout)
+        report = json.loads(result.stdout)["data"]
         assert (report["executed_by"], report["status"]) == ("daemon", "COMPLETED_SUCCESS")
         assert report["done"] == ["2026-01-02"]
         assert per_day(kit) == {"2026-01-02": per_day_of(readings(range(1, 8)))["2026-01-02"]}
@@ -218,7 +218,7 @@ def test_foundation_run_leaves_partitioned_assets_out_and_sources_list_shows_the
     assert kit.version("readings") is None  # the partitioned one waits for its partitions
 
     monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
-    listed = json.loads(CliRunner().invoke(app, ["sources", "list", "--json"]).output)
+    listed = json.loads(CliRunner().invoke(app, ["sources", "list", "--json"]).output)["data"]
     assert {s["source"]: s["partitions"] for s in listed} == {"plain": None, "readings": "daily"}
 
 

@@ -69,7 +69,7 @@ def test_a_microbatch_model_is_built_per_partition_and_a_rerun_replaces_its_wind
 
     result = foundation(kit, "backfill", "uc", "--from", "2026-01-02", "--to", "2026-01-04", "--json")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)  # dbt's own output went to the log, not into the JSON
+    report = json.loads(result.stdout)["data"]  # dbt's own output went to the log, not into the JSON
     assert report["assets"] == ["uc/bronze/readings", "uc/marts/fct_readings_daily"]
     assert report["done"] == ["2026-01-02", "2026-01-03", "2026-01-04"] and report["failed"] == []
     days = ["2026-01-02", "2026-01-03", "2026-01-04"]

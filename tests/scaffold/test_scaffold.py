@@ -136,7 +136,7 @@ def test_init_force_never_overwrites_a_users_file(tmp_path: Path) -> None:
     (tmp_path / "foundation.yaml").write_text("state_dir: .mystate\n")
     result = runner.invoke(app, ["init", str(tmp_path), "--force", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.output)["data"]
     assert sorted(report["kept"]) == ["README.md", "foundation.yaml"]
     assert "definitions.py" in report["written"]
     assert (tmp_path / "README.md").read_text() == "my own readme\n"
@@ -209,7 +209,7 @@ def test_usecase_list_json(platform: Path) -> None:
     assert _new(platform, "churn", "--owner", "crm@example.com", "--type", "automation", "--no-input").exit_code == 0
     result = runner.invoke(app, ["--workspace", str(platform), "usecase", "list", "--json"])
     assert result.exit_code == 0, result.output
-    items = {i["name"]: i for i in json.loads(result.output)}
+    items = {i["name"]: i for i in json.loads(result.output)["data"]}
     assert items["churn"]["type"] == "automation" and items["churn"]["quadrant"] == "unscored"
     assert items["churn"]["owner"] == "crm@example.com"
     assert items["equipment_failure"]["quadrant"] == "quick wins"

@@ -40,7 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = run_cli(root, "demo", "--trucks", "8", "--days", "30", "--json")
     after = datetime.now(UTC)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return {"root": root, "demo": json.loads(result.stdout), "before": before, "after": after}
+    return {"root": root, "demo": json.loads(result.stdout)["data"], "before": before, "after": after}
 
 
 def bronze(root: Path, table: str) -> pd.DataFrame:
@@ -309,7 +309,7 @@ def test_a_failing_test_or_broken_contract_blocks_downstream_and_names_the_file(
 
     result = run_cli(root, "run", "fleet_maintenance", "--skip-ingestion", "--json")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)["data"]
     problems = {p["node"]: p for p in summary["problems"]}
     test_problem = problems["assert_repairs_are_instant"]
     assert test_problem["status"] == "fail"

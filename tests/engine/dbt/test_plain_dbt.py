@@ -65,8 +65,9 @@ def documented(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [*FOUNDATION, "--workspace", str(root), "docs", "--json"], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    site = json.loads(result.stdout)
-    assert site["ok"] and Path(site["index"]).is_file()
+    envelope = json.loads(result.stdout)
+    site = envelope["data"]
+    assert envelope["ok"] and Path(site["index"]).is_file()
     assert site["models"] >= 20 and site["sources"] >= 5
     catalog = json.loads((Path(site["target_dir"]) / "catalog.json").read_text())
     assert "source.foundation.fleet_maintenance.trucks" in catalog["sources"]  # its columns read from the warehouse

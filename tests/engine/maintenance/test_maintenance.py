@@ -189,7 +189,7 @@ def test_bronze_orphan_removed_rows_and_load_state_unchanged_through_the_cli(
     monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
     result = CliRunner().invoke(app, ["maintenance", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.output)["data"]
     (entry,) = [t for t in report["tables"] if t["table"] == "bronze/uc/readings"]
     assert (entry["kind"], entry["files_before"], entry["files_after"], entry["files_removed"]) == (
         "bronze",

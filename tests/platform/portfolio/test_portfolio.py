@@ -178,7 +178,7 @@ def test_portfolio_command_json_and_out(platform: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = runner.invoke(app, ["--workspace", str(platform), "portfolio", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.output)["data"]
     assert [u["name"] for u in report["usecases"]] == ["equipment_failure", "half", "idea"]
     assert report["usecases"][0]["value"] == pytest.approx(66.7)
     assert (out / "portfolio.png").read_bytes().startswith(PNG_SIGNATURE)
