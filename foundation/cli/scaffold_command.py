@@ -27,20 +27,30 @@ def init(
         bool,
         typer.Option("--force", help="Write into a non-empty folder; files that exist are kept, never overwritten."),
     ] = False,
+    framework_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--framework-path",
+            help="Take Data Foundation from this local checkout (editable), to develop both side by side; "
+            "default: the released version, by name and version.",
+            file_okay=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Start a new data platform in DIRECTORY: foundation.yaml, usecases/ with a small working example (a CSV ->
     dbt -> a KPI -> a model), the dbt project, the Dagster entry point, .gitignore, a README and a CI workflow.
 
-    The framework is a dependency of the new platform (its pyproject names data-foundation), not copied into
-    it. Then: `cd DIRECTORY && foundation check && foundation run`.
+    The framework is a dependency of the new platform, by name and version (`data-foundation~=X.Y.Z` in its
+    pyproject), not copied into it; --framework-path takes it from a local checkout instead.
+    Then: `cd DIRECTORY && foundation check && foundation run`.
     """
     # lazy: jinja2 and the templates (0.4 s); `foundation --help` must not pay for them
     from foundation.scaffold.render import ScaffoldError
     from foundation.scaffold.writer import init_workspace
 
     try:
-        result = init_workspace(directory, force=force)
+        result = init_workspace(directory, force=force, framework_path=framework_path)
     except ScaffoldError as exc:
         fail("init", str(exc), json_output)
     if json_output:

@@ -45,29 +45,21 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> WriteResult:
     return result
 
 
-def framework_source() -> tuple[str, str | None]:
-    """How the new workspace depends on the framework: (requirement, local checkout path or None).
-
-    A framework run from a checkout (its pyproject names data-foundation) is referenced by path; an installed one
-    by its version.
-    """
-    checkout = Path(__file__).resolve().parents[2]
-    pyproject = checkout / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            if tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"] == DISTRIBUTION:
-                return DISTRIBUTION, str(checkout)
-        except (tomllib.TOMLDecodeError, KeyError):
-            pass
+def framework_requirement() -> str:
+    """The new platform's dependency on the framework, by name and version (`data-foundation~=0.1.0`: this release
+    and its patches), so that the platform's own CI installs it from the index like any other package."""
     try:
-        return f"{DISTRIBUTION}>={importlib.metadata.version(DISTRIBUTION)}", None
-    except importlib.metadata.PackageNotFoundError:
-        return DISTRIBUTION, None
+        version = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # a checkout on the path, not installed
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        version = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    return f"{DISTRIBUTION}~={version}"
 
 
-def init_workspace(folder: Path, force: bool = False) -> WriteResult:
+def init_workspace(folder: Path, force: bool = False, framework_path: Path | None = None) -> WriteResult:
     """Write a new platform workspace into `folder`. Refuses a non-empty folder unless `force`; even then, every
-    file that exists is kept as it is (reported in `kept`)."""
+    file that exists is kept as it is (reported in `kept`). `framework_path`: a Data Foundation checkout the
+    platform takes the framework from (`[tool.uv.sources]`, editable), to develop both side by side."""
     folder = folder.resolve()
     if folder.exists() and not folder.is_dir():
         raise ScaffoldError(f"{folder} is a file: give a folder for the new platform")
@@ -76,8 +68,10 @@ def init_workspace(folder: Path, force: bool = False) -> WriteResult:
             f"{folder} is not empty: choose a new folder, or pass --force to add the platform files around what is "
             "there (existing files are never overwritten)"
         )
-    requirement, path = framework_source()
-    return write_files(folder, workspace_files(project_name_of(folder.name), requirement, path))
+    if framework_path is not None and not (framework_path / "pyproject.toml").is_file():
+        raise ScaffoldError(f"{framework_path} is not a Data Foundation checkout (no pyproject.toml)")
+    path = str(framework_path.resolve()) if framework_path is not None else None
+    return write_files(folder, workspace_files(project_name_of(folder.name), framework_requirement(), path))
 
 
 def existing_usecases(root: Path) -> list[str]:

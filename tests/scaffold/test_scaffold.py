@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,16 @@ def test_todo_lines_name_the_line_and_the_ask() -> None:
 # -- foundation init ------------------------------------------------------------------------------------------------
 
 
+def test_init_framework_path_takes_the_framework_from_a_checkout(tmp_path: Path) -> None:
+    checkout = Path(__file__).resolve().parents[2]
+    root = _init(tmp_path / "dev", "--framework-path", str(checkout))
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert pyproject["tool"]["uv"]["sources"]["data-foundation"] == {"path": str(checkout), "editable": True}
+    assert pyproject["project"]["dependencies"][0].startswith("data-foundation~=")
+    refused = runner.invoke(app, ["init", str(tmp_path / "other"), "--framework-path", str(tmp_path / "dev/usecases")])
+    assert refused.exit_code == 2 and "not a Data Foundation checkout" in refused.stderr
+
+
 def test_init_writes_a_platform_that_depends_on_the_framework(platform: Path) -> None:
     for relative in (
         "foundation.yaml",
@@ -107,8 +119,10 @@ def test_init_writes_a_platform_that_depends_on_the_framework(platform: Path) ->
         "usecases/equipment_failure/data/pump_readings.csv",
     ):
         assert (platform / relative).is_file(), relative
-    pyproject = (platform / "pyproject.toml").read_text()
-    assert '"data-foundation' in pyproject
+    pyproject = tomllib.loads((platform / "pyproject.toml").read_text())
+    # by name and version, so that the platform's own CI installs it from the index (not a path on this machine)
+    assert pyproject["project"]["dependencies"] == [f"data-foundation~={importlib.metadata.version('data-foundation')}"]
+    assert "sources" not in pyproject["tool"]["uv"]
     assert not (platform / "foundation").exists(), "the framework is a dependency, never copied"
     ci = yaml.safe_load((platform / ".github/workflows/ci.yml").read_text())
     steps = " ".join(str(s.get("run", "")) for s in ci["jobs"]["validate"]["steps"])
