@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_result, print_table
+from foundation.cli.output import JsonFlag, console, err_console, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -34,8 +34,11 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+NOT_PUBLISHED = "no KPI published yet: run `foundation run` (or `foundation demo`) first"
+
+
 def _unpublished() -> None:
-    err_console.print("no KPI published yet: run `foundation run` (or `foundation demo`) first")
+    err_console.print(NOT_PUBLISHED)
 
 
 def kpi_list(
@@ -46,8 +49,9 @@ def kpi_list(
     catalog = _catalog()
     items = catalog.list(search)
     if json_output:
-        print_json(items)
-        return
+        unpublished = [] if catalog.published else [{"message": NOT_PUBLISHED}]
+        print_result("kpi list", items, ok=catalog.published, errors=unpublished)
+        raise typer.Exit(0 if catalog.published else 1)
     if not catalog.published:
         _unpublished()
         raise typer.Exit(1)
@@ -98,7 +102,8 @@ def kpi_show(
         fail("kpi show", str(exc.args[0] if exc.args else exc), json_output)
     if json_output:
         sliced = {} if slices is None else {"by": by, "series": slices}
-        print_json({**item, "history": [{"period": p.period.isoformat(), "value": p.value} for p in history], **sliced})
+        history_rows = [{"period": p.period.isoformat(), "value": p.value} for p in history]
+        print_result("kpi show", {**item, "history": history_rows, **sliced})
         return
     _print_header(item)
     if by is not None and slices is not None:

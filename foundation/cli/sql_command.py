@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import JsonFlag, err_console, print_json, print_table
+from foundation.cli.output import EXIT_PROBLEMS, JsonFlag, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 
 
@@ -33,11 +33,10 @@ def sql(
     try:
         cursor = con.execute(query)
     except duckdb.Error as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail("sql", str(exc), json_output, EXIT_PROBLEMS)
     columns = [d[0] for d in cursor.description or []]
     rows = cursor.fetchmany(limit)
     if json_output:
-        print_json([dict(zip(columns, r, strict=True)) for r in rows])
+        print_result("sql", [dict(zip(columns, r, strict=True)) for r in rows])
     else:
         print_table("", columns, rows)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from foundation.cli.output import JsonFlag, err_console, fail, print_json, print_table
+from foundation.cli.output import JsonFlag, err_console, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 
 
@@ -29,7 +29,7 @@ def tables(
         fail("tables", f"no layer {layer!r} in the lakehouse; it has: {', '.join(layers) or 'none yet'}", json_output)
     listed = [t for t in listed if layer in (None, t["layer"])]
     if json_output:
-        print_json(listed)
+        print_result("tables", listed)
         return
     if not listed:
         err_console.print("no table yet: run `foundation run` (or `foundation demo`) first")

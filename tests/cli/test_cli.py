@@ -93,7 +93,7 @@ def test_ingest_json_reconciles_and_sources_list_shows_rows(workspace: Path) -> 
     (item,) = json.loads(out)["data"]
     assert item["rows"] == 2 and item["delta_version"] == 0
     code, out = invoke(workspace, "sql", "--json", "select id, temp_c from bronze.plant__readings order by id")
-    assert json.loads(out) == [{"id": 1, "temp_c": 20.5}, {"id": 3, "temp_c": 22.0}]
+    assert json.loads(out)["data"] == [{"id": 1, "temp_c": 20.5}, {"id": 3, "temp_c": 22.0}]
 
 
 def test_ingest_failure_exits_1_and_names_the_problem(workspace: Path) -> None:

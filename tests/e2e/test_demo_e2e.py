@@ -72,7 +72,7 @@ def test_demo_end_to_end_lands_every_source_and_reconciles(tmp_path: Path) -> No
     again = _run(workspace, "demo", "--trucks", "12", "--days", "21", "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     count = _run(workspace, "sql", "--json", "select count(*) as n from bronze.fleet_maintenance__engine_telemetry")
-    assert json.loads(count.stdout) == [{"n": telemetry["rows_landed"]}]
+    assert json.loads(count.stdout)["data"] == [{"n": telemetry["rows_landed"]}]
 
 
 def _free_port() -> int:

@@ -53,7 +53,7 @@ def test_sql_reads_gold_and_ml(demo: Path) -> None:
     )
     result = foundation(demo, "sql", query, "--json")
     assert result.returncode == 0, result.stderr
-    (row,) = json.loads(result.stdout)
+    (row,) = json.loads(result.stdout)["data"]
     assert row["truck_days"] == 4 * 14 and row["predictions"] == 10_000 and row["promotions"] >= 1
     assert 0 < row["training_rows"] <= 10_000
 

@@ -103,7 +103,7 @@ def test_ingest_rerun_and_read_back_on_s3(make_workspace, spec, s3_env: S3Server
     # Read back through the catalog: `foundation sql` and register_bronze with the workspace's storage options.
     code, out = cli(kit.root, "sql", "select truck_id, km from bronze.uc__trucks order by truck_id", "--json")
     assert code == 0, out
-    assert [(r["truck_id"], r["km"]) for r in json.loads(out)] == [
+    assert [(r["truck_id"], r["km"]) for r in json.loads(out)["data"]] == [
         ("T1", 1300.0),
         ("T2", 800.0),
         ("T4", 50.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -15,7 +16,11 @@ def test_kpi_commands_before_a_run_say_what_to_do(tmp_path: Path) -> None:
     listing = runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "list"])
     assert listing.exit_code == 1
     assert "foundation run" in listing.output
-    assert runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "list", "--json"]).output.strip() == "[]"
+    as_json = runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "list", "--json"])
+    assert as_json.exit_code == 1  # as without --json: nothing published is a problem to fix
+    body = json.loads(as_json.stdout)
+    assert (body["ok"], body["command"], body["data"]) == (False, "kpi list", [])
+    assert "foundation run" in body["errors"][0]["message"]
     shown = runner.invoke(app, ["--workspace", str(tmp_path), "kpi", "show", "fleet_availability"])
     assert shown.exit_code == 2  # an unknown name is a usage error, in every command
     assert "no KPI 'fleet_availability'" in shown.output and "foundation run" in shown.output

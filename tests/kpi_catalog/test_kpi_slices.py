@@ -119,7 +119,7 @@ def kpi_show(workspace: Path, *args: str) -> Any:
 def test_cli_by_dimension_gives_each_value_its_state_and_history(workspace: Path) -> None:
     result = kpi_show(workspace, "--by", "segment", "--json")
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.output)["data"]
     assert shown["by"] == "segment"
     slices = {s["segment"]: s for s in shown["series"]}
     assert set(slices) == {"city", "long_haul"}  # the total row (segment NULL) is not a slice

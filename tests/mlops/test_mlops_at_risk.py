@@ -66,7 +66,7 @@ def test_trucks_at_risk_equals_an_independent_count(trained: dict[str, Any]) -> 
     runner = CliRunner()
     shown = runner.invoke(app, ["--workspace", str(kit.root), "kpi", "show", "trucks_at_risk", "--json"])
     assert shown.exit_code == 0, shown.output
-    item = json.loads(shown.output)
+    item = json.loads(shown.output)["data"]
     last_day = max(independent_counts(predictions, "day").items())
     assert (item["latest"]["period"], item["latest"]["value"]) == last_day
     assert item["kind"] == "predictions" and item["lineage"][0]["source"] == f"ml/{USECASE}/risk/predictions"

@@ -75,7 +75,7 @@ def test_sql_sees_every_layer(lakehouse: WorkspaceKit) -> None:
     )
     result = cli(lakehouse, "sql", query, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == [
+    assert json.loads(result.output)["data"] == [
         {
             "bronze": 2,
             "quarantine": 1,
@@ -91,7 +91,7 @@ def test_sql_sees_every_layer(lakehouse: WorkspaceKit) -> None:
 def test_tables_lists_layer_rows_version_and_time(lakehouse: WorkspaceKit) -> None:
     result = cli(lakehouse, "tables", "--json")
     assert result.exit_code == 0, result.output
-    listed = {t["table"]: t for t in json.loads(result.output)}
+    listed = {t["table"]: t for t in json.loads(result.output)["data"]}
     assert {"bronze.shop__orders", "quarantine.shop__orders", "gold.shop__fct_orders", "marts.shop__fct_orders"} <= set(
         listed
     )
@@ -100,7 +100,7 @@ def test_tables_lists_layer_rows_version_and_time(lakehouse: WorkspaceKit) -> No
     gold = listed["gold.shop__fct_orders"]
     assert (gold["layer"], gold["rows"], gold["delta_version"]) == ("gold", 3, 1)
     assert gold["updated_at"].startswith("20")
-    only_ml = json.loads(cli(lakehouse, "tables", "ml", "--json").output)
+    only_ml = json.loads(cli(lakehouse, "tables", "ml", "--json").output)["data"]
     assert {t["layer"] for t in only_ml} == {"ml"}
     unknown = cli(lakehouse, "tables", "silver")
     assert unknown.exit_code == 2 and "it has: bronze, gold, marts, ml, quality, quarantine" in unknown.output

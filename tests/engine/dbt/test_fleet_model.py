@@ -246,7 +246,7 @@ def test_feature_table_label_and_windows_use_no_future_data(built: dict, fleet: 
 def test_kpi_lineage_lists_its_sources(built: dict) -> None:
     result = run_cli(built["root"], "kpi", "show", "mttr_hours", "--json")
     assert result.returncode == 0, result.stderr
-    shown = json.loads(result.stdout)
+    shown = json.loads(result.stdout)["data"]
     assert {s["source"] for s in shown["lineage"]} == {
         "fleet_maintenance/failures",
         "fleet_maintenance/maintenance",
@@ -255,7 +255,7 @@ def test_kpi_lineage_lists_its_sources(built: dict) -> None:
     assert {s["yaml"] for s in shown["lineage"]} >= {"usecases/fleet_maintenance/sources/failures.yaml"}
     assert shown["upstream_models"][0] == "fct_failures"
     assert shown["yaml"] == "usecases/fleet_maintenance/kpis/mttr_hours.yaml"
-    listing = json.loads(run_cli(built["root"], "kpi", "list", "--json").stdout)
+    listing = json.loads(run_cli(built["root"], "kpi", "list", "--json").stdout)["data"]
     availability = next(k for k in listing if k["id"] == "fleet_availability")
     assert "fleet_maintenance/engine_telemetry" in {s["source"] for s in availability["lineage"]}
     ai4i = next(k for k in listing if k["id"] == "failure_rate_by_machine_type")
@@ -273,7 +273,7 @@ def test_readers_keep_answering_while_a_writer_holds_the_warehouse(built: dict) 
         finally:
             writer.close()
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["latest"]["value"] is not None
+    assert json.loads(result.stdout)["data"]["latest"]["value"] is not None
 
 
 def test_dbt_assets_are_downstream_of_ingestion_and_tests_are_checks(built: dict) -> None:
