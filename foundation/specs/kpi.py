@@ -73,6 +73,8 @@ class KpiSpec(BaseModel):
                     f"a model KPI (`predictions:`) is computed from the model's predictions: remove "
                     f"{', '.join(given + (['dimensions'] if self.dimensions else []))}"
                 )
+            if REFRESH in self.grains:
+                raise ValueError(f"a model KPI is counted per day, week or month of scoring: remove {REFRESH!r}")
         elif self.sql is None:
             missing = [k for k in ("model", "expression") if getattr(self, k) is None]
             if missing:

@@ -26,9 +26,25 @@ def foundation(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
+# A KPI without a time column (one value per refresh) on the AI4I runs, which have no timestamps of their own.
+KPI_WITHOUT_TIME = """\
+id: mean_tool_wear
+label: Mean tool wear
+description: Mean tool wear of the runs, at each refresh.
+owner: plant-analytics@example.com
+unit: min
+direction: lower
+target: 120
+dimensions: [product_type]
+model: fct_product_runs
+expression: avg(tool_wear_min)
+"""
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_platform(tmp_path_factory.mktemp("tools") / "ws")
+    (root / "usecases" / "machine_failure" / "kpis" / "mean_tool_wear.yaml").write_text(KPI_WITHOUT_TIME)
     built = foundation(root, "demo", "--trucks", "4", "--days", "14", "--json")
     assert built.returncode == 0, built.stderr[-3000:]
     return root
@@ -74,3 +90,15 @@ def test_dagster_dev_opens_the_instance_the_cli_recorded_its_runs_in(demo: Path)
     chosen = json.loads(result.stdout.strip().splitlines()[-1])
     assert Path(chosen["root"]) == demo / ".foundation" / "dagster"
     assert chosen["runs"] >= 2  # the demo's ingestion and pipeline runs, as `foundation ui` shows them
+
+
+def test_a_kpi_without_time_is_built_published_and_sliced(demo: Path) -> None:
+    result = foundation(demo, "kpi", "show", "mean_tool_wear", "--by", "product_type", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["grain"] == "refresh" and len(shown["history"]) == 1  # one refresh so far: one value
+    assert {s["product_type"] for s in shown["series"]} == {"H", "L", "M"}
+    mean = foundation(
+        demo, "sql", "select avg(tool_wear_min) as v from gold.machine_failure__fct_product_runs", "--json"
+    )
+    assert shown["latest"]["value"] == pytest.approx(json.loads(mean.stdout)[0]["v"])

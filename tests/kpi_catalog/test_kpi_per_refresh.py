@@ -50,6 +50,9 @@ def test_a_kpi_without_time_has_the_one_grain_refresh() -> None:
     with pytest.raises(ValidationError, match="needs model and expression"):
         KpiSpec(**{k: v for k, v in SPEC.items() if k != "expression"})
     assert not KpiSpec(**SPEC, time="opened_on").snapshot
+    model_kpi = {k: v for k, v in SPEC.items() if k not in ("model", "expression", "filter", "dimensions")}
+    with pytest.raises(ValidationError, match="a model KPI is counted per day, week or month"):
+        KpiSpec(**model_kpi, predictions="churn", grains=["refresh"])
 
 
 def dbt_project(
