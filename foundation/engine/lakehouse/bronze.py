@@ -24,6 +24,10 @@ STATE_KEY = "foundation.state"
 LOAD_ID_KEY = "foundation.load_id"
 WriteMode = Literal["append", "replace", "merge"]
 RECENT_COMMITS = 50  # where the newest load almost always is; the whole history is read only when it is not
+# When Delta writes a checkpoint (every 100 commits) it deletes the log files older than delta.logRetentionDuration
+# (30 days), and the commit holding the load state may be among them: the next run would land every file again.
+# Our tables keep their whole log (one small JSON file per commit); their data files are vacuumed as before.
+KEEP_LOG = {"delta.enableExpiredLogCleanup": "false"}
 
 
 @dataclass
@@ -122,7 +126,7 @@ class BronzeTable:
         """Land `data` in one Delta commit (nothing is visible unless the whole stream was written)."""
         custom = {STATE_KEY: state.to_json(), **(metadata or {})}
         props = CommitProperties(custom_metadata=custom)
-        existing = self.table()
+        existing = self.keep_log()
         if mode == "merge" and existing is not None:
             predicate = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in primary_key or [])
             metrics = (
@@ -151,6 +155,7 @@ class BronzeTable:
             schema_mode="overwrite" if mode == "replace" else "merge",
             storage_options=self.storage_options,
             commit_properties=props,
+            configuration=KEEP_LOG,  # a new table's; an existing one has it from keep_log()
         )
         table = self.table()
         assert table is not None
@@ -164,6 +169,14 @@ class BronzeTable:
             return False
         return any(commit.get(LOAD_ID_KEY) == load_id for commit in table.history())
 
+    def keep_log(self) -> DeltaTable | None:
+        """The table (None before its first write), set to keep its whole log if a table made before was not."""
+        table = self.table()
+        if table is not None and any(table.metadata().configuration.get(k) != v for k, v in KEEP_LOG.items()):
+            table.alter.set_table_properties(KEEP_LOG)
+            table = self.table()
+        return table
+
     def _latest_version(self) -> int:
         table = self.table()
         assert table is not None
@@ -172,6 +185,7 @@ class BronzeTable:
     def append_rows(self, rows: pa.Table, metadata: dict[str, Any] | None = None) -> int:
         """Plain append (used for quarantine tables); returns the new version."""
         props = CommitProperties(custom_metadata={k: str(v) for k, v in (metadata or {}).items()})
+        self.keep_log()  # a quarantine's commits say which loads it holds (settling a crashed load reads them)
         write_deltalake(
             self.uri,
             rows,
@@ -179,5 +193,6 @@ class BronzeTable:
             schema_mode="merge",
             storage_options=self.storage_options,
             commit_properties=props,
+            configuration=KEEP_LOG,
         )
         return self._latest_version()

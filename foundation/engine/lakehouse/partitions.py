@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from deltalake import CommitProperties, write_deltalake
 
-from foundation.engine.lakehouse.bronze import STATE_KEY, BronzeTable, LoadState, WriteResult
+from foundation.engine.lakehouse.bronze import KEEP_LOG, STATE_KEY, BronzeTable, LoadState, WriteResult
 from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.partitions import FILE_TIME_COLUMN, PartitionsSpec
 
@@ -111,10 +111,11 @@ def replace_partition(
         bronze.uri,
         data,
         mode="overwrite",
-        predicate=window_predicate(spec, window) if bronze.table() is not None else None,
+        predicate=window_predicate(spec, window) if bronze.keep_log() is not None else None,
         schema_mode="merge",
         storage_options=bronze.storage_options,
         commit_properties=CommitProperties(custom_metadata=custom),
+        configuration=KEEP_LOG,
     )
     table = bronze.table()
     assert table is not None
@@ -136,6 +137,7 @@ def replace_quarantine_partition(
     else:
         rows = rows.append_column(PARTITION_COLUMN, pa.array([window.key] * rows.num_rows, pa.string()))
     predicate = f"{quote_ident(PARTITION_COLUMN)} = {quote_literal(window.key)}"
+    quarantine.keep_log()
     write_deltalake(
         quarantine.uri,
         rows,
@@ -144,6 +146,7 @@ def replace_quarantine_partition(
         schema_mode="merge",
         storage_options=quarantine.storage_options,
         commit_properties=CommitProperties(custom_metadata={PARTITION_KEY: window.key, **(metadata or {})}),
+        configuration=KEEP_LOG,
     )
     table = quarantine.table()
     return table.version() if table is not None else None
