@@ -19,6 +19,7 @@ from deltalake.exceptions import TableNotFoundError
 from foundation.core.workspace import Workspace
 from foundation.engine.dbt.publish import catalog_path
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import storage_options_of
 
 GRAIN_ORDER = ("day", "week", "month")
 TREND_POINTS = 12
@@ -68,8 +69,9 @@ def display_grain(kpi: dict[str, Any]) -> str:
 class KpiCatalog:
     """Read-only view of the published catalogue. Cheap to create: open one per request or command."""
 
-    def __init__(self, lakehouse_root: str) -> None:
+    def __init__(self, lakehouse_root: str, storage_options: dict[str, str] | None = None) -> None:
         self.lakehouse_root = lakehouse_root
+        self.storage_options = storage_options  # the workspace's (object_store.storage_options_of)
         path = catalog_path(lakehouse_root)
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -78,6 +80,11 @@ class KpiCatalog:
         else:
             self.generated_at = None
             self._kpis = {}
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> KpiCatalog:
+        """The workspace's catalogue, read with its storage options."""
+        return cls(workspace.lakehouse_root, storage_options_of(workspace))
 
     @property
     def published(self) -> bool:
@@ -107,7 +114,7 @@ class KpiCatalog:
         con = duckdb.connect()
         try:
             try:
-                relation = delta_relation_sql(con, kpi["gold_uri"])
+                relation = delta_relation_sql(con, kpi["gold_uri"], storage_options=self.storage_options)
             except TableNotFoundError:
                 return {}
             others = [d for d in dims if d != dimension]
@@ -186,4 +193,4 @@ def matches(kpi: dict[str, Any], query: str) -> bool:
 
 
 def open_catalog(workspace_root: Path | None = None) -> KpiCatalog:
-    return KpiCatalog(Workspace.open(workspace_root).lakehouse_root)
+    return KpiCatalog.of(Workspace.open(workspace_root))

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import duckdb
-from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace
 from foundation.engine.dbt.publish import gold_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of
 from foundation.engine.sql import quote_ident
 from foundation.specs.model import ModelSpec
 
@@ -33,7 +33,7 @@ def feature_table_uri(workspace: Workspace, usecase: str, spec: ModelSpec) -> st
 def published_columns(workspace: Workspace, usecase: str, table: str) -> list[str] | None:
     """Column names of a gold snapshot from its Delta log (no data read); None when not published."""
     try:
-        schema = DeltaTable(gold_uri(workspace, usecase, table)).schema()
+        schema = open_delta(workspace, gold_uri(workspace, usecase, table)).schema()
     except (TableNotFoundError, OSError):
         return None
     return [f.name for f in schema.fields]
@@ -49,14 +49,14 @@ def read_feature_table(
     """
     uri = feature_table_uri(workspace, usecase, spec)
     try:
-        table = DeltaTable(uri, version=version)
+        table = open_delta(workspace, uri, version)
     except TableNotFoundError as exc:
         raise FeatureTableMissing(
             f"{usecase}/{spec.feature_table} is not published yet ({uri}): run `foundation run {usecase}` first"
         ) from exc
     con = duckdb.connect()
     try:
-        relation = delta_relation_sql(con, uri, version=table.version())
+        relation = delta_relation_sql(con, uri, table.version(), storage_options_of(workspace))
         where = f"where ({spec.row_filter})" if training and spec.row_filter else ""
         # A total order whatever order the snapshot's files hold the rows in: time, entity, then every other
         # column as a tie-breaker (seeded subsamples and the calibration slice must see the same rows in the same

@@ -22,11 +22,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of, write_delta
 from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.model import ModelRef
 from mlops.dataset import FeatureTableMissing, feature_table_uri
@@ -64,14 +65,16 @@ def unscored_rows_sql(
     predictions: str | None,
     ref: ModelRef,
     select: Sequence[str] = ("*",),
+    storage_options: dict[str, str] | None = None,
 ) -> str:
     """The feature rows with no prediction yet, each with its prediction id, then the `select` expressions."""
     spec = ref.spec
     identity = prediction_id_sql(ref.registered_name, [*spec.entity, spec.time])
-    source = f"select {identity} as prediction_id, {', '.join(select)} from {delta_relation_sql(con, features_uri)}"
+    rows = delta_relation_sql(con, features_uri, storage_options=storage_options)
+    source = f"select {identity} as prediction_id, {', '.join(select)} from {rows}"
     if predictions is None:
         return source
-    done = delta_relation_sql(con, predictions, empty_name="_scored")
+    done = delta_relation_sql(con, predictions, storage_options=storage_options, empty_name="_scored")
     return (
         f"select * from ({source}) f where not exists (select 1 from {done} p where p.prediction_id = f.prediction_id)"
     )
@@ -232,12 +235,12 @@ def batch_score(
     model, version, threshold, features = champion or load_champion(workspace, ref)
     features_uri = feature_table_uri(workspace, ref.usecase, ref.spec)
     try:
-        feature_version = DeltaTable(features_uri).version()
+        feature_version = open_delta(workspace, features_uri).version()
     except TableNotFoundError as exc:
         raise FeatureTableMissing(f"{ref.usecase}/{ref.spec.feature_table} is not published yet") from exc
     out = predictions_uri(workspace, ref)
     try:
-        DeltaTable(out)
+        open_delta(workspace, out)
         existing: str | None = out
     except TableNotFoundError:
         existing = None
@@ -249,14 +252,17 @@ def batch_score(
         select = [quote_ident(c) for c in dict.fromkeys((*keys, *features))]
     con = duckdb.connect()
     try:
-        rows = con.sql(unscored_rows_sql(con, features_uri, existing, ref, select)).to_arrow_table()
+        options = storage_options_of(workspace)
+        rows = con.sql(unscored_rows_sql(con, features_uri, existing, ref, select, options)).to_arrow_table()
         frame = None
         if compiled is None and rows.num_rows:
             # The same pandas dtypes training saw (DuckDB's), from the Arrow rows, in the same order.
             frame = con.sql("select * from rows").df()
         already = 0
         if existing is not None:
-            already = con.execute(f"select count(*) from {delta_relation_sql(con, out)}").fetchall()[0][0]
+            already = con.execute(
+                f"select count(*) from {delta_relation_sql(con, out, storage_options=options)}"
+            ).fetchall()[0][0]
     finally:
         con.close()
     delta_version = None
@@ -270,11 +276,10 @@ def batch_score(
             scores = model_outputs(model, model_inputs(frame, features))
         table = predictions_table(rows, scores, threshold, ref, version, datetime.now(UTC), feature_version)
         if existing is not None:
-            table = _like(table, DeltaTable(out))
+            table = _like(table, open_delta(workspace, out))
         flagged = int((scores >= threshold).sum()) if threshold is not None else 0
-        options = workspace.settings.lakehouse.storage_options or None
-        write_deltalake(out, table, mode="append", storage_options=options)
-        delta_version = DeltaTable(out).version()
+        write_delta(workspace, out, table, mode="append")
+        delta_version = open_delta(workspace, out).version()
     seconds = time.perf_counter() - started
     return InferenceReport(
         ref.registered_name,
@@ -319,14 +324,14 @@ def at_risk(workspace: Workspace, ref: ModelRef, last: int = 7) -> list[dict[str
     """Latest `last` days of the at-risk count (empty before the first batch)."""
     uri = predictions_uri(workspace, ref)
     try:
-        schema = DeltaTable(uri).schema()
+        schema = open_delta(workspace, uri).schema()
     except TableNotFoundError:
         return []
     time_type = str(next(f.type for f in schema.fields if f.name == ref.spec.time)).lower()
     con = duckdb.connect()
     try:
         sql = at_risk_sql(
-            delta_relation_sql(con, uri),
+            delta_relation_sql(con, uri, storage_options=storage_options_of(workspace)),
             ref.spec.entity[0],
             ref.spec.time,
             "date" in time_type or "timestamp" in time_type,
@@ -342,7 +347,7 @@ def at_risk_entities(workspace: Workspace, ref: ModelRef, limit: int = 50) -> di
     likely first: the dashboard's "at risk" list. None before the first batch."""
     uri = predictions_uri(workspace, ref)
     try:
-        schema = DeltaTable(uri).schema()
+        schema = open_delta(workspace, uri).schema()
     except TableNotFoundError:
         return None
     time_type = str(next(f.type for f in schema.fields if f.name == ref.spec.time)).lower()
@@ -352,7 +357,7 @@ def at_risk_entities(workspace: Workspace, ref: ModelRef, limit: int = 50) -> di
     columns = ", ".join(quote_ident(c) for c in shown)
     con = duckdb.connect()
     try:
-        relation = delta_relation_sql(con, uri)
+        relation = delta_relation_sql(con, uri, storage_options=storage_options_of(workspace))
         latest = con.execute(f"select max({day}) from {relation}").fetchall()[0][0]
         if latest is None:
             return None

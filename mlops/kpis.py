@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace, load_kpis, load_model_specs
 from foundation.engine.dbt.publish import gold_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of, write_delta
 from foundation.specs.kpi import KpiRef
 from foundation.specs.model import ModelRef
 from mlops.inference import at_risk, at_risk_sql, predictions_uri
@@ -49,23 +49,18 @@ def publish_model_kpis(workspace: Workspace, ref: ModelRef, kpis: list[KpiRef] |
     kpis = model_kpis(load_kpis(workspace.root).kpis if kpis is None else kpis, ref)
     uri = predictions_uri(workspace, ref)
     try:
-        fields = DeltaTable(uri).schema().fields
+        fields = open_delta(workspace, uri).schema().fields
     except TableNotFoundError:
         return {}
     published = {}
     con = duckdb.connect()
     try:
-        relation = delta_relation_sql(con, uri)
+        relation = delta_relation_sql(con, uri, storage_options=storage_options_of(workspace))
         for kpi in kpis:
             sql = model_kpi_sql(kpi, ref, relation, _time_is_date(fields, ref.spec.time))
             table = con.sql(sql).to_arrow_table()
-            write_deltalake(
-                gold_uri(workspace, kpi.usecase, kpi.spec.model_name),
-                table,
-                mode="overwrite",
-                schema_mode="overwrite",
-                storage_options=workspace.settings.lakehouse.storage_options or None,
-            )
+            uri_out = gold_uri(workspace, kpi.usecase, kpi.spec.model_name)
+            write_delta(workspace, uri_out, table, mode="overwrite", schema_mode="overwrite")
             published[kpi.spec.id] = table.num_rows
     finally:
         con.close()

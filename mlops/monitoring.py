@@ -17,10 +17,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of, write_delta
 from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.model import ModelSpec
 from mlops.dataset import feature_table_uri, read_feature_table
@@ -136,9 +136,10 @@ def realised_performance(
     spec: ModelSpec,
     time_is_date: bool,
     train_ends: Mapping[int, str] | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    predictions = delta_relation_sql(con, predictions_uri, empty_name="_p")
-    features = delta_relation_sql(con, features_uri, empty_name="_f")
+    predictions = delta_relation_sql(con, predictions_uri, storage_options=storage_options, empty_name="_p")
+    features = delta_relation_sql(con, features_uri, storage_options=storage_options, empty_name="_f")
     frame = con.execute(realised_sql(predictions, features, spec, time_is_date, train_ends)).df()
     frame["precision"] = frame.tp / (frame.tp + frame.fp).where(frame.tp + frame.fp > 0)
     frame["recall"] = frame.tp / (frame.tp + frame.fn).where(frame.tp + frame.fn > 0)
@@ -190,7 +191,7 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
     drift = feature_drift(frame, features, spec, tags.get("foundation.train_end"))
     con = duckdb.connect()
     try:
-        DeltaTable(predictions_uri(workspace, ref))
+        open_delta(workspace, predictions_uri(workspace, ref))
         weekly = realised_performance(
             con,
             predictions_uri(workspace, ref),
@@ -198,13 +199,13 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
             spec,
             is_time(frame[spec.time]),
             train_ends,
+            storage_options_of(workspace),
         )
     except TableNotFoundError:
         weekly = pd.DataFrame(columns=["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"])
     finally:
         con.close()
     verdict = performance_verdict(weekly, spec)
-    options = workspace.settings.lakehouse.storage_options or None
     drift_table = pa.Table.from_pylist(
         [{**d.to_dict(), "model_version": int(champion.version), "feature_table_version": version} for d in drift]
         or [
@@ -217,20 +218,16 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
             }
         ]
     )
-    write_deltalake(
-        monitoring_uri(workspace, ref, "drift"),
-        drift_table,
-        mode="overwrite",
-        schema_mode="overwrite",
-        storage_options=options,
+    write_delta(
+        workspace, monitoring_uri(workspace, ref, "drift"), drift_table, mode="overwrite", schema_mode="overwrite"
     )
     if len(weekly):
-        write_deltalake(
+        write_delta(
+            workspace,
             monitoring_uri(workspace, ref, "realised_performance"),
             pa.Table.from_pandas(weekly, preserve_index=False),
             mode="overwrite",
             schema_mode="overwrite",
-            storage_options=options,
         )
     return {
         "model": ref.registered_name,

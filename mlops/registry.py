@@ -18,12 +18,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.extras import require_extra
 from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of, write_delta
 from foundation.specs.model import GateSpec
 
 CHAMPION = "champion"
@@ -182,26 +182,23 @@ def history_uri(workspace: Workspace) -> str:
 
 def append_history(workspace: Workspace, event: HistoryEvent) -> None:
     table = pa.Table.from_pylist([asdict(event)], schema=HISTORY_SCHEMA)
-    write_deltalake(
-        history_uri(workspace),
-        table,
-        mode="append",
-        storage_options=workspace.settings.lakehouse.storage_options or None,
-    )
+    write_delta(workspace, history_uri(workspace), table, mode="append")
 
 
 def read_history(workspace: Workspace, model: str | None = None) -> list[dict[str, Any]]:
     """Events, oldest first (all models, or one)."""
     uri = history_uri(workspace)
     try:
-        DeltaTable(uri)
+        open_delta(workspace, uri)
     except TableNotFoundError:
         return []
     con = duckdb.connect()
     try:
         where = "where model = ?" if model else ""
+        relation = delta_relation_sql(con, uri, storage_options=storage_options_of(workspace))
         cursor = con.execute(
-            f'select * from {delta_relation_sql(con, uri)} {where} order by "at", version', [model] if model else []
+            f'select * from {relation} {where} order by "at", version',
+            [model] if model else [],
         )
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -36,10 +36,11 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, Transaction
 from fastapi import HTTPException
 
 from foundation.core.workspace import Workspace
+from foundation.engine.lakehouse.object_store import is_delta, open_delta, write_delta
 from serving.spool import HEADER, GroupCommitWriter, SpoolError, SpoolSlot, encode_frame, other_slots
 
 log = logging.getLogger("serving.prediction_log")
@@ -389,7 +390,6 @@ def _commit(
     """Append to each model's table the items of segments it does not hold yet, recording `upto` (the newest
     segment) as the spool's transaction version in the same Delta commit: a replay after a crash between this commit
     and the segments' deletion skips them. (rows appended, whether every table succeeded)."""
-    storage = workspace.settings.lakehouse.storage_options or None
     by_model: dict[str, list[tuple[int, LoggedRows]]] = {}
     for seq, item in items:
         by_model.setdefault(item.model, []).append((seq, item))
@@ -398,19 +398,18 @@ def _commit(
         uri = feedback_uri(workspace, model)
         try:
             if model not in committed:
-                exists = DeltaTable.is_deltatable(uri, storage_options=storage)
-                table_of = DeltaTable(uri, storage_options=storage) if exists else None
+                table_of = open_delta(workspace, uri) if is_delta(workspace, uri) else None
                 committed[model] = table_of.transaction_version(app_id) if table_of is not None else None
             done = committed[model]
             todo = [item for seq, item in entries if done is None or seq > done]
             if not todo:
                 continue
             table = feedback_table(todo)
-            write_deltalake(
+            write_delta(
+                workspace,
                 uri,
                 table,
                 mode="append",
-                storage_options=storage,
                 commit_properties=CommitProperties(app_transactions=[Transaction(app_id, upto)]),
             )
         except Exception as exc:  # the lakehouse is unreachable: the spool keeps them, the next flush retries

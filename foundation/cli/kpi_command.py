@@ -24,7 +24,7 @@ TREND_ARROW = {"improving": "↗ improving", "worsening": "↘ worsening", "flat
 def _catalog() -> KpiCatalog:
     from kpi_catalog.catalogue import KpiCatalog  # lazy: pyarrow and deltalake (0.4 s), not for --help
 
-    return KpiCatalog(Workspace.open().lakehouse_root)
+    return KpiCatalog.of(Workspace.open())
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -312,7 +312,7 @@ def kpi_observations(workspace: Workspace) -> list[Observation]:
 
     base = workspace.settings.notifications.dagster_url
     observations = []
-    for kpi in KpiCatalog(workspace.lakehouse_root).list():
+    for kpi in KpiCatalog.of(workspace).list():
         if kpi.get("alert") is None or kpi.get("latest") is None:
             continue
         usecase = kpi.get("usecase") or NO_USECASE

@@ -106,6 +106,6 @@ def model_stage(workspace: Workspace) -> dict[str, Any] | None:
     if not dbt_paths(workspace).exists():
         return None
     summary = run_pipeline(workspace, skip_ingestion=True)
-    catalog = KpiCatalog(workspace.lakehouse_root)
+    catalog = KpiCatalog.of(workspace)
     kpis = [catalog.summary(k) for k in catalog.ids()]
     return {"ok": summary.ok, "summary": summary.to_dict(), "kpis": kpis}

@@ -105,10 +105,15 @@ def probe_lakehouse(workspace: Workspace) -> Probe:
     from deltalake import write_deltalake
 
     from foundation.engine.lakehouse.catalog import delta_relation_sql
-    from foundation.engine.lakehouse.object_store import arrow_filesystem, filesystem_path, is_remote
+    from foundation.engine.lakehouse.object_store import (
+        arrow_filesystem,
+        filesystem_path,
+        is_remote,
+        storage_options_of,
+    )
 
     root = workspace.lakehouse_root
-    options = {**FAST_FAIL_OPTIONS, **workspace.settings.lakehouse.storage_options} if is_remote(root) else None
+    options = {**FAST_FAIL_OPTIONS, **(storage_options_of(workspace) or {})} if is_remote(root) else None
     token = uuid.uuid4().hex
     uri = f"{root.rstrip('/')}/_doctor/probe-{token[:12]}"
     try:

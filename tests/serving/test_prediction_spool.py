@@ -145,12 +145,12 @@ CRASH_AFTER_COMMIT = "SpoolSlot.delete = lambda self, seqs: os._exit(9)\nlog.flu
 # after the first model's commit, before the second's
 CRASH_BETWEEN_TABLES = (
     "calls = []\n"
-    "original = prediction_log.write_deltalake\n"
+    "original = prediction_log.write_delta\n"
     "def once(*a, **k):\n"
     "    if calls: os._exit(9)\n"
     "    calls.append(1)\n"
     "    return original(*a, **k)\n"
-    "prediction_log.write_deltalake = once\n"
+    "prediction_log.write_delta = once\n"
     "log.flush()"
 )
 # mid-write: a half-written record at the end of the segment, then killed

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from deltalake import DeltaTable, write_deltalake
 
 from foundation.core.workspace import Workspace
 from foundation.engine.dbt.manifest import load_manifest, model_nodes
 from foundation.engine.dbt.paths import DbtPaths
 from foundation.engine.dbt.warehouse import warehouse_path
+from foundation.engine.lakehouse.object_store import open_delta, write_delta
 from foundation.engine.sql import quote_ident
 
 GOLD = "gold"
@@ -158,16 +158,9 @@ def publish_usecase(
             uri = gold_uri(workspace, usecase, node["name"])
             relation = f"{quote_ident(schema)}.{quote_ident(name)}"
             reader = con.sql(f"select * from {relation}").to_arrow_reader(BATCH_ROWS)
-            write_deltalake(
-                uri,
-                reader,
-                mode="overwrite",
-                schema_mode="overwrite",
-                storage_options=workspace.settings.lakehouse.storage_options or None,
-                commit_properties=None,
-            )
+            write_delta(workspace, uri, reader, mode="overwrite", schema_mode="overwrite")
             rows = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
-            published.append(PublishedTable(usecase, node["name"], uri, rows, DeltaTable(uri).version()))
+            published.append(PublishedTable(usecase, node["name"], uri, rows, open_delta(workspace, uri).version()))
     finally:
         con.close()
     write_catalog(workspace, manifest, model_kpis)

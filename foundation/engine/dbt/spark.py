@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.dbt.sources import BRONZE_SCHEMA, declared_columns, source_view_name
+from foundation.engine.lakehouse.object_store import open_delta
 
 SPARK_TARGET = "spark"
 SPARK_SCHEMA = "default"  # dbt-spark's target schema; every model builds into its use case's schema anyway
@@ -148,7 +148,7 @@ def bronze_view_statements(workspace: Workspace, sources: list[SourceRef] | None
         view = source_view_name(source.usecase, source.name)
         uri = workspace.bronze_uri(source.usecase, source.name)
         try:
-            table = DeltaTable(uri, storage_options=workspace.settings.lakehouse.storage_options or None)
+            table = open_delta(workspace, uri)
         except TableNotFoundError:
             statements[view] = bronze_view_statement(view, [], declared_columns(source))
             continue

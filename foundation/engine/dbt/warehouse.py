@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
-from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.dbt.sources import BRONZE_SCHEMA, declared_columns, source_view_name
 from foundation.engine.dbt.spark import SPARK_TARGET, write_bronze_views
+from foundation.engine.lakehouse.object_store import open_delta
 from foundation.engine.sql import quote_ident, quote_literal
 
 
@@ -75,7 +75,7 @@ def bronze_view_sql(workspace: Workspace, source: SourceRef) -> str:
     """The SELECT a source's view runs: its Delta snapshot's Parquet files, or an empty typed relation."""
     uri = workspace.bronze_uri(source.usecase, source.name)
     try:
-        table = DeltaTable(uri, storage_options=workspace.settings.lakehouse.storage_options or None)
+        table = open_delta(workspace, uri)
     except TableNotFoundError:
         return _empty_select(declared_columns(source))
     files = table.file_uris()

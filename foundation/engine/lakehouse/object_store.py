@@ -7,6 +7,9 @@ extension) is not bundled in the duckdb wheel and cannot be downloaded at run ti
 through a pyarrow dataset on the matching `pyarrow.fs` filesystem, which DuckDB reads lazily through Arrow
 (projection and filters pushed down, no copy; bench/lakehouse_s3.py measures it). This module maps the delta-rs
 option names onto that filesystem, so a deployment configures storage once.
+
+Every module that opens or writes a Delta table itself takes the workspace's options from here (`storage_options_of`,
+`open_delta`, `write_delta`, `is_delta`), so credentials given only in the profile reach every reader and writer.
 """
 
 from __future__ import annotations
@@ -14,11 +17,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
+from deltalake import DeltaTable, write_deltalake
+
+if TYPE_CHECKING:
+    from foundation.core.workspace import Workspace
 
 S3_SCHEMES = ("s3", "s3a")
 GCS_SCHEMES = ("gs", "gcs")
@@ -29,6 +37,27 @@ REMOTE_SCHEMES = (*S3_SCHEMES, *GCS_SCHEMES, *AZURE_SCHEMES)
 def is_remote(uri: str) -> bool:
     """True for an object-store URI (s3://, gs://, abfss://...), False for a folder or file://."""
     return urlparse(uri).scheme.lower() in REMOTE_SCHEMES
+
+
+def storage_options_of(workspace: Workspace) -> dict[str, str] | None:
+    """The workspace's deltalake storage options (`lakehouse.storage_options` of the active profile); None when empty,
+    so deltalake falls back to the standard environment variables."""
+    return dict(workspace.settings.lakehouse.storage_options) or None
+
+
+def open_delta(workspace: Workspace, uri: str, version: int | None = None) -> DeltaTable:
+    """The Delta table at `uri` (at `version`, else the latest), opened with the workspace's storage options."""
+    return DeltaTable(uri, version=version, storage_options=storage_options_of(workspace))
+
+
+def is_delta(workspace: Workspace, uri: str) -> bool:
+    """True when a Delta table exists at `uri`, asked with the workspace's storage options."""
+    return DeltaTable.is_deltatable(uri, storage_options=storage_options_of(workspace))
+
+
+def write_delta(workspace: Workspace, uri: str, data: Any, **kwargs: Any) -> None:
+    """`write_deltalake(uri, data, **kwargs)` with the workspace's storage options (one atomic Delta commit)."""
+    write_deltalake(uri, data, storage_options=storage_options_of(workspace), **kwargs)
 
 
 def _options(storage_options: Mapping[str, str] | None, environ: Mapping[str, str]) -> dict[str, str]:

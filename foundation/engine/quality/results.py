@@ -12,11 +12,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import storage_options_of, write_delta
 from foundation.engine.quality.outcomes import CheckOutcome
 from foundation.engine.sql import quote_ident
 
@@ -67,12 +67,7 @@ def record_outcomes(
         }
         for o in outcomes
     ]
-    write_deltalake(
-        results_uri(workspace),
-        _arrow(rows),
-        mode="append",
-        storage_options=workspace.settings.lakehouse.storage_options or None,
-    )
+    write_delta(workspace, results_uri(workspace), _arrow(rows), mode="append")
 
 
 def _arrow(rows: list[dict[str, Any]]) -> pa.Table:
@@ -105,7 +100,7 @@ def latest_results(workspace: Workspace, usecase: str | None = None) -> list[dic
     con = duckdb.connect()
     try:
         try:
-            relation = delta_relation_sql(con, results_uri(workspace))
+            relation = delta_relation_sql(con, results_uri(workspace), storage_options=storage_options_of(workspace))
         except TableNotFoundError:
             return []
         where = "WHERE usecase = ?" if usecase else ""

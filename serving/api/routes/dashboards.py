@@ -81,7 +81,7 @@ def _title(name: str, spec: Any) -> str:
 
 def kpi_cards(workspace: Workspace, usecase: str) -> list[dict[str, Any]]:
     """The use case's published KPIs, each with its latest value, state against target and history chart."""
-    catalog = KpiCatalog(workspace.lakehouse_root)
+    catalog = KpiCatalog.of(workspace)
     cards = []
     for item in catalog.list():
         if item["usecase"] != usecase:
