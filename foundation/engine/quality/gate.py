@@ -15,6 +15,7 @@ from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
 from foundation.engine.connectors.landing_sql import LINEAGE_COLUMNS
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import storage_options_of
 from foundation.engine.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredCheck, declared_checks
 from foundation.engine.quality.load_rules import LoadStats, evaluate_load_rules, schema_changes, schema_outcome
 from foundation.engine.quality.outcomes import CheckOutcome, QualityGateError
@@ -271,10 +272,12 @@ def evaluate_table_outcomes(
     workspace: Workspace, source: SourceRef, checks: list[DeclaredCheck], now: datetime, last_load_at: datetime | None
 ) -> list[CheckOutcome]:
     """Table rules of `source` on its current bronze snapshot (also used by `foundation quality` for freshness)."""
+    options = storage_options_of(workspace)
     con = duckdb.connect()
     try:
         try:
-            relation = delta_relation_sql(con, workspace.bronze_uri(source.usecase, source.name), empty_name="_self")
+            uri = workspace.bronze_uri(source.usecase, source.name)
+            relation = delta_relation_sql(con, uri, storage_options=options, empty_name="_self")
         except TableNotFoundError:  # never landed (e.g. a first load with nothing to load): no data to judge
             return [_no_table_outcome(check, now) for check in checks]
         parents: dict[str, str | None] = {}
@@ -283,7 +286,8 @@ def evaluate_table_outcomes(
                 target = check.rule.references.source
                 usecase, name = target.split("/", 1) if "/" in target else (source.usecase, target)
                 try:
-                    parents[target] = delta_relation_sql(con, workspace.bronze_uri(usecase, name), empty_name=f"_p{i}")
+                    parent = workspace.bronze_uri(usecase, name)
+                    parents[target] = delta_relation_sql(con, parent, storage_options=options, empty_name=f"_p{i}")
                 except TableNotFoundError:
                     parents[target] = None
         outcomes = evaluate_table_rules(con, checks, relation, now, last_load_at, parents)
@@ -291,8 +295,6 @@ def evaluate_table_outcomes(
         con.close()
     declared = [c for c in checks if isinstance(c.rule, PanderaRule)]
     if declared:
-        uri = workspace.bronze_uri(source.usecase, source.name)
-        options = workspace.settings.lakehouse.storage_options or None
         outcomes += [pandera_table_outcome(c, uri, options, workspace.root) for c in declared]
     return outcomes
 
