@@ -3,8 +3,9 @@
 `dagster dev` reads a `.env` file in the folder it starts from before it chooses its instance
 (dagster/_cli/utils.py, `get_possibly_temporary_instance_for_cli`): with `DAGSTER_HOME` there, it opens the same
 instance `foundation` records its runs in, instead of a temporary one that starts with no run. Every command that
-prepares the instance writes the line (an absolute path: the workspace may be opened from anywhere). Other lines of
-the file are kept; a `DAGSTER_HOME` someone set by hand is theirs, and is left alone.
+prepares the instance under the state folder writes the line (an absolute path: the workspace may be opened from
+anywhere); a deployment's own `dagster.home` is left to its environment. Other lines of the file are kept; a
+`DAGSTER_HOME` someone set by hand is theirs, and is left alone.
 """
 
 from __future__ import annotations
@@ -33,13 +34,18 @@ def with_dagster_home(text: str, home: Path) -> str | None:
     return "\n".join([*lines, *wanted]) + "\n"
 
 
-def write_dagster_env(root: Path, home: Path) -> None:
-    """Set foundation's DAGSTER_HOME line in `<root>/.env` (replaced atomically; other lines kept)."""
+def write_dagster_env(root: Path, home: Path) -> bool:
+    """Set foundation's DAGSTER_HOME line in `<root>/.env` (replaced atomically; other lines kept). Returns whether
+    the file says so now; a workspace folder that cannot be written (a read-only image) is not an error: the line
+    only serves `dagster dev`, and every foundation command passes its instance itself."""
     path = root / ENV_FILE
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    updated = with_dagster_home(current, home.absolute())
-    if updated is None:
-        return
-    tmp = path.with_name(f".{ENV_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(updated, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        updated = with_dagster_home(current, home.absolute())
+        if updated is not None:
+            tmp = path.with_name(f".{ENV_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(updated, encoding="utf-8")
+            tmp.replace(path)
+    except OSError:
+        return False
+    return with_dagster_home(path.read_text(encoding="utf-8"), home.absolute()) is None

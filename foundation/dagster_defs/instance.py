@@ -112,7 +112,6 @@ def prepare_home(workspace: Workspace) -> Path:
                 f"dagster.home is {settings.home} but {config} does not exist: install infra/dagster/dagster.yaml "
                 "there, or remove dagster.home to use the instance under the state folder"
             )
-        write_dagster_env(workspace.root, home)
         return home
     home.mkdir(parents=True, exist_ok=True)
     text = render_instance_yaml(settings.storage, home)

@@ -26,5 +26,10 @@ def test_preparing_the_instance_writes_the_env_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("OTHER=1\n", encoding="utf-8")
     home = prepare_home(Workspace.open(tmp_path))
     assert (tmp_path / ".env").read_text(encoding="utf-8").splitlines() == ["OTHER=1", MARK, f"DAGSTER_HOME={home}"]
-    write_dagster_env(tmp_path, home)  # again: unchanged
+    assert write_dagster_env(tmp_path, home)  # again: unchanged, and says so
     assert (tmp_path / ".env").read_text(encoding="utf-8").count("DAGSTER_HOME") == 1
+
+
+def test_a_workspace_that_cannot_be_written_is_not_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".env").mkdir()  # not a file: reading it fails as a read-only or odd folder would
+    assert write_dagster_env(tmp_path, tmp_path / "home") is False
