@@ -175,6 +175,17 @@ def _bounds(low: float, high: float) -> list[float | int]:
     return [int(v) if float(v).is_integer() else round(v, 6) for v in (lower, upper)]
 
 
+def _null_limit(null_percent: float) -> float | None:
+    """Twice the observed share of nulls, at most halfway to 100% (a rule must stay in 0-100 and able to fail),
+    rounded up to 0.1; None for an empty column, where no limit below 100% would pass."""
+    if null_percent >= 100:
+        return None
+    return math.ceil(min(null_percent * 2, (null_percent + 100) / 2) * 10) / 10
+
+
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
 def suggest_checks(profile: SourceProfile) -> dict[str, Any]:
     """`{"columns": {name: {"required": bool, "checks": [...]}}, "checks": [...]}` for a data engineer to review."""
     columns: dict[str, dict[str, Any]] = {}
@@ -183,14 +194,18 @@ def suggest_checks(profile: SourceProfile) -> dict[str, Any]:
         checks: list[dict[str, Any]] = []
         suggestion: dict[str, Any] = {"required": column.null_percent == 0 and column.rows > 0}
         if column.numeric and column.min is not None and column.max is not None:
-            checks.append({"between": _bounds(float(column.min), float(column.max))})
+            low, high = _bounds(float(column.min), float(column.max))
+            if column.type.upper() in INTEGER_TYPES:  # whole bounds for whole numbers
+                low, high = math.floor(low), math.ceil(high)
+            checks.append({"between": [low, high]})
         elif column.type.upper() == "VARCHAR" and column.top_values:
             if 0 < column.distinct <= ACCEPTED_VALUES_MAX and column.rows >= 4 * column.distinct:
                 checks.append({"accepted_values": sorted(v for v, _ in column.top_values)})
             elif column.pattern and column.pattern_share == 1.0 and re.search(r"[A9a]", column.pattern):
                 checks.append({"regex": _shape_regex(column.pattern)})
-        if column.null_percent > 0:
-            checks.append({"max_null_percent": math.ceil(column.null_percent * 2 * 10) / 10})
+        limit = _null_limit(column.null_percent) if column.null_percent > 0 else None
+        if limit is not None:
+            checks.append({"max_null_percent": limit})
         if (
             column.rows
             and column.distinct >= column.rows * 0.99
