@@ -41,7 +41,7 @@ from foundation.core.workspace import Workspace, load_model_specs
 from foundation.engine.dbt.manifest import model_nodes
 from foundation.engine.dbt.paths import dbt_paths
 from foundation.engine.lakehouse.catalog import delta_relation_sql
-from foundation.engine.lakehouse.object_store import arrow_filesystem, filesystem_path, is_remote
+from foundation.engine.lakehouse.object_store import arrow_filesystem, filesystem_path, is_remote, storage_options_of
 from foundation.engine.sql import quote_ident
 
 QUARANTINE_SUFFIX = "__quarantine"
@@ -126,7 +126,7 @@ def training_sets(workspace: Workspace) -> list[LakehouseTable]:
 def discover(workspace: Workspace) -> list[LakehouseTable]:
     """Every queryable table of the workspace's lakehouse, sorted by schema and name."""
     root = workspace.lakehouse_root
-    options = workspace.settings.lakehouse.storage_options or None
+    options = storage_options_of(workspace)
     layers = dbt_layers(workspace)
     tables = []
     for parts in delta_folders(root, options):
@@ -146,7 +146,7 @@ def discover(workspace: Workspace) -> list[LakehouseTable]:
 def register_tables(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> list[LakehouseTable]:
     """Create a view `schema.name` in `con` for every table; returns those registered (a table deleted meanwhile is
     left out)."""
-    options = workspace.settings.lakehouse.storage_options or None
+    options = storage_options_of(workspace)
     registered = []
     for table in discover(workspace):
         try:
@@ -178,7 +178,7 @@ def read_table(qualified: str, workspace: Workspace | Path | str | None = None) 
     table = find_table(opened, qualified)
     con = duckdb.connect()
     try:
-        return con.sql(table.select_sql(con, opened.settings.lakehouse.storage_options or None)).to_arrow_table()
+        return con.sql(table.select_sql(con, storage_options_of(opened))).to_arrow_table()
     finally:
         con.close()
 
@@ -205,7 +205,7 @@ def table_stats(table: LakehouseTable, storage_options: dict[str, str] | None = 
 
 def list_tables(workspace: Workspace, layer: str | None = None) -> list[dict[str, Any]]:
     """`table_stats` of every table (of one layer/schema), for `foundation tables`."""
-    options = workspace.settings.lakehouse.storage_options or None
+    options = storage_options_of(workspace)
     listed = []
     for table in discover(workspace):
         if not table.listed or layer not in (None, table.schema):
