@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from foundation.cli.output import JsonFlag, console, fail, fail_on_spec_errors, print_json, print_table
+from foundation.cli.output import JsonFlag, console, fail, fail_on_spec_errors, print_result, print_table
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -34,19 +34,16 @@ def ingest(
     try:
         sources = workspace.select_sources(selectors)
     except SpecValidationError as exc:
-        fail_on_spec_errors(exc, workspace.root)
+        fail_on_spec_errors(exc, workspace.root, "ingest" if json_output else None)
     except LookupError as exc:
         fail("ingest", str(exc.args[0] if exc.args else exc), json_output)
     with progress_bar(enabled=not json_output and sys.stderr.isatty()) as progress:
         result = run_ingest(workspace, sources, progress)
     if json_output:
-        print_json(
-            {
-                "reports": [result.reports[s.key].to_dict() for s in sources if s.key in result.reports],
-                "errors": {k: str(v) for k, v in result.errors.items()},
-                "skipped": result.skipped,
-            }
-        )
+        reports = [result.reports[s.key].to_dict() for s in sources if s.key in result.reports]
+        errors = [{"message": f"{key}: {error}", "source": key} for key, error in result.errors.items()]
+        data = {"reports": reports, "skipped": result.skipped}
+        print_result("ingest", data, ok=result.ok(sources), errors=errors)
     else:
         print_reports(workspace, result, sources)
     raise typer.Exit(0 if result.ok(sources) else 1)

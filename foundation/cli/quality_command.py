@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from foundation.cli.output import JsonFlag, console, err_console, fail, print_json, print_result, print_table
+from foundation.cli.output import EXIT_PROBLEMS, JsonFlag, console, err_console, fail, print_result, print_table
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -84,12 +84,10 @@ def profile(
     try:
         result = profile_source(workspace, ref, sample_rows)  # rest_api/sql/html_table: staged first
     except ExtractError as exc:
-        err_console.print("[red]error[/red] ", end="")
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        fail("profile", str(exc), json_output, EXIT_PROBLEMS)
     suggestions = suggest_checks(result)
     if json_output:
-        print_json({"profile": result.to_dict(), "suggested": suggestions})
+        print_result("profile", {"profile": result.to_dict(), "suggested": suggestions})
     else:
         print_table(
             f"Profile of {ref.key}: {result.rows:,} rows",

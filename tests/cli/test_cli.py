@@ -85,7 +85,7 @@ def test_check_warns_on_glob_matching_nothing(workspace: Path) -> None:
 def test_ingest_json_reconciles_and_sources_list_shows_rows(workspace: Path) -> None:
     code, out = invoke(workspace, "ingest", "--json")
     assert code == 0, out
-    (report,) = json.loads(out)["reports"]
+    (report,) = json.loads(out)["data"]["reports"]
     assert (report["rows_read"], report["rows_landed"], report["rows_quarantined"]) == (3, 2, 1)
     assert report["reconciles"] is True
     code, out = invoke(workspace, "sources", "list", "--json")

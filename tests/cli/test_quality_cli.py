@@ -87,7 +87,7 @@ def test_profile_suggests_rules_and_writes_them(workspace: Path) -> None:
     path = _write(workspace, "")
     code, out = invoke(workspace, "profile", "sensors", "--json")
     assert code == 0, out
-    result = json.loads(out)
+    result = json.loads(out)["data"]
     columns = {c["name"]: c for c in result["profile"]["columns"]}
     assert result["profile"]["rows"] == 40
     assert columns["site"]["distinct"] == 2

@@ -99,7 +99,7 @@ def test_serve_keeps_both_services_up_and_ingest_lands_their_rows(
     sources = [f"fleet_maintenance/{name}" for name in ("trucks", *SERVED_SOURCES)]
     result = _foundation(workspace, "ingest", *sources, "--json", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    reports = {r["source"]: r for r in json.loads(result.stdout)["reports"]}
+    reports = {r["source"]: r for r in json.loads(result.stdout)["data"]["reports"]}
     expected = {
         "maintenance": _ndjson_rows(landing / "maintenance" / "maintenance.ndjson"),
         "failures": len(json.loads((landing / "failures" / "failures.json").read_text())),
@@ -132,7 +132,7 @@ def test_without_the_services_the_errors_name_the_command(workspace: Path) -> No
     sources = [f"fleet_maintenance/{name}" for name in SERVED_SOURCES]
     unset = _foundation(workspace, "ingest", *sources, "--json", env=_env_without_services())
     assert unset.returncode == 1
-    errors = json.loads(unset.stdout)["errors"]
+    errors = {e["source"]: e["message"] for e in json.loads(unset.stdout)["errors"]}
     assert set(errors) == set(sources)
     for source, message in errors.items():
         assert "is not set" in message and "foundation demo serve" in message, (source, message)
@@ -148,7 +148,7 @@ def test_without_the_services_the_errors_name_the_command(workspace: Path) -> No
         }
         refused = _foundation(workspace, "ingest", *sources, "--json", env=env)
     assert refused.returncode == 1
-    errors = json.loads(refused.stdout)["errors"]
+    errors = {e["source"]: e["message"] for e in json.loads(refused.stdout)["errors"]}
     assert set(errors) == set(sources)
     for source, message in errors.items():
         assert f"127.0.0.1:{port}" in message and "foundation demo serve" in message, (source, message)

@@ -81,7 +81,7 @@ def test_ingest_rerun_and_read_back_on_s3(make_workspace, spec, s3_env: S3Server
     )
     code, out = cli(kit.root, "ingest", "--json")
     assert code == 0, out
-    report = json.loads(out)["reports"][0]
+    report = json.loads(out)["data"]["reports"][0]
     assert (report["rows_read"], report["rows_landed"], report["rows_quarantined"]) == (4, 3, 1)
 
     # Everything landed in the bucket, nothing in a local lakehouse folder.

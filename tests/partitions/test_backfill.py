@@ -84,7 +84,7 @@ def test_foundation_ingest_points_a_partitioned_source_at_backfill(kit, monkeypa
     monkeypatch.setenv("FOUNDATION_WORKSPACE", str(kit.root))
     result = CliRunner().invoke(app, ["ingest", "--json"])
     assert result.exit_code == 0  # not a failure: the source is loaded by partitions
-    assert json.loads(result.output)["skipped"] == listener.skipped
+    assert json.loads(result.output)["data"]["skipped"] == listener.skipped
 
 
 def test_backfill_refuses_an_unpartitioned_source_and_a_bad_date(make_workspace, spec, monkeypatch):

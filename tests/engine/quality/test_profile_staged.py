@@ -68,7 +68,7 @@ def test_profile_of_a_sqlite_source_stages_the_table_first(workspace: Path) -> N
     )
     code, out = _profile(workspace, "repairs")
     assert code == 0, out
-    result = json.loads(out)
+    result = json.loads(out)["data"]
     assert result["profile"]["rows"] == 60
     columns = {c["name"]: c for c in result["profile"]["columns"]}
     assert columns["repair_id"]["type"] == "BIGINT" and columns["opened_at"]["type"].startswith("TIMESTAMP")
@@ -94,7 +94,7 @@ def test_profile_of_an_html_table_scrapes_the_served_page(workspace: Path) -> No
         env.setenv("TEST_DEPOT_PAGE", f"{base}{page.name}")
         code, out = _profile(workspace, "depots")
     assert code == 0, out
-    result = json.loads(out)
+    result = json.loads(out)["data"]
     assert result["profile"]["rows"] == 7  # the footer's totals row is not data
     columns = {c["name"]: c for c in result["profile"]["columns"]}
     assert columns["opened_on"]["type"] == "DATE" and columns["opened_on"]["min"] == "2009-01-12"
