@@ -193,7 +193,7 @@ class SourceLoader:
             # message (the first invalid row, the counts), say exactly what they say without the typed reader.
             vars(report).update(vars(before))
             self._load_with(inputs, state, report, now, None)
-            report.notes["read_as_text"] = "a typed column had a value the CSV reader refused: read again as text"
+            report.notes["csv_read_again_as_text"] = "the CSV reader refused a value of a column it typed"
 
     def _reader_typing(self) -> dict[str, str] | None:
         """The CSV columns the reader types itself (the fast path), None when it types none."""

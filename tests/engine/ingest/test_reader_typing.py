@@ -66,7 +66,7 @@ def test_a_clean_file_is_typed_by_the_reader(make_workspace, spec) -> None:
         files={"landing/clean.csv": CLEAN_CSV},
     )
     report = kit.ingest("clean")
-    assert "read_as_text" not in report.notes
+    assert "csv_read_again_as_text" not in report.notes
     assert (report.rows_read, report.rows_landed, report.rows_quarantined) == (3, 3, 0)
     rows = [(r["id"], r["temp"], r["ok"], r["note"]) for r in kit.rows("clean", order_by="id")]
     assert rows == [(1, 20.5, True, "a"), (2, 21.0, False, "b"), (3, None, True, None)]
@@ -78,7 +78,7 @@ def test_a_value_the_reader_refuses_is_flagged_as_the_text_path_flags_it(make_wo
         files={"landing/odd.csv": CLEAN_CSV + "4,warm,true,c\n5,22.0,maybe,d\n"},
     )
     report = kit.ingest("odd")
-    assert report.notes["read_as_text"]
+    assert report.notes["csv_read_again_as_text"]
     assert (report.rows_read, report.rows_landed, report.rows_quarantined) == (5, 3, 2)
     assert report.reconciles
     reasons = sorted((q["_rule"], q["_invalid_reason"]) for q in kit.quarantine("odd"))
