@@ -445,6 +445,11 @@ class SourceSpec(Spec):
     extract: ExtractSpec
     load: LoadSpec = Field(default_factory=LoadSpec)
     columns: list[ColumnSpec] = Field(default_factory=list, description="Omit to infer the schema.")
+    undeclared_columns: Literal["keep", "drop"] = Field(
+        "keep",
+        description="Columns of the data not declared in `columns`: `keep` lands them as read (snake_case names); "
+        "`drop` leaves them out (a trailing delimiter's empty column, extra columns no one uses).",
+    )
     checks: list[TableRule] = Field(default_factory=list, description="Table rules: see docs/quality.md.")
     on_invalid_rows: Literal["quarantine", "fail", "drop-with-count"] = "quarantine"
     max_invalid_percent: float = Field(100.0, ge=0, le=100, description="Above this share of invalid rows, fail.")
@@ -459,6 +464,8 @@ class SourceSpec(Spec):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"columns declared twice: {', '.join(duplicates)}")
+        if self.undeclared_columns == "drop" and not self.columns:
+            raise ValueError("undeclared_columns: drop needs the columns to keep, declared in columns: [...]")
         if self.columns:
             declared = set(names)
             keys = list(self.load.primary_key)

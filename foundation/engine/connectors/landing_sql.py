@@ -76,7 +76,8 @@ def declared_reader_types(spec: SourceSpec) -> dict[str, str]:
 
 
 def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[ColumnPlan]:
-    """Match declared columns to the raw ones; undeclared raw columns pass through in snake_case."""
+    """Match declared columns to the raw ones; undeclared raw columns pass through in snake_case (or are left out:
+    `undeclared_columns: drop`)."""
     raw_types = {name: kind for name, kind in raw_schema if name != SOURCE_FILE_COLUMN}
     declared_by_raw = {c.raw_name: c for c in spec.columns}
     missing = [c for c in spec.columns if c.raw_name not in raw_types]
@@ -91,6 +92,8 @@ def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[Co
     plans: list[ColumnPlan] = []
     for raw, raw_type in raw_types.items():
         column = declared_by_raw.get(raw)
+        if column is None and spec.undeclared_columns == "drop":
+            continue
         if column is None:
             name = snake_case(raw)
             plans.append(ColumnPlan(name=name, raw=raw, raw_type=raw_type, target_type=None, required=name in keys))
