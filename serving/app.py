@@ -33,6 +33,7 @@ from serving.deps import ApiKey, keys_from_environment
 from serving.errors import install_error_handlers
 from serving.fast_routes import FastScoringRoutes
 from serving.loaded_models import load_champions
+from serving.lookup import open_lookups
 from serving.metrics import ApiMetrics
 from serving.middleware import ApiMiddleware
 from serving.model_errors import ModelErrors
@@ -82,6 +83,7 @@ def init_state(state: Any, workspace: Workspace, api_keys: list[ApiKey], api_met
     state.batchers = {}
     state.model_errors = ModelErrors(api_metrics.model_errors)
     state.prediction_log = None
+    state.lookups = None  # serving.lookup: the feature indexes of score-by-key
     state.ready = False
 
 
@@ -114,9 +116,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.prediction_log = await run_in_threadpool(open_prediction_log, state)
     watcher = ChampionWatcher(state, state.workspace, state.metrics, state.settings.api.reload_interval_s)
     watcher.start()
+    state.lookups = await open_lookups(state)
     try:
         yield
     finally:
+        await state.lookups.stop()
         await watcher.stop()
         await close(state)
         restore_runtime()

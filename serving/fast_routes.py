@@ -1,9 +1,9 @@
-"""The scoring routes (`/v1/models/{name}/predict`, `/invocations`, `/v1/models/{name}/invocations`) as a lean
-ASGI handler in front of FastAPI.
+"""The scoring routes (`/v1/models/{name}/predict`, `/invocations`, `/v1/models/{name}/invocations`, and
+`/v1/models/{name}/predict-by-key`) as a lean ASGI handler in front of FastAPI.
 
 Under load most of a single-row request's CPU went to FastAPI's machinery (routing, dependency resolution, the
-response model, `jsonable_encoder`), not to scoring (bench/serving.py, py-spy). This handler answers those three
-routes directly, with the same functions as FastAPI's routes (serving.deps for keys and models, serving.scoring
+response model, `jsonable_encoder`), not to scoring (bench/serving.py, py-spy). This handler answers those routes
+directly, with the same functions as FastAPI's routes (serving.deps for keys and models, serving.scoring
 for the answers) and the same errors, and orjson for the body both ways; every other request, and any method but
 POST, goes on to FastAPI. It sits inside serving.middleware.ApiMiddleware, so the request id, the body limit, the
 metrics and the request log are the same. FastAPI's routes stay declared: they document these routes at /docs
@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 
 from serving.deps import authorized_model, principal_of
 from serving.errors import InvalidInput, error_body, error_items, malformed_body
+from serving.key_scoring import predict_by_key_answer
 from serving.scoring import invocations_answer, invocations_model, predict_answer
 
 
@@ -32,13 +33,15 @@ class Route:
     """What serving.middleware reads from `scope["route"]` for the metrics and the log: the route's template."""
 
     path: str
-    kind: str  # predict | invocations
+    kind: str  # predict | invocations | predict-by-key
 
 
 PREDICT = Route("/v1/models/{name}/predict", "predict")
+PREDICT_BY_KEY = Route("/v1/models/{name}/predict-by-key", "predict-by-key")
 NAMED_INVOCATIONS = Route("/v1/models/{name}/invocations", "invocations")
 INVOCATIONS = Route("/invocations", "invocations")
-_NAMED = re.compile(r"^/v1/models/([^/]+)/(predict|invocations)$")
+_NAMED = re.compile(r"^/v1/models/([^/]+)/(predict|invocations|predict-by-key)$")
+NAMED_ROUTES = {"predict": PREDICT, "invocations": NAMED_INVOCATIONS, "predict-by-key": PREDICT_BY_KEY}
 
 
 def route_of(path: str) -> tuple[Route, str | None] | None:
@@ -48,7 +51,7 @@ def route_of(path: str) -> tuple[Route, str | None] | None:
     matched = _NAMED.match(path)
     if matched is None:
         return None
-    return (PREDICT if matched.group(2) == "predict" else NAMED_INVOCATIONS), matched.group(1)
+    return NAMED_ROUTES[matched.group(2)], matched.group(1)
 
 
 def decode_body(body: bytes, content_type: str | None) -> Any:
@@ -130,13 +133,15 @@ class FastScoringRoutes:
             principal = principal_of(self.state, request_headers)
             if principal.key_id != "open":
                 context["key_id"] = principal.key_id
-            if route.kind == "predict":
+            if route.kind in ("predict", "predict-by-key"):
                 model = authorized_model(self.state, principal, name or "")
             else:
-                model = invocations_model(self.state, principal, name)
+                model = invocations_model(self.state, principal, name, request_headers.get("x-model-name"))
             payload = payload_of(decoded)
             if route.kind == "predict":
                 answer = await predict_answer(self.state, context, model, payload)
+            elif route.kind == "predict-by-key":
+                answer = await predict_by_key_answer(self.state, context, model, payload)
             else:
                 answer = await invocations_answer(self.state, context, model, payload)
             status = 200

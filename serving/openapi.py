@@ -18,7 +18,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from serving.errors import ErrorBody
+from serving.key_openapi import by_key_paths
 from serving.loaded_models import ServedModel
+from serving.scoring import MODEL_HEADER, default_model
 
 SECURITY_SCHEMES = {
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -28,7 +30,7 @@ MODEL_PREFIX = "/v1/models/{name}"
 OPEN_PATHS = ("/health/",)
 
 STATUS_MEANING = {
-    "400": "Several models are served: name one (POST /v1/models/{name}/invocations).",
+    "400": "Several models are served and none is named: send the X-Model-Name header (or set api.default_model).",
     "401": "No API key, or an unknown one.",
     "403": "This API key may not use this model.",
     "404": "No such model (or KPI) is served.",
@@ -156,6 +158,21 @@ def model_paths(template_paths: dict[str, Any], model: ServedModel) -> tuple[dic
     return paths, components
 
 
+def bare_invocations(template: dict[str, Any], models: dict[str, ServedModel], default: str | None) -> dict[str, Any]:
+    """`/invocations`: typed as the model it scores without a header (the only one, or `api.default_model`); with
+    several and no default, the `X-Model-Name` header is required and the body is any model's."""
+    if default in models:
+        return model_paths({"/invocations": template}, models[default])[0]["/invocations"]
+    item = copy.deepcopy(template)
+    for operation in item.values():
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "header" and parameter.get("name") == MODEL_HEADER:
+                parameter["required"] = True
+                parameter["schema"] = {"type": "string", "pattern": r"\S"}  # blank is no header: a 400
+                parameter["description"] = f"The model to score: one of {', '.join(sorted(models))}."
+    return item
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document of `app` for the models it serves now."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -166,10 +183,10 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for _, model in sorted(models.items()):
         own, used = model_paths(templates, model)
+        by_key_paths(own, used, model, app.state.lookups)
         paths.update(own)
         components.update(used)
-    if only is not None and len(models) == 1:  # with several models it answers only 400: not a route to build on
-        model = next(iter(models.values()))
-        paths["/invocations"] = model_paths({"/invocations": only}, model)[0]["/invocations"]
+    if only is not None and models:
+        paths["/invocations"] = bare_invocations(only, models, default_model(app.state))
     document_errors(schema, secured=not app.state.settings.api.open)
     return schema

@@ -133,18 +133,30 @@ async def predict_answer(state: Any, context: dict[str, Any], model: ServedModel
     return {"model": model.name, "version": model.version, "predictions": predictions}
 
 
-def invocations_model(state: Any, principal: Principal, name: str | None) -> ServedModel:
-    """The model of an MLflow-protocol call: the named one, or for `/invocations` the only one served."""
+MODEL_HEADER = "X-Model-Name"
+
+
+def invocations_model(state: Any, principal: Principal, name: str | None, header: str | None = None) -> ServedModel:
+    """The model of an MLflow-protocol call: the named one; for bare `/invocations`, the one its `X-Model-Name`
+    header names, else the only one served, else `api.default_model`."""
+    if name is None:
+        name = header.strip() if header and header.strip() else default_model(state)
     if name is None:
         names = sorted(served_models(state))
-        if len(names) != 1:
-            raise HTTPException(
-                400,
-                f"{len(names)} models are served ({', '.join(names) or 'none'}): "
-                "use POST /v1/models/{name}/invocations",
-            )
-        name = names[0]
+        raise HTTPException(
+            400,
+            f"{len(names)} models are served ({', '.join(names) or 'none'}): name one in the {MODEL_HEADER} header, "
+            "set api.default_model, or use POST /v1/models/{name}/invocations",
+        )
     return authorized_model(state, principal, name)
+
+
+def default_model(state: Any) -> str | None:
+    """The model bare `/invocations` scores without a header: the only one served, else `api.default_model`."""
+    names = list(served_models(state))
+    if len(names) == 1:
+        return names[0]
+    return state.settings.api.default_model
 
 
 async def invocations_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:

@@ -71,6 +71,11 @@ class ApiSettings(_Section):
     max_batch_size: int = Field(1000, ge=1, description="Most rows one predict/invocations request may carry.")
     max_body_bytes: int = Field(4_194_304, ge=1024, description="Largest request body accepted (413 beyond).")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+    default_model: str | None = Field(
+        None,
+        description="The model bare `/invocations` scores when several are served and the request names none in "
+        "its `X-Model-Name` header (e.g. fleet_maintenance__failure_risk; docs/api.md#invocations).",
+    )
     reload_interval_s: float = Field(
         5.0, ge=0, description="How often the registry is polled for a moved `champion` alias (0: no hot reload)."
     )

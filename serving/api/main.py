@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 
 from kpi_catalog.web import catalog_router
-from serving.api.routes import dashboards, docs, health, invocations, metrics, models, portfolio, predict
+from serving.api.routes import by_key, dashboards, docs, health, invocations, metrics, models, portfolio, predict
 from serving.deps import authenticate
 from serving.errors import InvalidInput
 
@@ -37,6 +37,7 @@ def api_router(workspace_root: Path) -> APIRouter:
     router.include_router(docs.router)
     router.include_router(models.router)
     router.include_router(predict.router)
+    router.include_router(by_key.router)
     router.include_router(invocations.router)
     router.include_router(metrics.router)
     keyed = [Depends(authenticate)]

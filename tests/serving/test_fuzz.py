@@ -20,8 +20,13 @@ from tests.serving.server import Server
 pytestmark = pytest.mark.slow
 
 
-def test_every_check_of_schemathesis_passes_on_every_operation(served_workspace: Path, tmp_path: Path) -> None:
-    with Server(served_workspace, {"FOUNDATION_API__PREDICTION_LOG": "false"}) as server:
+def test_every_check_of_schemathesis_passes_on_every_operation(own_workspace: Path, tmp_path: Path) -> None:
+    from foundation.core.workspace import Workspace
+    from mlops.inference import batch_score
+    from tests.mlops.conftest import MlWorkspace
+
+    batch_score(Workspace.open(own_workspace), MlWorkspace(own_workspace).ref("risk"))  # GET .../predictions reads it
+    with Server(own_workspace, {"FOUNDATION_API__PREDICTION_LOG": "false"}) as server:
         server.wait_ready()
         command = [
             str(Path(sys.executable).parent / "st"),
@@ -41,5 +46,5 @@ def test_every_check_of_schemathesis_passes_on_every_operation(served_workspace:
         ]
         done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     report = done.stdout[-6000:]
-    assert "Selected: 13/13" in done.stdout and "Tested: 13" in done.stdout, report
+    assert "Selected: 18/18" in done.stdout and "Tested: 18" in done.stdout, report
     assert done.returncode == 0, report

@@ -21,6 +21,7 @@ EXAMPLE = {"instances": [{"temp": 97.5, "vibration": 3.4, "truck_type": "van"}]}
 
 @router.post(
     "/{name}/predict",
+    operation_id="predict",  # per model: predict__<model> (serving.openapi), a generated client's predict_<model>
     response_model=PredictResponse,
     summary="Score instances with the model's champion",
     responses={422: {"description": "A field is missing, unknown or of the wrong type (each one is named)"}},
