@@ -39,9 +39,11 @@ class BatchPrediction(BaseModel):
     as_of: str | int | float | None = Field(description=AS_OF)
     model_version: int
     scored_at: datetime
-    prediction: bool = Field(description="The label: score >= threshold.")
-    score: float
-    threshold: float
+    prediction: bool | float = Field(
+        description="The label (a classifier: score >= threshold), or the predicted value (a regression)."
+    )
+    score: float = Field(description="The positive class' probability, or the predicted value (a regression).")
+    threshold: float | None = Field(description="The classifier's threshold; null for a regression.")
 
 
 class BatchPredictionsResponse(BaseModel):

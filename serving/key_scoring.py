@@ -62,7 +62,7 @@ def requested_keys(index: FeatureIndex, payload: dict[str, Any]) -> list[dict[st
 def not_found(index: FeatureIndex, key: dict[str, Any]) -> dict[str, Any]:
     shown = ", ".join(f"{c}={key[c]!r}" for c in index.keyed.entity)
     detail = f"no row for {shown} in {index.keyed.table} (version {index.table_version})"
-    return {**NOT_SCORED, "key": key, "found": False, "detail": detail}
+    return {"key": key, "found": False, **NOT_SCORED, "detail": detail}
 
 
 async def predict_by_key_answer(
@@ -79,7 +79,7 @@ async def predict_by_key_answer(
             items.append(not_found(index, key))
             continue
         as_of, features = hit
-        items.append({**NOT_SCORED, "key": key, "found": True, "as_of": as_of, "features": features})
+        items.append({"key": key, "found": True, **NOT_SCORED, "as_of": as_of, "features": features})
         found.append((len(items) - 1, {**key, index.keyed.time: as_of, **features}))
     if found:
         rows = [row for _, row in found]
@@ -177,9 +177,10 @@ def batch_item(keyed: KeyedModel, row: dict[str, Any]) -> dict[str, Any]:
         "as_of": as_of_value(row[keyed.time]),
         "model_version": int(row["model_version"]),
         "scored_at": row["scored_at"],
-        "prediction": bool(row["label"]),
+        # a regression's rows have no label nor threshold: its prediction is the value (`score`)
+        "prediction": bool(row["label"]) if row["label"] is not None else float(row["score"]),
         "score": float(row["score"]),
-        "threshold": float(row["threshold"]),
+        "threshold": float(row["threshold"]) if row["threshold"] is not None else None,
     }
 
 

@@ -50,3 +50,15 @@ def test_the_query_is_typed_by_the_predictions_columns() -> None:
     with pytest.raises(InvalidInput) as refused:
         query_filters(KEYED, schema, [("unit", "seven"), ("limit", "0"), ("colour", "red")])
     assert [item["field"] for item in refused.value.items] == ["query.unit", "query.limit", "query.colour"]
+
+
+def test_a_batch_row_of_a_classifier_and_of_a_regression() -> None:
+    from serving.key_scoring import batch_item
+
+    row = {"prediction_id": "p1", "depot": "n", "unit": 7, "day": date(2026, 1, 2), "model_version": 3}
+    row |= {"scored_at": datetime(2026, 1, 3), "score": 0.8, "label": True, "threshold": 0.5}
+    item = batch_item(KEYED, row)
+    assert item["key"] == {"depot": "n", "unit": 7} and item["as_of"] == "2026-01-02"
+    assert (item["prediction"], item["threshold"]) == (True, 0.5)
+    regression = batch_item(KEYED, {**row, "score": 41.5, "label": None, "threshold": None})
+    assert (regression["prediction"], regression["score"], regression["threshold"]) == (41.5, 41.5, None)
