@@ -19,13 +19,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from foundation.core.workspace import Workspace
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of
 from foundation.engine.sql import quote_ident
 from serving.errors import InvalidInput
 from serving.loaded_models import ServedModel
@@ -140,12 +141,12 @@ def typed_query_value(arrow_type: pa.DataType, text: str) -> Any:
 
 
 def read_predictions(
-    keyed: KeyedModel, query: list[tuple[str, str]], storage: dict[str, str] | None
+    workspace: Workspace, keyed: KeyedModel, query: list[tuple[str, str]]
 ) -> tuple[int, list[dict[str, Any]]]:
     """(the predictions table's version, its rows for the query, newest first); Unavailable (404) before the first
     batch, InvalidInput (422) for a bad query. Runs in a worker thread."""
     try:
-        table = DeltaTable(keyed.predictions_uri, storage_options=storage)
+        table = open_delta(workspace, keyed.predictions_uri)
     except TableNotFoundError:
         raise Unavailable(
             404, f"no batch predictions of {keyed.name} yet: the batch scoring of `foundation run` writes them"
@@ -156,6 +157,7 @@ def read_predictions(
     entity = ", ".join(quote_ident(c) for c in keyed.entity)
     con = duckdb.connect()
     try:
+        storage = storage_options_of(workspace)
         relation = delta_relation_sql(con, keyed.predictions_uri, version=version, storage_options=storage)
         result = con.execute(
             f"select * from {relation} where {where} "
@@ -192,9 +194,8 @@ async def predictions_answer(
     keyed = lookups.keyed.get(model.name) if lookups is not None else None
     if keyed is None:
         raise HTTPException(404, f"no model spec declares {model.name} in this workspace: it has no batch predictions")
-    storage = state.settings.lakehouse.storage_options or None
     try:
-        version, items = await run_in_threadpool(read_predictions, keyed, query, storage)
+        version, items = await run_in_threadpool(read_predictions, state.workspace, keyed, query)
     except Unavailable as exc:
         raise HTTPException(exc.status, str(exc)) from None
     await log_reads(state, context, model.name, keyed, items)

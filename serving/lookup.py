@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from foundation.core.workspace import Workspace, load_model_specs
 from foundation.engine.lakehouse.catalog import delta_relation_sql
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of
 from foundation.engine.sql import quote_ident
 from foundation.specs.model import ModelRef
 from mlops.dataset import feature_table_uri
@@ -142,11 +143,12 @@ def model_inputs(model: ServedModel, keyed: KeyedModel, table_columns: list[str]
 
 
 def build_index(
-    keyed: KeyedModel, model: ServedModel, version: int, max_keys: int, storage: dict[str, str] | None
+    workspace: Workspace, keyed: KeyedModel, model: ServedModel, version: int, max_keys: int
 ) -> FeatureIndex:
     """Read version `version` of the feature table once: the latest row (by the time column) of each entity.
     Raises LookupError naming what is missing when the table lacks a column the model needs."""
-    table = DeltaTable(keyed.features_uri, version=version, storage_options=storage)
+    storage = storage_options_of(workspace)
+    table = open_delta(workspace, keyed.features_uri, version)
     schema = pa.schema(table.schema().to_arrow())
     columns = model_inputs(model, keyed, schema.names)
     missing = [c for c in dict.fromkeys((*keyed.entity, keyed.time, *columns)) if c not in schema.names]
@@ -220,10 +222,6 @@ class FeatureLookups:
         self._tables: dict[str, DeltaTable] = {}  # kept open: update_incremental reads only the new commits
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def storage(self) -> dict[str, str] | None:
-        return self.workspace.settings.lakehouse.storage_options or None
-
     def index(self, model: ServedModel) -> FeatureIndex:
         """The index to score `model` by key; Unavailable (404, 503) saying why there is none."""
         index = self.indexes.get(model.name)
@@ -242,12 +240,12 @@ class FeatureLookups:
         """The feature table's latest version, cheaply: the commits since the last call only."""
         table = self._tables.get(uri)
         if table is None:
-            table = self._tables[uri] = DeltaTable(uri, storage_options=self.storage)
+            table = self._tables[uri] = open_delta(self.workspace, uri)
         else:
             try:
                 table.update_incremental()
             except Exception:  # replaced under us (an overwrite that recreated it): open it again
-                table = self._tables[uri] = DeltaTable(uri, storage_options=self.storage)
+                table = self._tables[uri] = open_delta(self.workspace, uri)
         return table.version()
 
     def refresh_one(self, model: ServedModel) -> None:
@@ -260,7 +258,7 @@ class FeatureLookups:
             current = self.indexes.get(model.name)
             if current is not None and current.table_version == version and current.model_version == model.version:
                 return
-            fresh = build_index(keyed, model, version, self.max_keys, self.storage)
+            fresh = build_index(self.workspace, keyed, model, version, self.max_keys)
         except Exception as exc:  # the previous index (if any) keeps serving
             message = f"{keyed.table} cannot be read: {type(exc).__name__}: {exc}"
             if self.errors.get(model.name) != message:
