@@ -369,9 +369,10 @@ def run_foundation(ws: Path) -> tuple[Measurement, dict]:
             f"foundation ingest printed no JSON (exit {result.returncode}):\n{result.stdout[-2000:]}\n"
             f"{result.stderr[-3000:]}"
         ) from exc
-    if result.returncode != 0 or payload.get("errors") or len(payload.get("reports", [])) != 1:
+    reports = (payload.get("data") or payload).get("reports", [])  # the --json envelope {ok, data, errors}, or before
+    if result.returncode != 0 or payload.get("errors") or len(reports) != 1:
         raise RuntimeError(f"foundation ingest failed (exit {result.returncode}): {json.dumps(payload)[:3000]}")
-    return result, payload["reports"][0]
+    return result, reports[0]
 
 
 # --------------------------------------------------------------------------------------------------- (e) phases
@@ -446,6 +447,10 @@ class RowResult:
     foundation_rows: int
     dlt_seconds: float | None
     dlt_rows: int | None
+    anchor_cpu: float | None  # CPU seconds (user + system, all threads) of the same runs as the seconds above
+    foundation_cpu: float | None
+    load_cpu: float  # the load's own `cpu_seconds`, from the same run as foundation_cpu
+    dlt_cpu: float | None
     background_cores: float | None  # the most CPU other programs used during the two reported runs, in cores
     runs: list[dict] = field(default_factory=list)
 
@@ -533,6 +538,7 @@ def bench_rows(rows: int, repeat: int, workdir: Path, with_dlt: bool = True) -> 
     background = [fastest_anchor["anchor"]["other_cpu_cores"], fastest["foundation"]["other_cpu_cores"]]
     peers = [r["dlt"] for r in runs if r["dlt"] is not None]
     fastest_dlt = min(peers, key=lambda p: p["seconds"]) if peers else None
+    min_cpu = min(runs, key=lambda r: r["foundation"]["cpu_seconds"] or float("inf"))
     return RowResult(
         rows=rows,
         csv_mib=csv_path.stat().st_size / MIB,
@@ -545,6 +551,10 @@ def bench_rows(rows: int, repeat: int, workdir: Path, with_dlt: bool = True) -> 
         foundation_rows=min(r["report"]["rows_landed"] for r in runs),
         dlt_seconds=fastest_dlt["seconds"] if fastest_dlt else None,
         dlt_rows=fastest_dlt["rows"] if fastest_dlt else None,
+        anchor_cpu=min((r["anchor"]["cpu_seconds"] for r in runs if r["anchor"]["cpu_seconds"]), default=None),
+        foundation_cpu=min_cpu["foundation"]["cpu_seconds"],
+        load_cpu=float(min_cpu["report"].get("cpu_seconds", 0.0)),
+        dlt_cpu=min((p["cpu_seconds"] for p in peers if p["cpu_seconds"]), default=None),
         background_cores=max((c for c in background if c is not None), default=None),
         runs=runs,
     )
@@ -627,6 +637,16 @@ def render(results: list[RowResult], repeat: int) -> str:
                 f"| {r.rows:,} | (d) peer: dlt pipeline, same copy without typing or rules, whole process | "
                 f"{r.dlt_seconds:.2f} | {r.dlt_seconds / r.anchor_seconds:.2f} |"
             )
+    lines += ["", "CPU seconds (user + system, every thread; steadier than wall time on a shared box), best run:", ""]
+    lines += ["| rows | (a) anchor | (b) whole CLI | (c) load alone | (b) - (c) fixed | (d) dlt | (c)/(a) |"]
+    lines += ["|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if r.anchor_cpu and r.foundation_cpu:
+            dlt = f"{r.dlt_cpu:.2f}" if r.dlt_cpu else "-"
+            lines.append(
+                f"| {r.rows:,} | {r.anchor_cpu:.2f} | {r.foundation_cpu:.2f} | {r.load_cpu:.2f} "
+                f"| {r.foundation_cpu - r.load_cpu:.2f} | {dlt} | {r.load_cpu / r.anchor_cpu:.2f} |"
+            )
     lines += ["", "Targets:", ""]
     for r in results:
         lines.append(
@@ -638,6 +658,13 @@ def render(results: list[RowResult], repeat: int) -> str:
             f"- {r.rows:,} rows: fixed cost (b) - (c) {r.fixed_seconds:.2f} s (target <= {FIXED_COST_TARGET} s): "
             f"{verdict(r.fixed_seconds <= FIXED_COST_TARGET)}"
         )
+        if r.anchor_cpu and r.foundation_cpu:
+            cpu_ratio, fixed_cpu = r.load_cpu / r.anchor_cpu, r.foundation_cpu - r.load_cpu
+            lines.append(
+                f"- {r.rows:,} rows, CPU seconds: load alone / anchor {cpu_ratio:.2f} (target <= {TIME_RATIO_TARGET}): "
+                f"{verdict(cpu_ratio <= TIME_RATIO_TARGET)}; fixed cost {fixed_cpu:.2f} s "
+                f"(target <= {FIXED_COST_TARGET} s): {verdict(fixed_cpu <= FIXED_COST_TARGET)}"
+            )
         if r.dlt_seconds:
             lines.append(
                 f"- {r.rows:,} rows: whole CLI {r.foundation_seconds:.2f} s vs the dlt pipeline {r.dlt_seconds:.2f} s "

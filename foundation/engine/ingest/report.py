@@ -23,6 +23,7 @@ class LoadReport:
     rows_stale: int = 0  # at or below the incremental cursor: already landed earlier
     rows_superseded: int = 0  # merge: older rows of a key that a newer row of the same load replaced
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the process during the load, all threads (steadier than wall on a busy box)
     delta_version: int | None = None
     quarantine_version: int | None = None
     schema: list[tuple[str, str]] = field(default_factory=list)

@@ -131,7 +131,7 @@ class SourceLoader:
 
     def attempt(self) -> LoadAttempt:
         """The load as a value: its report, or the error that stopped it, and what the rules concluded either way."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         now = datetime.now(UTC)
         report = LoadReport(source=self.source.key, load_id=new_load_id(now), mode=self.spec.load.mode)
         try:
@@ -148,6 +148,7 @@ class SourceLoader:
         outcomes = self.gate.outcomes if self.gate else [o for o in self.outcomes if o.stage == "table" or not o.passed]
         record_outcomes(self.workspace, self.source.key, report.load_id, now, outcomes)
         report.seconds = time.perf_counter() - started
+        report.cpu_seconds = time.process_time() - cpu_started
         return LoadAttempt(report=report, error=None, outcomes=outcomes)
 
     def _run(self, report: LoadReport, now: datetime) -> None:
