@@ -41,6 +41,15 @@ def _slice_chart(series: dict[str, Any], by: str, kpi: dict[str, Any]) -> str:
     return history_svg(points, kpi.get("target"), kpi.get("alert"), kpi["unit"], label)
 
 
+def _serves(request: Request, route: str, **params: str) -> bool:
+    """Whether the app that mounts the catalogue also serves `route` (the inference API's home page, dashboards)."""
+    try:
+        request.app.url_path_for(route, **params)
+    except NoMatchFound:
+        return False
+    return True
+
+
 def catalog_router(workspace_root: Path | None = None) -> APIRouter:
     """Routes of the catalogue for the workspace at `workspace_root` (default: found from the current folder)."""
     lakehouse_root = Workspace.open(workspace_root).lakehouse_root
@@ -95,6 +104,7 @@ def catalog_router(workspace_root: Path | None = None) -> APIRouter:
             published=current.published,
             published_at=current.generated_at,
             base=request.scope.get("root_path", ""),
+            home=_serves(request, "home_page"),
             fmt=_fmt,
         )
 
@@ -115,6 +125,7 @@ def catalog_router(workspace_root: Path | None = None) -> APIRouter:
             slices=slices,
             published_at=current.generated_at,
             base=request.scope.get("root_path", ""),
+            home=_serves(request, "home_page"),
             fmt=_fmt,
             state_of=lambda v: status_against_target(v, item["direction"], item.get("target"), item.get("alert")),
         )

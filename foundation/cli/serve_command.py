@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from typing import Annotated
@@ -61,6 +62,8 @@ def serve(
     logging = {"log_config": log_config(api.log_format, log_level), "log_level": log_level, "access_log": False}
     if workers > 1:  # each worker process builds its own app from the factory
         os.environ[WORKSPACE_ENV] = str(workspace.root)
+        # one browser-session secret for all the workers, or each refuses the others' cookies (serving.auth_session)
+        os.environ.setdefault("FOUNDATION_SESSION_SECRET", secrets.token_urlsafe(32))
         # prometheus-client's multiprocess mode: every worker writes its values under one folder, /metrics
         # (answered by any worker) aggregates them; a fresh folder per run so no stale values are summed.
         created = None

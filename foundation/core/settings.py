@@ -109,6 +109,20 @@ class ApiSettings(_Section):
         "is made durable before it is answered (default: <state_dir>/prediction_spool).",
     )
     log_format: Literal["json", "text"] = Field("json", description="`json`: one JSON object per log line.")
+    session_ttl_s: int = Field(
+        28_800,
+        ge=60,
+        description="How long a browser login to the pages lasts, in seconds (the session cookie's expiry; "
+        "serving/auth_session.py).",
+    )
+    dagster_ui_url: str | None = Field(
+        None, description="The Dagster UI linked from the home page `/` (default: notifications.dagster_url)."
+    )
+    mlflow_ui_url: str | None = Field(
+        None,
+        description="The MLflow UI linked from the home page `/` (default: mlflow.tracking_uri when it is an http(s) "
+        "tracking server; otherwise no link).",
+    )
 
 
 class IngestSettings(_Section):

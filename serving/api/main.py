@@ -2,7 +2,7 @@
 
 The health probes and the API docs (`/docs`, `/redoc`, `/openapi.json`) are open; every other route asks for a key
 (serving.deps): the scoring and model routes through their own dependencies (a scoped key gets its 403 per model),
-the pages and the KPI catalogue as a whole."""
+the pages and the KPI catalogue as a whole (where a browser may log in instead: serving.auth_session)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,19 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 
 from kpi_catalog.web import catalog_router
-from serving.api.routes import by_key, dashboards, docs, health, invocations, metrics, models, portfolio, predict
-from serving.deps import authenticate
+from serving.api.routes import (
+    by_key,
+    dashboards,
+    docs,
+    health,
+    home,
+    invocations,
+    metrics,
+    models,
+    portfolio,
+    predict,
+)
+from serving.auth_session import page_principal
 from serving.errors import InvalidInput
 
 
@@ -40,7 +51,9 @@ def api_router(workspace_root: Path) -> APIRouter:
     router.include_router(by_key.router)
     router.include_router(invocations.router)
     router.include_router(metrics.router)
-    keyed = [Depends(authenticate)]
+    router.include_router(home.router)  # /login, /logout: open
+    keyed = [Depends(page_principal)]  # the key header, or a browser's session cookie (serving.auth_session)
+    router.include_router(home.home_router, dependencies=keyed)
     router.include_router(catalog_router(workspace_root), dependencies=keyed)
     router.include_router(portfolio.router, dependencies=keyed)
     router.include_router(dashboards.router, dependencies=keyed)

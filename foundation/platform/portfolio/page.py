@@ -15,9 +15,15 @@ _templates = Environment(
 
 
 def portfolio_html(
-    entries: list[PortfolioEntry], png: bytes, threshold: float, generated_at: datetime | None = None
+    entries: list[PortfolioEntry],
+    png: bytes,
+    threshold: float,
+    generated_at: datetime | None = None,
+    nav_base: str | None = None,
 ) -> str:
+    """`nav_base`: the root path of the API that serves the page, to link its other pages (None: a file alone)."""
     return _templates.get_template("portfolio.html").render(
+        nav_base=nav_base,
         entries=[e.to_dict() for e in entries],
         png_base64=base64.b64encode(png).decode("ascii"),
         threshold=threshold,

@@ -98,8 +98,9 @@ def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[Mo
     served = getattr(request.app.state, "models", {}) or {}
     kpis = load_kpis(workspace.root).kpis
     cards = []
+    principal = getattr(request.state, "principal", None)  # a scoped key (or its session) sees its models only
     for ref in load_model_specs(workspace.root).models:
-        if ref.usecase != usecase:
+        if ref.usecase != usecase or (principal is not None and not principal.may_use(ref.registered_name)):
             continue
         model = served.get(ref.registered_name)
         path = report_path(workspace, ref)

@@ -34,7 +34,9 @@ async def portfolio_json(request: Request) -> dict[str, Any]:
 
 def _page(request: Request) -> str:
     entries, threshold = _entries(request)
-    return portfolio_html(entries, matrix_png(entries, threshold), threshold)
+    return portfolio_html(
+        entries, matrix_png(entries, threshold), threshold, nav_base=request.scope.get("root_path", "")
+    )
 
 
 @router.get("/portfolio", response_class=HTMLResponse, include_in_schema=False)
