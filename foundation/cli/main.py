@@ -25,6 +25,7 @@ from foundation.cli import (
     ingest_command,
     kpi_command,
     maintenance_command,
+    migrate_command,
     ml_command,
     portfolio_command,
     quality_command,
@@ -117,6 +118,7 @@ models.command("rollback")(ml_command.models_rollback)
 app.command("serve")(serve_command.serve)
 app.command("doctor")(doctor_command.doctor)
 app.command("maintenance")(maintenance_command.maintenance)
+app.command("migrate")(migrate_command.migrate)
 app.command("init")(scaffold_command.init)
 usecase.command("new")(scaffold_command.usecase_new)
 usecase.command("list")(scaffold_command.usecase_list)

@@ -120,3 +120,29 @@ def mlflow_server(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[M
     database = f"mlflow_{secrets.token_hex(4)}"  # one per test: the PostgreSQL server is shared by the session
     with running_mlflow_server(postgres_server, database, tmp_path / "mlflow-server") as server:
         yield server
+
+
+@contextlib.contextmanager
+def running_mlflow_server_on_s3(
+    postgres: PostgresServer, database: str, s3_environ: dict[str, str], destination: str, folder: Path
+) -> Iterator[str]:
+    """`mlflow server` on `database` (which must exist) with artifacts proxied to `destination` on the S3 server whose
+    variables are `s3_environ`: only the server process holds the S3 credentials. Yields its URL."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))},
+        **s3_environ,
+        "MLFLOW_S3_ENDPOINT_URL": s3_environ["AWS_ENDPOINT_URL"],
+        "MLFLOW_BACKEND_STORE_URI": postgres.url_for(database).replace("postgresql://", "postgresql+psycopg2://", 1),
+        "MLFLOW_ARTIFACTS_DESTINATION": destination,
+        "MLFLOW_SERVER_ALLOWED_HOSTS": ALLOWED_HOSTS,
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow"),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with running_server(
+        ["sh", str(MLFLOW_SERVER_SCRIPT)], env, f"http://127.0.0.1:{port}", folder / "server.log"
+    ) as url:
+        yield url
