@@ -54,7 +54,7 @@ def test_issue_14_through_the_cli_and_a_crash_while_settling(make_workspace, spe
     crash(landing.kit, "after_bronze_commit")
     assert len(PendingQuarantine(landing.kit.quarantine_uri("items")).load_ids()) == 1
     crash(landing.kit, "after_settle_quarantine_commit")
-    (report,) = json.loads(rerun(landing.kit).stdout)["reports"]
+    (report,) = json.loads(rerun(landing.kit).stdout)["data"]["reports"]
     assert report["status"] == "nothing_new"  # the files were recorded as landed by the crashed load...
     assert report["notes"] == {}  # ...and its quarantine rows were appended by the run that crashed after it
     assert_nothing_lost(landing)
