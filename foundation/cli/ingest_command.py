@@ -27,8 +27,9 @@ def ingest(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Land sources in the bronze lakehouse (Dagster assets, run in process). Exit 1 if any load failed."""
-    from foundation.dagster_defs.ingest_run import run_ingest  # lazy: dagster takes seconds to import
+    """Land sources in the bronze lakehouse now, in this process; each load's materialisation and check results are
+    then recorded in the Dagster instance (`foundation ui` shows them). Exit 1 if any load failed."""
+    from foundation.dagster_defs.ingest_run import ingest_now  # lazy: the loads' modules, not for --help
 
     workspace = Workspace.open()
     try:
@@ -38,7 +39,7 @@ def ingest(
     except LookupError as exc:
         fail("ingest", str(exc.args[0] if exc.args else exc), json_output)
     with progress_bar(enabled=not json_output and sys.stderr.isatty()) as progress:
-        result = run_ingest(workspace, sources, progress)
+        result = ingest_now(workspace, sources, progress)
     if json_output:
         reports = [result.reports[s.key].to_dict() for s in sources if s.key in result.reports]
         errors = [{"message": f"{key}: {error}", "source": key} for key, error in result.errors.items()]

@@ -33,7 +33,8 @@ def train_models(
 
     from foundation.core.workspace import load_model_specs  # lazy: pydantic spec models, +20 ms on every start-up
     from foundation.dagster_defs.definitions import build_definitions  # lazy: dagster
-    from foundation.dagster_defs.ingest_run import QUIET_RUN_CONFIG, dagster_instance  # lazy: dagster
+    from foundation.dagster_defs.ingest_run import QUIET_RUN_CONFIG  # lazy: dagster
+    from foundation.dagster_defs.instance import dagster_instance  # lazy: dagster
     from foundation.dagster_defs.ml_assets import training_reports, training_selection  # lazy: dagster
 
     scan = load_model_specs(workspace.root)
