@@ -181,6 +181,7 @@ def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], r
         batch_score,
         compiled_inputs_sql,
         compiled_scores,
+        matrix_select,
         predictions_table,
         predictions_uri,
         unscored_rows_sql,
@@ -217,7 +218,7 @@ def measure(root: Path, ref: Any, champion: tuple[Any, int, float, list[str]], r
     compiled = compiled_inputs_sql(pipeline, features)
     assert compiled is not None, "the benchmark expects a pipeline built by mlops.training.build_pipeline"
     keys = [quote_ident(c) for c in dict.fromkeys((*ref.spec.entity, ref.spec.time))]
-    select = keys + [f"{e} as {quote_ident(f'_x{i}')}" for i, e in enumerate(compiled)]
+    select = [*keys, matrix_select(compiled)]
     stages: dict[str, float] = {}
 
     def timed(stage: str, run: Any, *args: Any) -> Any:

@@ -195,16 +195,22 @@ def predictions_table(
     return pa.table(columns)
 
 
+MATRIX = "_x"
+
+
+def matrix_select(compiled: list[str]) -> str:
+    """The compiled expressions as one DuckDB `DOUBLE[width]` column: each row's model inputs side by side, so the
+    Arrow result is already the row-major matrix the estimator takes (one buffer, no per-column copy)."""
+    return f"[{', '.join(compiled)}]::double[{len(compiled)}] as {MATRIX}"
+
+
 def compiled_scores(pipeline: Any, rows: pa.Table, width: int) -> np.ndarray:
-    """The estimator's positive-class probability on the matrix `compiled_inputs_sql` computed (columns _x0..)."""
-    matrix = np.empty((rows.num_rows, width), dtype=np.float64)  # C order, like ColumnTransformer's hstack
-    names = [f"_x{i}" for i in range(width)]
-    start = 0
-    for batch in rows.select(names).to_batches():  # one copy per value: Arrow buffer -> matrix, no concatenation
-        stop = start + batch.num_rows
-        for i in range(width):
-            matrix[start:stop, i] = batch.column(i).to_numpy(zero_copy_only=False)
-        start = stop
+    """The estimator's output (positive-class probability; a regressor's value) on the matrix `matrix_select` read."""
+    values = rows.column(MATRIX).combine_chunks().flatten()  # fixed-size lists: the values, row after row
+    if values.null_count:  # cannot happen (every compiled expression is NULL-free); keep NaN semantics if it did
+        matrix = values.to_numpy(zero_copy_only=False).reshape(rows.num_rows, width)
+    else:
+        matrix = values.to_numpy().reshape(rows.num_rows, width)  # C order, like ColumnTransformer's hstack
     estimator = pipeline[-1]
     if not hasattr(estimator, "predict_proba"):  # a regressor: the predicted value
         return np.asarray(estimator.predict(matrix), dtype=np.float64)
@@ -245,9 +251,9 @@ def batch_score(
     except TableNotFoundError:
         existing = None
     keys = list(dict.fromkeys((*ref.spec.entity, ref.spec.time)))
-    compiled = compiled_inputs_sql(model, features)
-    if compiled is not None:  # the model's matrix straight out of DuckDB as Arrow columns
-        select = [quote_ident(c) for c in keys] + [f"{e} as {quote_ident(f'_x{i}')}" for i, e in enumerate(compiled)]
+    compiled = compiled_inputs_sql(model, features) or None  # (no feature at all: nothing to compile)
+    if compiled is not None:  # the model's matrix straight out of DuckDB, as one Arrow buffer
+        select = [quote_ident(c) for c in keys] + [matrix_select(compiled)]
     else:  # any other pipeline: its raw features, scored through pandas below
         select = [quote_ident(c) for c in dict.fromkeys((*keys, *features))]
     con = duckdb.connect()
