@@ -208,14 +208,15 @@ def predictions_asset(model: _ModelAssets) -> dg.AssetsDefinition:
         automation_condition=model.scoring,
     )
     def predictions(context: dg.AssetExecutionContext, foundation: FoundationResource) -> Any:
-        from mlops.inference import batch_score, predictions_uri  # lazy: pandas, +0.35 s on every definitions load
+        from mlops.inference import predictions_uri  # lazy: pandas, +0.35 s on every definitions load
         from mlops.kpis import publish_model_kpis  # lazy: pandas
+        from mlops.spark_scoring import score_on_profile  # lazy: as above; on Spark for the Spark profile
 
         workspace, current = _ref(foundation, key)
         if current_champion(mlflow_client(workspace), current.registered_name) is None:
             context.log.warning(f"{current.registered_name} has no champion yet: nothing to score")
             return
-        report = batch_score(workspace, current)
+        report = score_on_profile(workspace, current)
         context.log.info(f"scored {report.rows_scored} row(s) with v{report.version}, {report.rows_flagged} flagged")
         kpis = publish_model_kpis(workspace, current)  # e.g. trucks at risk: gold/<uc>/kpi_<id>
         yield dg.MaterializeResult(
