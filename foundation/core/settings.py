@@ -77,7 +77,10 @@ class ApiSettings(_Section):
         "its `X-Model-Name` header (e.g. fleet_maintenance__failure_risk; docs/api.md#invocations).",
     )
     reload_interval_s: float = Field(
-        5.0, ge=0, description="How often the registry is polled for a moved `champion` alias (0: no hot reload)."
+        5.0,
+        ge=0,
+        description="How often the registry is polled for a moved `champion` alias, and score-by-key's feature tables "
+        "for a new Delta version (0: neither).",
     )
     fast_routes: bool = Field(
         True,
