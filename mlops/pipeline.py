@@ -29,11 +29,13 @@ from foundation.specs.model import ModelRef
 from mlops.dataset import read_feature_table
 from mlops.metrics import evaluate_any
 from mlops.registry import (
+    CHALLENGER,
     CHAMPION,
     GateDecision,
     HistoryEvent,
     actor,
     append_history,
+    becomes_challenger,
     current_champion,
     decide,
     experiment_id,
@@ -214,12 +216,13 @@ def register_and_gate(
     )
     model_uri = logged["model_uris"][winner.name]
     number = None
-    if decision.passed:
+    to_challenger = becomes_challenger(decision, ref.spec.gate)  # gate.challenger: true (mlops.registry)
+    if decision.passed or to_challenger:
         number = register_version(client, ref, model_uri, version_tags(ref, result, training_set, decision))
-        client.set_registered_model_alias(name, CHAMPION, str(number))
+        client.set_registered_model_alias(name, CHAMPION if decision.passed else CHALLENGER, str(number))
     event = HistoryEvent(
         name,
-        "promote" if decision.passed else "reject",
+        "promote" if decision.passed else "gate_challenger" if to_challenger else "reject",
         number,
         champ_version,
         f"gate ({actor()})",

@@ -27,6 +27,9 @@ from foundation.engine.lakehouse.object_store import open_delta, storage_options
 from foundation.specs.model import GateSpec
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"  # a version the API scores in shadow beside the champion (serving/shadow.py)
+# the gate's events that registered a version: a promotion, or a winner made challenger (gate.challenger: true)
+REGISTERING_ACTIONS = ("promote", "gate_challenger")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network calls from a laptop or a test
 
 
@@ -144,7 +147,7 @@ HISTORY_SCHEMA = pa.schema(
     [
         ("at", pa.timestamp("us", tz="UTC")),
         ("model", pa.string()),
-        ("action", pa.string()),  # promote | reject | rollback | manual_promote
+        ("action", pa.string()),  # promote | reject | rollback | manual_promote | challenger | challenger_cleared
         ("version", pa.int64()),
         ("previous_version", pa.int64()),
         ("actor", pa.string()),
@@ -305,7 +308,9 @@ def list_models(workspace: Workspace) -> list[dict[str, Any]]:
         by_model.setdefault(event["model"], []).append(event)
     items = []
     for name, events in sorted(by_model.items()):
-        registered = {int(e["version"]): e for e in events if e["action"] == "promote" and e["version"] is not None}
+        registered = {
+            int(e["version"]): e for e in events if e["action"] in REGISTERING_ACTIONS and e["version"] is not None
+        }
         if not registered:
             continue  # every winner was rejected: nothing in the registry
         lineage = champion_lineage(events)
@@ -373,3 +378,80 @@ def write_json(path: Path, data: Any) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# -- the challenger alias ----------------------------------------------------------------------------------------
+
+
+def becomes_challenger(decision: GateDecision, gate: GateSpec) -> bool:
+    """Pure: whether a winner the gate did not promote becomes the challenger (`gate.challenger: true`): it beat
+    'as is' by its margin and there is a champion it did not beat by its margin. Its evidence then comes from live
+    requests, in shadow, rather than from one validation set."""
+    beats_baseline = (
+        decision.candidate_score >= decision.baseline_score + gate.min_improvement_over_baseline
+        and decision.candidate_score > decision.baseline_score
+    )
+    return gate.challenger and not decision.passed and decision.champion_score is not None and beats_baseline
+
+
+def current_challenger(client: Any, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException  # lazy: mlflow, as in mlflow_client
+
+    try:
+        return client.get_model_version_by_alias(name, CHALLENGER)
+    except MlflowException:
+        return None
+
+
+def alias_versions(client: Any, alias: str) -> dict[str, int]:
+    """Every registered model whose `alias` points at a version -> that version, in one search (what the API polls
+    for its challengers)."""
+    found: dict[str, int] = {}
+    page_token = None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=page_token)
+        for model in page:
+            version = (model.aliases or {}).get(alias)
+            if version is not None:
+                found[model.name] = int(version)
+        page_token = page.token
+        if not page_token:
+            return found
+
+
+def set_challenger(workspace: Workspace, name: str, version: int, reason: str, who: str | None = None) -> HistoryEvent:
+    """Point the `challenger` alias at `version` (not the champion): the API scores it in shadow on a share of the
+    requests, logged beside the champion's answer and never returned. Recorded in the promotion history."""
+    client = mlflow_client(workspace)
+    target = _version_or_fail(client, name, version)
+    champion = current_champion(client, name)
+    if champion is not None and int(champion.version) == version:
+        raise RegistryError(f"{name} v{version} is the champion: a challenger is another version")
+    previous = current_challenger(client, name)
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+    tags = target.tags or {}
+    event = HistoryEvent(
+        name,
+        "challenger",
+        version,
+        int(previous.version) if previous else None,
+        who or actor(),
+        reason,
+        tags.get("foundation.metric", ""),
+        float(tags["foundation.score"]) if "foundation.score" in tags else None,
+        run_id=target.run_id or "",
+    )
+    append_history(workspace, event)
+    return event
+
+
+def clear_challenger(workspace: Workspace, name: str, reason: str, who: str | None = None) -> HistoryEvent:
+    """Remove the `challenger` alias (shadow scoring of the model stops at the API's next poll)."""
+    client = mlflow_client(workspace)
+    previous = current_challenger(client, name)
+    if previous is None:
+        raise RegistryError(f"{name} has no challenger")
+    client.delete_registered_model_alias(name, CHALLENGER)
+    event = HistoryEvent(name, "challenger_cleared", None, int(previous.version), who or actor(), reason)
+    append_history(workspace, event)
+    return event

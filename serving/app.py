@@ -41,6 +41,8 @@ from serving.model_errors import ModelErrors
 from serving.openapi import openapi_document
 from serving.prediction_log import PredictionLog
 from serving.reload import ChampionWatcher, apply_loaded
+from serving.shadow import ShadowScoring
+from serving.versions import VersionCache
 
 log = logging.getLogger("serving")
 
@@ -66,6 +68,8 @@ def create_app(workspace_root: Path | None = None, settings: FoundationSettings 
     init_state(app.state, workspace, api_keys, ApiMetrics())
     secret, app.state.session_secret_set = secret_from_environment()  # a short one fails here, at start-up
     app.state.sessions = Sessions(secret, workspace.settings.api.session_ttl_s)
+    app.state.versions = VersionCache(workspace.settings.api.version_cache_size)
+    app.state.shadow = None  # the lifespan starts it (serving.shadow)
     install_error_handlers(app)
     app.include_router(api_router(workspace.root))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]  # per request: follows reloads
@@ -121,11 +125,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     watcher = ChampionWatcher(state, state.workspace, state.metrics, state.settings.api.reload_interval_s)
     watcher.start()
     state.lookups = await open_lookups(state)
+    state.shadow = start_shadow(state)
     try:
         yield
     finally:
         await state.lookups.stop()
         await watcher.stop()
+        if state.shadow is not None:
+            await state.shadow.stop()
         await close(state)
         restore_runtime()
 
@@ -166,6 +173,18 @@ async def load_models(state: Any) -> None:
         return
     api_metrics.registry_up.set(1)
     apply_loaded(state, api_metrics, loaded.models, loaded.errors)
+
+
+def start_shadow(state: Any) -> ShadowScoring | None:
+    """The challengers' shadow scoring (serving.shadow), unless `api.shadow_share` is 0."""
+    api = state.settings.api
+    if api.shadow_share <= 0:
+        return None
+    shadow = ShadowScoring(
+        state.workspace, api.shadow_share, api.shadow_queue, api.prediction_log_flush_s, api.max_batch_size
+    )
+    shadow.start(api.reload_interval_s)
+    return shadow
 
 
 def tune_runtime(gil_switch_interval_ms: float) -> Callable[[], None]:

@@ -196,15 +196,23 @@ class LoadResult:
 
 def load_champion(workspace: Workspace, client: Any, name: str, max_batch_size: int) -> ServedModel | None:
     """The champion of one registered model, or None if it has none."""
+    champion = current_champion(client, name)
+    if champion is None:
+        return None
+    return load_version(workspace, client, name, champion, max_batch_size)
+
+
+def load_version(
+    workspace: Workspace, client: Any, name: str, champion: Any, max_batch_size: int, alias: str = CHAMPION
+) -> ServedModel:
+    """One registry version (`champion`: its ModelVersion) loaded for serving under `alias` (`champion`, or
+    `challenger` and `version` for serving.versions)."""
     # lazy: mlflow (2-3 s) sets up its logging at import: `foundation serve` turns that off (MLFLOW_CONFIGURE_LOGGING)
     # after importing this app and before the models load
     import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import get_model_info
 
-    champion = current_champion(client, name)
-    if champion is None:
-        return None
     uri = f"models:/{name}/{champion.version}"  # pin the version the alias pointed at when we looked
     info = get_model_info(uri)
     flavors = info.flavors or {}
@@ -240,6 +248,7 @@ def load_champion(workspace: Workspace, client: Any, name: str, max_batch_size: 
         tags=tags,
         metrics=metrics,
         promotion=promotion_of(read_history(workspace, name), int(champion.version)),
+        alias=alias,
     )
     served.example_rows = valid_examples(served, input_example_rows(uri))
     return served

@@ -103,6 +103,9 @@ async def score(
                 predictions,
             )
         )
+    shadow = getattr(state, "shadow", None)
+    if shadow is not None and not context.get("pinned_version"):  # the challenger, in the background (serving.shadow)
+        shadow.offer(model, rows, predictions, context.get("request_id", ""))
     if batcher is not None:
         batcher.answered(time.perf_counter() - started, context.get("connection"))
     return raw, predictions

@@ -1,4 +1,4 @@
-"""`foundation train USECASE` and `foundation models list|show|promote|rollback` (the MLOps issue).
+"""`foundation train USECASE` and `foundation models list|show|promote|rollback|challenger` (the MLOps issue).
 
 Training runs the model's Dagster assets in process (training set -> candidates -> evaluation -> registered), so
 the run shows in `foundation ui`; then it prints the comparison table ('as is' vs candidates) and the gate's verdict.
@@ -294,3 +294,36 @@ def print_train_stage(stage: dict[str, Any] | None) -> None:
         print_training_report(report)
     for key, reason in stage.get("skipped", {}).items():
         console.print(f"[yellow]not trained[/yellow] {key}: {reason}", highlight=False)
+
+
+def models_challenger(
+    name: Annotated[str, typer.Argument(help="A registered model, `<usecase>__<model>`.")],
+    version: Annotated[
+        int | None, typer.Argument(help="The version to score in shadow (not the champion); omit with --clear.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the challenger alias instead.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "challenger",
+    json_output: JsonFlag = False,
+) -> None:
+    """Point the `challenger` alias at VERSION: the API scores it in shadow on a share of the requests
+    (api.shadow_share), logs its answer beside the champion's, never returns it; the use-case dashboard compares
+    the two on the same requests. The champion does not move. Unknown model or version: exit 2."""
+    from mlops.registry import RegistryError, clear_challenger, set_challenger  # lazy: as in `models list`
+
+    command = "models challenger"
+    if (version is None) == (not clear):
+        fail(command, "give a VERSION, or --clear (not both)", json_output)
+    workspace = Workspace.open()
+    try:
+        if clear:
+            event = clear_challenger(workspace, name, reason)
+        else:
+            event = set_challenger(workspace, name, int(version or 0), reason)
+    except RegistryError as exc:
+        fail(command, str(exc), json_output)
+    if json_output:
+        print_result(command, event.__dict__)
+    elif clear:
+        console.print(f"{name}: challenger v{event.previous_version} removed ({reason})")
+    else:
+        console.print(f"{name}: challenger v{event.previous_version or '-'} -> v{event.version} ({reason})")

@@ -118,6 +118,19 @@ class ApiSettings(_Section):
         description="How long a browser login to the pages lasts, in seconds (the session cookie's expiry; "
         "serving/auth_session.py).",
     )
+    version_cache_size: int = Field(
+        4, ge=1, description="Registry versions kept loaded for `/v1/models/{name}/versions/{v}/predict` (LRU)."
+    )
+    shadow_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of a champion's requests also scored by its `challenger` alias in shadow (logged, never "
+        "returned; 0: off).",
+    )
+    shadow_queue: int = Field(
+        10_000, ge=1, description="Requests waiting for shadow scoring at most (beyond: not shadowed, counted)."
+    )
     dagster_ui_url: str | None = Field(
         None, description="The Dagster UI linked from the home page `/` (default: notifications.dagster_url)."
     )

@@ -183,6 +183,11 @@ class GateSpec(Spec):
 
     min_improvement_over_baseline: float = Field(0.0, description="Beat the 'as is' rule by at least this.")
     min_improvement_over_champion: float = Field(0.0, description="Beat the current champion by at least this.")
+    challenger: bool = Field(
+        False,
+        description="A winner that beats 'as is' by its margin but not the champion by its margin is registered "
+        "anyway as the `challenger` (scored in shadow by the API, never returned) instead of being rejected.",
+    )
 
 
 class DriftSpec(Spec):

@@ -22,6 +22,7 @@ from serving.api.routes import (
     models,
     portfolio,
     predict,
+    versions,
 )
 from serving.auth_session import page_principal
 from serving.errors import InvalidInput
@@ -49,6 +50,7 @@ def api_router(workspace_root: Path) -> APIRouter:
     router.include_router(models.router)
     router.include_router(predict.router)
     router.include_router(by_key.router)
+    router.include_router(versions.router)
     router.include_router(invocations.router)
     router.include_router(metrics.router)
     router.include_router(home.router)  # /login, /logout: open

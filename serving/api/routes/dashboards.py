@@ -27,6 +27,7 @@ from mlops.inference import at_risk_entities
 from mlops.kpis import model_kpis
 from mlops.registry import read_json
 from mlops.report import comparison_rows
+from serving.shadow_report import challenger_comparison
 
 router = APIRouter(tags=["dashboards"])
 _templates = Environment(
@@ -48,6 +49,7 @@ class ModelCard:
     rows: list[list[str]] = field(default_factory=list)
     at_risk: dict[str, Any] | None = None
     at_risk_label: str | None = None
+    challenger: list[dict[str, Any]] | None = None  # champion vs challenger on the same requests (shadow_report)
 
 
 def _cell(value: Any) -> str:
@@ -117,6 +119,7 @@ def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[Mo
             selection = SelectionSpec.model_construct(metric=training["metric"], min_precision=None, cost=cost)
             card.header = ["", *training["comparison"]]
             card.rows = comparison_rows(training["comparison"], selection)
+        card.challenger = challenger_comparison(workspace, ref.registered_name)
         labels = [k.spec.label for k in model_kpis(kpis, ref)]
         if labels:  # a model KPI counts what the champion flags: list who they are
             card.at_risk = at_risk_entities(workspace, ref)
