@@ -41,7 +41,9 @@ ERROR_ROWS = (
 
 def business_label(selection: SelectionSpec) -> str | None:
     if selection.lower_is_better:
-        return f"Cost of the errors ({selection.error_cost.currency})" if selection.error_cost else None
+        # (the CLI and the dashboard rebuild the selection from a training report: its currency comes as `cost`)
+        cost = selection.error_cost or selection.cost
+        return f"Cost of the errors ({cost.currency})" if cost else None
     return f"Savings ({selection.cost.currency})" if selection.cost else None
 
 

@@ -140,7 +140,9 @@ def test_a_rolling_origin_backtest_validates_consecutive_windows_each_after_its_
     assert all(" ± " in cell for cell in rows["MAE, per fold: mean ± spread"])
 
 
-def test_regression_trains_registers_and_scores_values_end_to_end(ml_workspace: MlWorkspace) -> None:
+def test_regression_trains_registers_and_scores_values_end_to_end(
+    ml_workspace: MlWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
     import mlflow.pyfunc
 
     from mlops.inference import batch_score, load_champion, predictions_uri
@@ -157,6 +159,12 @@ def test_regression_trains_registers_and_scores_values_end_to_end(ml_workspace: 
     best = min(comparison, key=lambda name: comparison[name]["mae"])
     assert report["winner"] == best != "Last week"  # the lowest error wins, and beats last week's value
     assert report["registered_version"] == 1 and report["champion"] == 1
+    from foundation.cli.ml_command import print_training_report
+
+    print_training_report(report)  # what `foundation train` / `run` print, rebuilt from the report
+    printed = capsys.readouterr().out
+    assert "MAE" in printed and "MAPE" in printed and "Cost of the errors (EUR)" in printed
+    assert "True Negatives" not in printed and "winner: " in printed
 
     model, _version, threshold, features = load_champion(ml_workspace.workspace, ref)
     assert threshold is None and features == ["volume_lag_1", "volume_avg_4", "week_of_year"]
