@@ -62,7 +62,7 @@ class TrainingSet:
 
 
 def report_path(workspace: Workspace, ref: ModelRef) -> Path:
-    return workspace.state_dir / "ml" / ref.registered_name / "training_report.json"
+    return workspace.ml_state_dir / ref.registered_name / "training_report.json"
 
 
 def load_training_set(workspace: Workspace, ref: ModelRef) -> TrainingSet:

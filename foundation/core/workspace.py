@@ -194,6 +194,11 @@ class Workspace:
         return Path(self.resolve(self.settings.state_dir))
 
     @property
+    def ml_state_dir(self) -> Path:
+        """Where each model keeps its training report (`<ml_state_dir>/<uc>__<model>/`)."""
+        return self.state_dir / ML_DIR
+
+    @property
     def lakehouse_root(self) -> str:
         return self.resolve(self.settings.lakehouse.root)
 

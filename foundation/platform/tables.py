@@ -112,7 +112,7 @@ def training_sets(workspace: Workspace) -> list[LakehouseTable]:
     """The rows the last training of each model read: its feature table at the version it read, `row_filter` kept."""
     found = []
     specs = {(ref.usecase, ref.spec.name): ref.spec for ref in load_model_specs(workspace.root).models}
-    for report_file in sorted((workspace.state_dir / "ml").glob(f"*/{TRAINING_REPORT}")):
+    for report_file in sorted(workspace.ml_state_dir.glob(f"*/{TRAINING_REPORT}")):
         report = json.loads(report_file.read_text(encoding="utf-8"))
         spec = specs.get((report.get("usecase"), report.get("spec")))
         if spec is None or report.get("feature_table_version") is None:

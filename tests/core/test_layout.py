@@ -18,8 +18,6 @@ LAYOUT = {
     workspace.ML_DIR,
     workspace.SCHEMAS_DIR,
 }
-# (module, name): a path of the state folder (.foundation/), not of the declarations.
-STATE_PATHS = {("mlops/pipeline.py", "ml")}
 
 
 def layout_uses(path: Path) -> list[tuple[int, str]]:
@@ -44,9 +42,7 @@ def test_no_module_but_workspace_joins_the_layout_folders() -> None:
             relative = path.relative_to(REPO).as_posix()
             if relative == "foundation/core/workspace.py" or "templates" in path.parts:
                 continue
-            offending += [
-                (relative, line, name) for line, name in layout_uses(path) if (relative, name) not in STATE_PATHS
-            ]
+            offending += [(relative, line, name) for line, name in layout_uses(path)]
     assert offending == [], "ask foundation.core.workspace for the path (usecase_dirs, declaration_files, ...)"
 
 
