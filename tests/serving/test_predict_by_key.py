@@ -173,3 +173,16 @@ def test_predict_by_key_is_logged_with_the_key_and_as_of(own_client: TestClient,
     item = body["predictions"][0]
     assert rows == [("T005", item["as_of"], pytest.approx(item["score"]))]
     assert date.fromisoformat(item["as_of"])
+
+
+def test_a_hot_reloaded_model_gets_its_index_rebuilt_at_the_next_tick(own_client: TestClient) -> None:
+    from dataclasses import replace
+
+    state = own_client.app.state  # type: ignore[attr-defined]
+    before = state.lookups.indexes[RISK]
+    state.models = {**state.models, RISK: replace(state.models[RISK], version=2)}  # what a hot reload swaps in
+    own_client.portal.call(state.lookups.refresh, state.models)
+    after = state.lookups.indexes[RISK]
+    assert after is not before and (before.model_version, after.model_version) == (1, 2)
+    assert after.table_version == before.table_version and after.rows == before.rows
+    assert by_key(own_client, [{"truck_id": "T001"}]).json()["version"] == 2
