@@ -26,6 +26,7 @@ from deltalake.transaction import AddAction
 
 from foundation.core.workspace import Workspace
 from foundation.engine.dbt.spark import SPARK_TARGET, spark_conf, spark_state_dir
+from foundation.engine.lakehouse.object_store import is_remote
 from foundation.specs.model import ModelRef
 from mlops.dataset import FeatureTableMissing, feature_table_uri
 from mlops.inference import InferenceReport, batch_score, predictions_uri
@@ -54,10 +55,17 @@ def spark_session(workspace: Workspace) -> Any:
     return builder.getOrCreate()
 
 
+def scores_on_spark(workspace: Workspace) -> bool:
+    """The Spark profile with a lakehouse on this machine's filesystem (see `score_on_profile`)."""
+    return workspace.settings.dbt.target == SPARK_TARGET and not is_remote(workspace.lakehouse_root)
+
+
 def score_on_profile(workspace: Workspace, ref: ModelRef) -> InferenceReport:
     """The `predictions` asset's scoring: on Spark for the Spark profile (`dbt.target: spark`), else in process
-    (DuckDB + the estimator, `mlops.inference.batch_score`)."""
-    if workspace.settings.dbt.target != SPARK_TARGET:
+    (DuckDB + the estimator, `mlops.inference.batch_score`). A lakehouse on object storage is scored in process for
+    now: the commit lists Spark's files on the local filesystem (listing them through the object store, and Spark's
+    s3a connector, are not done)."""
+    if not scores_on_spark(workspace):
         return batch_score(workspace, ref)
     spark = spark_session(workspace)  # getOrCreate: a session this process already runs is reused, not stopped
     return spark_batch_score(workspace, ref, spark)

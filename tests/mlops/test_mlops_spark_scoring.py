@@ -59,3 +59,17 @@ def test_spark_scores_the_rows_duckdb_would_with_the_same_ids_and_scores(trained
     assert again.rows_scored == 0 and again.rows_already_scored == len(features)
     assert len(list(Path(uri).glob("spark-*"))) == 1  # the re-run's empty write was removed, not committed
     assert batch_score(workspace, ref).rows_scored == 0  # the DuckDB path agrees: every row already has its prediction
+
+
+def test_scoring_goes_to_spark_on_the_spark_profile_with_a_local_lakehouse(tmp_path: Path) -> None:
+    from foundation.core.workspace import Workspace
+    from mlops.spark_scoring import scores_on_spark
+
+    settings = tmp_path / "foundation.yaml"
+    for text, expected in (
+        ("state_dir: .foundation\n", False),  # the embedded profile: DuckDB in process
+        ("dbt: {target: spark}\n", True),
+        ("dbt: {target: spark}\nlakehouse: {root: 's3://lake/root'}\n", False),  # object storage: not yet
+    ):
+        settings.write_text(text, encoding="utf-8")
+        assert scores_on_spark(Workspace.open(tmp_path)) is expected, text
