@@ -17,9 +17,9 @@ import duckdb
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace
-from foundation.engine.dbt.publish import catalog_path
+from foundation.engine.dbt.publish import catalog_uri
 from foundation.engine.lakehouse.catalog import delta_relation_sql
-from foundation.engine.lakehouse.object_store import storage_options_of
+from foundation.engine.lakehouse.object_store import read_text, storage_options_of
 
 GRAIN_ORDER = ("day", "week", "month")
 TREND_POINTS = 12
@@ -72,9 +72,9 @@ class KpiCatalog:
     def __init__(self, lakehouse_root: str, storage_options: dict[str, str] | None = None) -> None:
         self.lakehouse_root = lakehouse_root
         self.storage_options = storage_options  # the workspace's (object_store.storage_options_of)
-        path = catalog_path(lakehouse_root)
-        if path.exists():
-            data = json.loads(path.read_text(encoding="utf-8"))
+        text = read_text(catalog_uri(lakehouse_root), storage_options)
+        if text is not None:
+            data = json.loads(text)
             self.generated_at: str | None = data.get("generated_at")
             self._kpis: dict[str, dict[str, Any]] = {k["id"]: k for k in data.get("kpis", [])}
         else:

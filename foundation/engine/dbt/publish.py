@@ -8,7 +8,6 @@ is written) and `<lakehouse>/gold/_catalog/kpis.json` (replaced atomically).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from foundation.core.workspace import Workspace
 from foundation.engine.dbt.manifest import load_manifest, model_nodes
 from foundation.engine.dbt.paths import DbtPaths
 from foundation.engine.dbt.warehouse import warehouse_path
-from foundation.engine.lakehouse.object_store import open_delta, write_delta
+from foundation.engine.lakehouse.object_store import open_delta, storage_options_of, write_delta, write_text
 from foundation.engine.sql import quote_ident
 
 GOLD = "gold"
@@ -44,6 +43,11 @@ def gold_uri(workspace: Workspace, usecase: str, model: str) -> str:
 
 def catalog_path(lakehouse_root: str) -> Path:
     return Path(lakehouse_root) / GOLD / CATALOG_DIR / CATALOG_FILE
+
+
+def catalog_uri(lakehouse_root: str) -> str:
+    """Where the catalogue file is, in a folder or on object storage (s3://...)."""
+    return f"{lakehouse_root.rstrip('/')}/{GOLD}/{CATALOG_DIR}/{CATALOG_FILE}"
 
 
 def published_models(manifest: dict[str, Any], usecase: str) -> list[dict[str, Any]]:
@@ -129,13 +133,6 @@ def catalog_entries(manifest: dict[str, Any], workspace: Workspace) -> list[dict
     return sorted(entries, key=lambda e: e["id"])
 
 
-def _write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-
-
 def publish_usecase(
     workspace: Workspace, paths: DbtPaths, usecase: str, model_kpis: list[dict[str, Any]]
 ) -> list[PublishedTable]:
@@ -167,13 +164,11 @@ def publish_usecase(
     return published
 
 
-def write_catalog(workspace: Workspace, manifest: dict[str, Any], model_kpis: list[dict[str, Any]]) -> Path:
+def write_catalog(workspace: Workspace, manifest: dict[str, Any], model_kpis: list[dict[str, Any]]) -> str:
     """The dbt KPIs of `manifest`, and `model_kpis`: the catalogue entries of the KPIs declared with `predictions:`
     (their values are published by the predictions asset)."""
-    path = catalog_path(workspace.lakehouse_root)
+    uri = catalog_uri(workspace.lakehouse_root)
     kpis = sorted(catalog_entries(manifest, workspace) + model_kpis, key=lambda e: e["id"])
-    _write_json_atomically(
-        path,
-        {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kpis": kpis},
-    )
-    return path
+    catalogue = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kpis": kpis}
+    write_text(uri, json.dumps(catalogue, indent=2, default=str), storage_options_of(workspace))
+    return uri

@@ -6,6 +6,10 @@ gold export) takes an exclusive file lock first and waits for it instead of fail
 dbt's sources are persistent views `bronze.<uc>__<source>` over `read_parquet([the snapshot's files])`: views over
 files, not over objects registered in one connection, so any process opening the warehouse can read them. They pin
 the Delta version current when they were (re)created, which is right before each dbt build.
+
+On object storage (s3://...) DuckDB has no reader of its own here (httpfs is not bundled and cannot be downloaded at
+run time), so each source's snapshot is copied into a table `bronze.<uc>__<source>` instead, read through pyarrow's
+filesystem with the workspace's storage options (foundation.engine.lakehouse.object_store).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.dbt.sources import BRONZE_SCHEMA, declared_columns, source_view_name
 from foundation.engine.dbt.spark import SPARK_TARGET, write_bronze_views
-from foundation.engine.lakehouse.object_store import open_delta
+from foundation.engine.lakehouse.object_store import is_remote, open_delta, register_remote_files, storage_options_of
 from foundation.engine.sql import quote_ident, quote_literal
 
 
@@ -71,8 +76,9 @@ def _empty_select(columns: list[tuple[str, str]]) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def bronze_view_sql(workspace: Workspace, source: SourceRef) -> str:
-    """The SELECT a source's view runs: its Delta snapshot's Parquet files, or an empty typed relation."""
+def bronze_view_sql(workspace: Workspace, source: SourceRef, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The SELECT a source's view runs: its Delta snapshot's Parquet files, or an empty typed relation. On object
+    storage, the snapshot registered in `con` (lives as long as the connection: copy it into a table)."""
     uri = workspace.bronze_uri(source.usecase, source.name)
     try:
         table = open_delta(workspace, uri)
@@ -82,8 +88,24 @@ def bronze_view_sql(workspace: Workspace, source: SourceRef) -> str:
     if not files:
         fields = table.schema().fields
         return _empty_select([(f.name, _duckdb_type_of(f.type)) for f in fields] or declared_columns(source))
+    if is_remote(files[0]):
+        if con is None:
+            raise ValueError(f"{uri}: a snapshot on object storage is read through a connection: pass `con`")
+        schema = pa.schema(table.schema().to_arrow())
+        return f"SELECT * FROM {quote_ident(register_remote_files(con, files, schema, storage_options_of(workspace)))}"
     paths = "[" + ", ".join(quote_literal(f) for f in files) + "]"
     return f"SELECT * FROM read_parquet({paths}, union_by_name=true)"
+
+
+def _drop_other_kind(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
+    """Drop `bronze.<name>` when it is a view and a table is wanted, or the reverse (the lakehouse root moved)."""
+    other = "VIEW" if kind == "TABLE" else "TABLE"
+    catalog = "duckdb_views()" if other == "VIEW" else "duckdb_tables()"
+    found = con.execute(
+        f"SELECT count(*) FROM {catalog} WHERE schema_name = ? AND {other.lower()}_name = ?", [BRONZE_SCHEMA, name]
+    ).fetchall()[0][0]
+    if found:
+        con.execute(f"DROP {other} {BRONZE_SCHEMA}.{quote_ident(name)}")
 
 
 def _duckdb_type_of(delta_type: object) -> str:
@@ -118,10 +140,12 @@ def refresh_bronze_views(workspace: Workspace, sources: list[SourceRef] | None =
     con = duckdb.connect(str(path))
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {BRONZE_SCHEMA}")
+        kind = "TABLE" if is_remote(workspace.lakehouse_root) else "VIEW"  # a copy: see the module's docstring
         for source in sources:
             view = source_view_name(source.usecase, source.name)
-            sql = bronze_view_sql(workspace, source)
-            con.execute(f"CREATE OR REPLACE VIEW {BRONZE_SCHEMA}.{quote_ident(view)} AS {sql}")
+            sql = bronze_view_sql(workspace, source, con)
+            _drop_other_kind(con, view, kind)
+            con.execute(f"CREATE OR REPLACE {kind} {BRONZE_SCHEMA}.{quote_ident(view)} AS {sql}")
             views[view] = sql
     finally:
         con.close()

@@ -167,3 +167,29 @@ def list_delta_tables(base_uri: str, storage_options: Mapping[str, str] | None =
                     f"{base_uri.rstrip('/')}/{group.base_name}/{table.base_name}"
                 )
     return found
+
+
+def read_text(uri: str, storage_options: Mapping[str, str] | None = None) -> str | None:
+    """A small text file (the KPI catalogue) from a folder or object storage; None when it does not exist."""
+    filesystem = arrow_filesystem(uri, storage_options)
+    path = filesystem_path(uri) if is_remote(uri) else os.path.abspath(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            return bytes(stream.read()).decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def write_text(uri: str, text: str, storage_options: Mapping[str, str] | None = None) -> None:
+    """Replace a small text file whole: on object storage one PUT; in a folder a temporary file renamed over it, so a
+    reader never sees half of it."""
+    if not is_remote(uri):
+        os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
+        temporary = f"{uri}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, uri)
+        return
+    filesystem = arrow_filesystem(uri, storage_options)
+    with filesystem.open_output_stream(filesystem_path(uri)) as stream:
+        stream.write(text.encode("utf-8"))
