@@ -199,3 +199,34 @@ def test_the_gate_makes_a_close_winner_the_challenger_when_the_spec_asks(tmp_pat
     assert read_history(kit.workspace, RISK)[-1]["action"] == "gate_challenger"
     listed = next(m for m in list_models(kit.workspace) if m["model"] == RISK)
     assert (listed["champion"], listed["versions"], listed["latest"]) == (1, 2, 2)
+
+
+def test_the_dashboard_compares_them_against_the_outcomes_once_they_arrive(
+    versioned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.mlops.conftest import MlWorkspace
+
+    workspace = Workspace.open(versioned)
+    set_challenger(workspace, RISK, 2, "outcomes test")
+    gold = f"{workspace.lakehouse_root}/gold/fleet/features_day"
+    trucks = ["T001", "T002", "T003", "T004"]
+    with app_client(versioned, monkeypatch, shadow_share="1", reload_interval_s="0", open="true") as client:
+        shadow = client.app.state.shadow
+        deadline = time.monotonic() + 60
+        while RISK not in shadow.challengers:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        answer = client.post(f"/v1/models/{RISK}/predict-by-key", json={"keys": [{"truck_id": t} for t in trucks]})
+        assert answer.status_code == 200 and all(p["found"] for p in answer.json()["predictions"])
+        client.portal.call(shadow.stop)
+        before = client.get("/dashboards/fleet").text
+        assert f'id="challenger-{RISK}"' in before
+        assert f'id="challenger-outcomes-{RISK}"' not in before  # the latest days' outcomes are not known yet
+        frame = DeltaTable(gold).to_pandas()
+        latest = frame[frame["truck_id"].isin(trucks)].sort_values("date_day").groupby("truck_id").tail(1)
+        frame["label_complete"] = True  # the outcomes arrive
+        MlWorkspace(versioned).publish(frame)
+        after = client.get("/dashboards/fleet").text
+    assert f'id="challenger-outcomes-{RISK}"' in after
+    positives = int(latest["failure_soon"].sum())
+    assert f'<td>v1</td><td>v2</td><td class="num">{len(trucks)}</td><td class="num">{positives}</td>' in after

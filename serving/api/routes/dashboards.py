@@ -27,7 +27,7 @@ from mlops.inference import at_risk_entities
 from mlops.kpis import model_kpis
 from mlops.registry import read_json
 from mlops.report import comparison_rows
-from serving.shadow_report import challenger_comparison
+from serving.shadow_report import against_outcomes, challenger_comparison
 
 router = APIRouter(tags=["dashboards"])
 _templates = Environment(
@@ -50,6 +50,7 @@ class ModelCard:
     at_risk: dict[str, Any] | None = None
     at_risk_label: str | None = None
     challenger: list[dict[str, Any]] | None = None  # champion vs challenger on the same requests (shadow_report)
+    challenger_outcomes: list[dict[str, Any]] | None = None  # the same, against the outcomes known since
 
 
 def _cell(value: Any) -> str:
@@ -120,6 +121,8 @@ def model_cards(request: Request, workspace: Workspace, usecase: str) -> list[Mo
             card.header = ["", *training["comparison"]]
             card.rows = comparison_rows(training["comparison"], selection)
         card.challenger = challenger_comparison(workspace, ref.registered_name)
+        if card.challenger:
+            card.challenger_outcomes = against_outcomes(workspace, ref.registered_name, ref.usecase, ref.spec)
         labels = [k.spec.label for k in model_kpis(kpis, ref)]
         if labels:  # a model KPI counts what the champion flags: list who they are
             card.at_risk = at_risk_entities(workspace, ref)
