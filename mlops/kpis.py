@@ -11,10 +11,12 @@ catalogue file lists the declaration next to the dbt KPIs (the gold publish asse
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import Workspace, load_kpis, load_model_specs
@@ -68,10 +70,11 @@ def publish_model_kpis(workspace: Workspace, ref: ModelRef, kpis: list[KpiRef] |
 
 
 def catalog_entries(workspace: Workspace) -> list[dict[str, Any]]:
-    """Catalogue entries of the model KPIs (same keys as the dbt KPIs': definition, SQL, lineage)."""
+    """Catalogue entries of the model KPIs and of every model's realised-performance KPIs (same keys as the dbt
+    KPIs': definition, SQL, lineage)."""
     scan = load_kpis(workspace.root)
     models = {(m.usecase, m.spec.name): m for m in load_model_specs(workspace.root).models}
-    entries = []
+    entries = [e for ref in models.values() for e in realised_catalog_entries(workspace, ref)]
     for kpi in scan.kpis:
         ref = models.get((kpi.usecase, kpi.spec.predictions or ""))
         if ref is None:
@@ -122,3 +125,103 @@ def latest_model_kpis(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any
         {"id": k.spec.id, "label": k.spec.label, "unit": k.spec.unit, "period": day["period"], "value": day["value"]}
         for k in kpis
     ]
+
+
+# -- realised performance: the comparison to reality, as KPIs of the catalogue -------------------------------------
+
+REALISED_FIGURES = ("precision", "recall")
+
+
+def realised_kpi_id(ref: ModelRef, figure: str) -> str:
+    return f"{ref.spec.name}_realised_{figure}"
+
+
+def realised_kpi_rows(weekly: list[dict[str, Any]], figure: str, validation: float | None) -> list[dict[str, Any]]:
+    """Pure: one KPI table (grain, period, figure, value in %) per week with known outcomes: the total series
+    (figure NULL) is the realised value; `figure` splits it into 'realised' and 'validation' (the champion's
+    figure on its validation rows), so the catalogue charts reality against what training promised."""
+    rows = []
+    for week in weekly:
+        value = week.get(figure)
+        period = date.fromisoformat(str(week["week"])[:10])
+        realised = None if value is None else round(100 * float(value), 2)
+        rows += [
+            {"grain": "week", "period": period, "figure": None, "value": realised},
+            {"grain": "week", "period": period, "figure": "realised", "value": realised},
+        ]
+        if validation is not None:
+            rows.append(
+                {"grain": "week", "period": period, "figure": "validation", "value": round(100 * validation, 2)}
+            )
+    return rows
+
+
+def _realised_schema() -> pa.Schema:
+    return pa.schema(
+        [("grain", pa.string()), ("period", pa.date32()), ("figure", pa.string()), ("value", pa.float64())]
+    )
+
+
+def publish_realised_kpis(
+    workspace: Workspace, ref: ModelRef, weekly: list[dict[str, Any]], validation: dict[str, float | None]
+) -> dict[str, int]:
+    """Overwrite the gold snapshot of the model's realised precision and recall KPIs; KPI id -> rows."""
+    published = {}
+    for figure in REALISED_FIGURES:
+        kpi_id = realised_kpi_id(ref, figure)
+        rows = realised_kpi_rows(weekly, figure, validation.get(figure))
+        table = pa.Table.from_pylist(rows, schema=_realised_schema())
+        uri = gold_uri(workspace, ref.usecase, f"kpi_{kpi_id}")
+        write_delta(workspace, uri, table, mode="overwrite", schema_mode="overwrite")
+        published[kpi_id] = len(rows)
+    return published
+
+
+def realised_catalog_entries(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any]]:
+    """Catalogue entries of a model's realised precision and recall (every model spec has them; no YAML): the
+    spec's floors (`monitoring.performance.min_*`) are the alert lines."""
+    floors = {
+        "precision": ref.spec.monitoring.performance.min_precision,
+        "recall": ref.spec.monitoring.performance.min_recall,
+    }
+    entries = []
+    for figure in REALISED_FIGURES:
+        kpi_id = realised_kpi_id(ref, figure)
+        floor = floors[figure]
+        entries.append(
+            {
+                "id": kpi_id,
+                "label": f"{ref.spec.name}: realised {figure}",
+                "description": f"Weekly {figure} of the champion's batch predictions against the outcomes that "
+                f"arrived since (rows passing the spec's row_filter), beside its {figure} on the validation rows "
+                "(dimension `figure`). Published by the model's monitoring step.",
+                "owner": ref.spec.owner,
+                "unit": "%",
+                "direction": "higher",
+                "target": None,
+                "alert": None if floor is None else round(100 * floor, 2),
+                "grains": ["week"],
+                "dimensions": ["figure"],
+                "status": "draft",
+                "tags": ["ml", "monitoring"],
+                "usecase": ref.usecase,
+                "yaml": _relative(ref.path, workspace.root),
+                "kind": "monitoring",
+                "dbt_model": f"kpi_{kpi_id}",
+                "dbt_unique_id": None,
+                "relation": None,
+                "gold_uri": gold_uri(workspace, ref.usecase, f"kpi_{kpi_id}"),
+                "sql": f"-- mlops.monitoring.realised_sql over ml/{ref.usecase}/{ref.spec.name}/predictions",
+                "upstream_models": [ref.spec.feature_table],
+                "lineage": [
+                    {
+                        "source": f"ml/{ref.usecase}/{ref.spec.name}/monitoring",
+                        "yaml": _relative(ref.path, workspace.root),
+                        "owner": ref.spec.owner,
+                        "bronze_table": None,
+                    }
+                ],
+                "columns": ["grain", "period", "figure", "value"],
+            }
+        )
+    return entries

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,7 +27,8 @@ from foundation.engine.sql import quote_ident, quote_literal
 from foundation.specs.model import ModelSpec
 from mlops.dataset import feature_table_uri, read_feature_table
 from mlops.inference import predictions_uri
-from mlops.registry import RegistryError, current_champion, mlflow_client
+from mlops.kpis import publish_realised_kpis
+from mlops.registry import RegistryError, current_champion, mlflow_client, read_json, write_json
 
 FLOOR = 1e-4  # share given to an empty bin, so ln() stays finite
 
@@ -55,6 +58,24 @@ class DriftResult:
     feature: str
     psi: float
     status: str  # stable | warn | drift
+    warn_at: float = 0.1  # this feature's cut-offs: the spec's, raised to its own in-training wander when calibrated
+    error_at: float = 0.25
+    wander: float | None = None  # the largest PSI of a training window against all of training (None: not measured)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """PSI of one feature in one window of `drift.recent` time units against the reference (training) rows."""
+
+    feature: str
+    window_start: str
+    window_end: str
+    in_training: bool  # a window inside the reference: what calibration measures (the feature's usual wander)
+    psi: float
+    status: str  # stable | warn | drift against the feature's own cut-offs (in-training windows: "training")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,12 +90,53 @@ def recent_mask(times: pd.Series, recent: int) -> np.ndarray:
     return (times > end - recent).to_numpy()
 
 
-def feature_drift(
+MAX_WINDOWS = 12  # windows measured on each side of the training end (history drawn on the dashboard)
+
+
+def time_units(times: pd.Series) -> np.ndarray:
+    """The time column as numbers of its own unit: days for dates and timestamps, the value for an ordinal."""
+    if is_time(times):
+        return (pd.to_datetime(times).to_numpy().astype("datetime64[D]").astype("int64")).astype("float64")
+    return times.astype("float64").to_numpy()
+
+
+def windows_back(units: np.ndarray, mask: np.ndarray, size: int, limit: int = MAX_WINDOWS) -> list[np.ndarray]:
+    """Row masks of consecutive windows of `size` units inside `mask`, newest first, counted back from the newest
+    unit in it; only whole windows (the oldest, partial one is left out)."""
+    if not mask.any():
+        return []
+    end, start = units[mask].max(), units[mask].min()
+    out = []
+    for k in range(limit):
+        low, high = end - (k + 1) * size, end - k * size  # the window is (low, high]
+        if low + 1 < start:
+            break
+        out.append(mask & (units > low) & (units <= high))
+    return out
+
+
+def _status(value: float, warn_at: float, error_at: float) -> str:
+    return "drift" if value > error_at else "warn" if value > warn_at else "stable"
+
+
+def _label(times: pd.Series, rows: np.ndarray, edge: str) -> str:
+    value = times[rows].min() if edge == "start" else times[rows].max()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def feature_drift_history(
     frame: pd.DataFrame, features: list[str], spec: ModelSpec, reference_end: object | None = None
-) -> list[DriftResult]:
-    """PSI of each feature: reference = rows up to `reference_end` (the champion's training end; else all rows
-    before the recent window), current = the recent window."""
+) -> tuple[list[DriftResult], list[WindowDrift]]:
+    """The drift check and its history, in one pass.
+
+    Reference = rows up to `reference_end` (the champion's training end; else all rows before the recent window).
+    Every window of `drift.recent` units inside the reference is scored against the whole reference: that is the
+    feature's usual wander (an autocorrelated feature, e.g. a temperature that random-walks, wanders a lot). With
+    `drift.calibrate`, a feature's cut-offs are raised to its own wander (warn: the median window, error: the
+    largest), so it raises an alert only when it leaves that wander. The windows after the reference, newest first,
+    make the history; the newest one (the latest `recent` units) is the check."""
     times = frame[spec.time]
+    units = time_units(times)
     recent = recent_mask(times, spec.monitoring.drift.recent)
     reference = ~recent
     if reference_end is not None:  # a tag: text; compare in the time column's own type
@@ -82,15 +144,46 @@ def feature_drift(
             reference &= (pd.to_datetime(times) <= pd.Timestamp(reference_end)).to_numpy()
         else:
             reference &= (times <= type(times.iloc[0])(reference_end)).to_numpy()
-    results = []
+    if not reference.any() or not recent.any():
+        return [], []
+    cut = spec.monitoring.drift
+    inside = windows_back(units, reference, cut.recent)
+    after = [recent, *windows_back(units, ~reference & ~recent, cut.recent, MAX_WINDOWS - 1)]
+    results: list[DriftResult] = []
+    history: list[WindowDrift] = []
     for feature in features:
-        if not reference.any() or not recent.any():
-            continue
-        value = psi(frame.loc[reference, feature], frame.loc[recent, feature])
-        cut = spec.monitoring.drift
-        status = "drift" if value > cut.error_psi else "warn" if value > cut.warn_psi else "stable"
-        results.append(DriftResult(feature, round(value, 4), status))
-    return sorted(results, key=lambda r: -r.psi)
+        ref_values = frame.loc[reference, feature]
+        wander = [psi(ref_values, frame.loc[w, feature]) for w in inside]
+        warn_at, error_at = cut.warn_psi, cut.error_psi
+        if cut.calibrate and len(wander) >= 2:
+            warn_at, error_at = max(warn_at, float(np.median(wander))), max(error_at, max(wander))
+        for rows, value in zip(inside, wander, strict=True):
+            start, end = _label(times, rows, "start"), _label(times, rows, "end")
+            history.append(WindowDrift(feature, start, end, True, round(value, 4), "training"))
+        for rows in after:
+            value = psi(ref_values, frame.loc[rows, feature])
+            start, end = _label(times, rows, "start"), _label(times, rows, "end")
+            history.append(WindowDrift(feature, start, end, False, round(value, 4), _status(value, warn_at, error_at)))
+        value = psi(ref_values, frame.loc[recent, feature])
+        results.append(
+            DriftResult(
+                feature,
+                round(value, 4),
+                _status(value, warn_at, error_at),
+                round(warn_at, 4),
+                round(error_at, 4),
+                round(max(wander), 4) if wander else None,
+            )
+        )
+    return sorted(results, key=lambda r: -r.psi / r.error_at), history
+
+
+def feature_drift(
+    frame: pd.DataFrame, features: list[str], spec: ModelSpec, reference_end: object | None = None
+) -> list[DriftResult]:
+    """PSI of each feature, recent window against the reference, against each feature's cut-offs; the features
+    furthest beyond their own error cut-off first."""
+    return feature_drift_history(frame, features, spec, reference_end)[0]
 
 
 def is_time(times: pd.Series) -> bool:
@@ -177,63 +270,92 @@ def monitoring_uri(workspace: Any, ref: Any, what: str) -> str:
     return f"{workspace.lakehouse_root.rstrip('/')}/ml/{ref.usecase}/{ref.spec.name}/{what}"
 
 
+def monitoring_report_path(workspace: Any, ref: Any) -> Path:
+    """The latest monitoring pass as JSON, beside the training report: what the dashboard draws."""
+    return workspace.state_dir / "ml" / ref.registered_name / "monitoring_report.json"
+
+
+def validation_figures(client: Any, champion: Any) -> dict[str, float | None]:
+    """The champion's precision and recall on its validation rows, as its training run logged them."""
+    metrics = client.get_run(champion.run_id).data.metrics if champion.run_id else {}
+    return {name: metrics.get(name) for name in ("precision", "recall")}
+
+
+def _weekly(con: duckdb.DuckDBPyConnection, workspace: Any, ref: Any, time_is_date: bool, train_ends: Any) -> Any:
+    try:
+        open_delta(workspace, predictions_uri(workspace, ref))
+    except TableNotFoundError:
+        return pd.DataFrame(columns=["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"])
+    features_uri = feature_table_uri(workspace, ref.usecase, ref.spec)
+    predictions = predictions_uri(workspace, ref)
+    options = storage_options_of(workspace)
+    return realised_performance(con, predictions, features_uri, ref.spec, time_is_date, train_ends, options)
+
+
 def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
-    """Drift of the champion's features and realised performance; both written as Delta (a version per pass)."""
+    """Drift of the champion's features (with its history per window) and realised performance against the
+    validation figures; written as Delta (a version per pass), as the dashboard's JSON, and as the realised-
+    performance KPIs of the catalogue."""
     spec = ref.spec
-    champion = current_champion(mlflow_client(workspace), ref.registered_name)
+    client = mlflow_client(workspace)
+    champion = current_champion(client, ref.registered_name)
     if champion is None:
         raise RegistryError(f"{ref.registered_name} has no champion: nothing to monitor yet")
     tags = champion.tags or {}
     features = json.loads(tags.get("foundation.features", "[]"))
-    versions = mlflow_client(workspace).search_model_versions(f"name = '{ref.registered_name}'")
+    versions = client.search_model_versions(f"name = '{ref.registered_name}'")
     train_ends = {int(v.version): v.tags["foundation.train_end"] for v in versions if "foundation.train_end" in v.tags}
     frame, version = read_feature_table(workspace, ref.usecase, spec, training=False)
-    drift = feature_drift(frame, features, spec, tags.get("foundation.train_end"))
+    drift, history = feature_drift_history(frame, features, spec, tags.get("foundation.train_end"))
     con = duckdb.connect()
     try:
-        open_delta(workspace, predictions_uri(workspace, ref))
-        weekly = realised_performance(
-            con,
-            predictions_uri(workspace, ref),
-            feature_table_uri(workspace, ref.usecase, spec),
-            spec,
-            is_time(frame[spec.time]),
-            train_ends,
-            storage_options_of(workspace),
-        )
-    except TableNotFoundError:
-        weekly = pd.DataFrame(columns=["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"])
+        weekly = _weekly(con, workspace, ref, is_time(frame[spec.time]), train_ends)
     finally:
         con.close()
     verdict = performance_verdict(weekly, spec)
-    drift_table = pa.Table.from_pylist(
-        [{**d.to_dict(), "model_version": int(champion.version), "feature_table_version": version} for d in drift]
-        or [
-            {
-                "feature": "",
-                "psi": 0.0,
-                "status": "none",
-                "model_version": int(champion.version),
-                "feature_table_version": version,
-            }
-        ]
-    )
-    write_delta(
-        workspace, monitoring_uri(workspace, ref, "drift"), drift_table, mode="overwrite", schema_mode="overwrite"
-    )
-    if len(weekly):
-        write_delta(
-            workspace,
-            monitoring_uri(workspace, ref, "realised_performance"),
-            pa.Table.from_pandas(weekly, preserve_index=False),
-            mode="overwrite",
-            schema_mode="overwrite",
-        )
-    return {
+    result = {
         "model": ref.registered_name,
         "champion": int(champion.version),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "drift": [d.to_dict() for d in drift],
         "drift_passed": drift_passed(drift, spec),
-        "weekly": weekly.assign(week=weekly.week.astype(str)).to_dict(orient="records"),
+        "drift_history": [w.to_dict() for w in history],
+        "weekly": _records(weekly),
         "performance": verdict,
+        "validation": validation_figures(client, champion),
     }
+    _write_tables(workspace, ref, result, weekly, version)
+    result["kpis"] = publish_realised_kpis(workspace, ref, result["weekly"], result["validation"])
+    write_json(monitoring_report_path(workspace, ref), result)
+    return result
+
+
+def _records(weekly: pd.DataFrame) -> list[dict[str, Any]]:
+    """Weekly rows as JSON-able records: the week as text, an undefined precision or recall as None (not NaN)."""
+    frame = weekly.assign(week=weekly.week.astype(str)).astype(object)
+    return frame.where(frame.notna(), None).to_dict(orient="records")
+
+
+def _write_tables(
+    workspace: Any, ref: Any, result: dict[str, Any], weekly: pd.DataFrame, feature_table_version: int
+) -> None:
+    """`drift` (the check's rows), `drift_history` (every window) and `realised_performance` (per week) as Delta."""
+    stamp = {"model_version": result["champion"], "feature_table_version": feature_table_version}
+    empty = {"feature": "", "psi": 0.0, "status": "none"}
+    tables = {
+        "drift": [{**d, **stamp} for d in result["drift"]] or [{**empty, **stamp}],
+        "drift_history": [{**w, **stamp} for w in result["drift_history"]],
+    }
+    written = {name: pa.Table.from_pylist(rows) for name, rows in tables.items() if rows}
+    if len(weekly):
+        written["realised_performance"] = pa.Table.from_pandas(weekly, preserve_index=False)
+    for name, table in written.items():
+        if table.num_rows:
+            uri = monitoring_uri(workspace, ref, name)
+            write_delta(workspace, uri, table, mode="overwrite", schema_mode="overwrite")
+
+
+def read_monitoring_report(workspace: Any, ref: Any) -> dict[str, Any] | None:
+    """The latest monitoring pass of a model (None before the first), for the dashboard."""
+    path = monitoring_report_path(workspace, ref)
+    return read_json(path) if path.exists() else None

@@ -86,6 +86,7 @@ def demo(
     trained = result.model["summary"]["training"] if result.model is not None else {}
     training = train_stage(workspace, DEMO_USECASE, trained) if result.ok and result.model is not None else None
     ok = result.ok and (training is None or training["ok"])
+    red = red_checks(workspace) if result.model is not None else []
     if json_output:
         errors = [{"message": f"{key}: {error}", "source": key} for key, error in result.ingest.errors.items()]
         errors += [] if training is None or training["ok"] else [{"message": "training failed", "step": "train"}]
@@ -100,17 +101,34 @@ def demo(
                 "signal": [list(row) for row in result.signal],
                 "model": result.model,
                 "training": training,
+                "red_monitoring_checks": red,
                 "seconds": round(time.time() - result.started_at, 2),
             },
             ok=ok,
             errors=errors,
         )
     else:
-        print_demo(workspace, result, training, ok)
+        print_demo(workspace, result, training, ok, red)
     raise typer.Exit(0 if ok else 1)
 
 
-def print_demo(workspace: Workspace, result: DemoResult, training: dict[str, Any] | None, ok: bool) -> None:
+def red_checks(workspace: Workspace) -> list[dict[str, Any]]:
+    """The demo's ML monitoring checks that failed (a drifting feature, realised performance under its floor)."""
+    from foundation.platform.quality_report import red_monitoring_checks  # lazy: the Dagster instance, as above
+
+    return [{**r, "checked_at": str(r["checked_at"])} for r in red_monitoring_checks(workspace)]
+
+
+def print_red_checks(red: list[dict[str, Any]]) -> None:
+    console.print(f"[yellow]{len(red)} ML monitoring check(s) are red[/] (`foundation quality` lists every check):")
+    for r in red:
+        console.print(f"  [red]{r['check']}[/] {r['source']}: {r['observed']}")
+    console.print("  docs/mlops.md#monitoring says how to read them (a drifting feature, realised performance).")
+
+
+def print_demo(
+    workspace: Workspace, result: DemoResult, training: dict[str, Any] | None, ok: bool, red: list[dict[str, Any]]
+) -> None:
     print_reports(workspace, result.ingest, result.sources)
     if result.signal:
         print_table(
@@ -122,8 +140,11 @@ def print_demo(workspace: Workspace, result: DemoResult, training: dict[str, Any
         print_model_stage(result.model)
     if result.model is not None and result.model["ok"]:
         print_train_stage(training)
+    if red:
+        print_red_checks(red)
+    done = f"[yellow]done, {len(red)} monitoring check(s) red" if red else "[green]done"
     console.print(
-        f"{'[green]done' if ok else '[red]failed'}[/] in {time.time() - result.started_at:.1f}s. Next: "
+        f"{done if ok else '[red]failed'}[/] in {time.time() - result.started_at:.1f}s. Next: "
         "`foundation ui` (asset graph), `foundation sources list`, "
         '`foundation sql "select * from bronze.fleet_maintenance__engine_telemetry limit 5"`, '
         "`foundation demo serve` (the REST API and web page, for `foundation run` later)"

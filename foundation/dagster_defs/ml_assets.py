@@ -271,7 +271,9 @@ def monitoring_check_results(result: dict[str, Any]) -> list[dg.AssetCheckResult
             check_name="feature_drift",
             passed=result["drift_passed"],
             metadata={
-                "drifting": ", ".join(f"{d['feature']} (PSI {d['psi']:.2f})" for d in drifting) or "none",
+                # each feature against its own cut-off (the spec's, raised to its in-training wander)
+                "drifting": ", ".join(f"{d['feature']} (PSI {d['psi']:.2f} > {d['error_at']:.2f})" for d in drifting)
+                or "none",
                 "max_psi": max((d["psi"] for d in result["drift"]), default=0.0),
             },
         ),
@@ -282,9 +284,15 @@ def monitoring_check_results(result: dict[str, Any]) -> list[dg.AssetCheckResult
                 "precision": verdict["precision"] if verdict["precision"] is not None else -1.0,
                 "recall": verdict["recall"] if verdict["recall"] is not None else -1.0,
                 "problems": "; ".join(verdict["problems"]) or "none",
+                "validation_precision": _or_none(result.get("validation", {}).get("precision")),
+                "validation_recall": _or_none(result.get("validation", {}).get("recall")),
             },
         ),
     ]
+
+
+def _or_none(value: float | None) -> float:
+    return -1.0 if value is None else float(value)  # Dagster metadata has no null float; -1 as for precision above
 
 
 def training_reports(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:

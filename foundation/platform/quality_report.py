@@ -87,3 +87,8 @@ def ml_monitoring_rows(workspace: Workspace, usecases: set[str] | None = None) -
             }
         )
     return rows
+
+
+def red_monitoring_checks(workspace: Workspace, usecases: set[str] | None = None) -> list[dict[str, Any]]:
+    """The ML monitoring checks whose latest result failed: what a run that otherwise succeeded must still say."""
+    return [r for r in ml_monitoring_rows(workspace, usecases) if r["status"] == "fail"]

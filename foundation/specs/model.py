@@ -195,6 +195,12 @@ class DriftSpec(Spec):
     error_psi: float = Field(0.25, gt=0, description="PSI above this on a feature: the drift check fails.")
     recent: int = Field(14, gt=0, description="Recent window: the latest N time units of the feature table.")
     max_drifting_features: int = Field(0, ge=0, description="How many features may exceed error_psi.")
+    calibrate: bool = Field(
+        True,
+        description="Raise each feature's cut-offs to its own in-training wander: the PSI of each `recent`-long "
+        "window of the training period against all of it (warn: the median, error: the largest), so an "
+        "autocorrelated feature alerts only when it leaves its usual wander (docs/mlops.md#monitoring).",
+    )
 
 
 class PerformanceSpec(Spec):

@@ -51,11 +51,11 @@ def test_trucks_at_risk_equals_an_independent_count(trained: dict[str, Any]) -> 
     assert publish_model_kpis(workspace, ref) == {}  # nothing before the first batch
     batch_score(workspace, ref)
     published = publish_model_kpis(workspace, ref)
-    write_catalog(workspace, {}, catalog_entries(workspace))  # no dbt KPI here: the catalogue lists the model KPI alone
+    write_catalog(workspace, {}, catalog_entries(workspace))  # no dbt KPI here: the model KPI and realised performance
     predictions = DeltaTable(predictions_uri(workspace, ref)).to_pandas()
     assert predictions["label"].any() and not predictions["label"].all()  # a count that can be wrong
     catalog = KpiCatalog(workspace.lakehouse_root)
-    assert catalog.ids() == ["trucks_at_risk"]
+    assert catalog.ids() == ["risk_realised_precision", "risk_realised_recall", "trucks_at_risk"]
     for grain in ("day", "week"):
         got = {p.period.isoformat(): p.value for p in catalog.history("trucks_at_risk", grain)[None]}
         assert got == independent_counts(predictions, grain), grain

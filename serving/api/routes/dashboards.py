@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from foundation.core.workspace import Workspace, load_kpis, load_model_specs, scan_usecases
 from foundation.specs.model import CostSpec, SelectionSpec
-from kpi_catalog.catalogue import KpiCatalog
+from kpi_catalog.catalogue import KpiCatalog, Point
 from kpi_catalog.chart import history_svg
 from mlops.inference import at_risk_entities
 from mlops.kpis import model_kpis
@@ -153,6 +153,7 @@ def _page(request: Request, usecase: str) -> str:
         description=spec.description if spec else "",
         kpis=kpi_cards(workspace, usecase),
         models=model_cards(request, workspace, usecase),
+        monitoring=monitoring_views(workspace, usecase),
         base=request.scope.get("root_path", ""),
         fmt=_fmt,
         cell=_cell,
@@ -168,3 +169,60 @@ async def dashboards_index(request: Request) -> str:
 @router.get("/dashboards/{usecase}", response_class=HTMLResponse, include_in_schema=False)
 async def dashboard_page(request: Request, usecase: str) -> str:
     return await run_in_threadpool(_page, request, usecase)
+
+
+# -- monitoring: drift over time, the top drifting features, realised performance against validation --------------
+
+TOP_DRIFTING = 5  # features listed as "top drifting"
+HEATMAP_FEATURES = 8  # features drawn in the drift-over-time grid
+
+
+def _chronological_windows(history: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """The windows of the drift history, oldest first: (window end, inside training)."""
+    seen = {(w["window_end"], w["in_training"]) for w in history}
+    return sorted(seen, key=lambda w: w[0])
+
+
+def _realised_chart(weekly: list[dict[str, Any]], figure: str, validation: float | None, floor: float | None) -> str:
+    points = [
+        Point(datetime.fromisoformat(str(w["week"])[:10]).date(), None if w[figure] is None else 100 * w[figure])
+        for w in weekly
+    ]
+    target = None if validation is None else 100 * validation
+    alert = None if floor is None else 100 * floor
+    return history_svg(points, target, alert, "%", f"realised {figure}")
+
+
+def monitoring_view(workspace: Workspace, ref: Any) -> dict[str, Any] | None:
+    """The model's latest monitoring pass as the dashboard draws it (None before the first pass)."""
+    from mlops.monitoring import read_monitoring_report  # lazy: pandas and deltalake, only for a model's page
+
+    report = read_monitoring_report(workspace, ref)
+    if report is None:
+        return None
+    drift = report["drift"]
+    shown = [d["feature"] for d in drift[:HEATMAP_FEATURES]]
+    windows = _chronological_windows([w for w in report.get("drift_history", []) if w["feature"] in shown])
+    cells = {(w["feature"], w["window_end"], w["in_training"]): w for w in report.get("drift_history", [])}
+    floors = ref.spec.monitoring.performance
+    validation = report.get("validation") or {}
+    return {
+        **report,
+        "top": [d for d in drift if d["status"] != "stable"][:TOP_DRIFTING] or drift[:TOP_DRIFTING],
+        "grid": {"features": shown, "windows": windows, "cells": cells},
+        "charts": {
+            figure: _realised_chart(report["weekly"], figure, validation.get(figure), getattr(floors, f"min_{figure}"))
+            for figure in ("precision", "recall")
+        }
+        if report["weekly"]
+        else {},
+    }
+
+
+def monitoring_views(workspace: Workspace, usecase: str) -> dict[str, dict[str, Any] | None]:
+    """Registered model name -> its monitoring view, for every model spec of the use case."""
+    return {
+        ref.registered_name: monitoring_view(workspace, ref)
+        for ref in load_model_specs(workspace.root).models
+        if ref.usecase == usecase
+    }
