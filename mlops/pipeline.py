@@ -27,6 +27,7 @@ from skops.io import dumps, get_untrusted_types
 from foundation.core.workspace import Workspace
 from foundation.specs.model import ModelRef
 from mlops.dataset import read_feature_table
+from mlops.explain import log_importances
 from mlops.metrics import evaluate_any
 from mlops.registry import (
     CHALLENGER,
@@ -142,6 +143,8 @@ def log_candidate(candidate: CandidateResult, metrics: dict[str, Any], result: T
     mlflow.log_params({"estimator": candidate.estimator, **threshold, **candidate.params})
     mlflow.log_metrics(mlflow_metrics(metrics))
     mlflow.log_metric("fit_seconds", candidate.fit_seconds)
+    title = f"{candidate.name}: permutation importance on validation rows"
+    log_importances(candidate.importance, title, result.spec.is_regression)
     example = result.input_example
     info = mlflow.sklearn.log_model(
         candidate.pipeline,
@@ -263,6 +266,7 @@ def training_report(
         "task": "regression" if ref.spec.is_regression else "classification",
         "comparison": logged["comparison"],
         "thresholds": {c.name: c.threshold for c in result.candidates},
+        "importance": {c.name: c.importance for c in result.candidates},  # the dashboard shows the winner's
         "split": result.split.describe(),
         "feature_table_version": training_set.delta_version,
         "winner": result.winner.name,

@@ -141,3 +141,15 @@ def confusion_png(comparison: dict[str, dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def importance_figure(importances: list[dict[str, Any]], title: str, scoring: str = "average_precision") -> Any:
+    """Horizontal bars of the permutation importances (mean drop, spread as error bars), largest on top."""
+    plt = _pyplot()
+    shown = importances[:20][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(shown) + 1.2))
+    ax.barh([r["feature"] for r in shown], [r["mean"] for r in shown], xerr=[r["std"] for r in shown], color="#1565c0")
+    ax.set_xlabel(f"drop in validation {scoring.removeprefix('neg_').replace('_', ' ')} score when shuffled")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

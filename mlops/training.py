@@ -20,6 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from foundation.specs.estimators import import_class
 from foundation.specs.model import CandidateSpec, ModelSpec
+from mlops.explain import mean_importances, permutation_importances
 from mlops.metrics import ErrorEvaluation, Evaluation, choose_threshold, evaluate_any, with_folds
 from mlops.splits import Split, evaluation_splits, holdout_split, split_leaks
 
@@ -34,6 +35,7 @@ class CandidateResult:
     evaluation: Evaluation | ErrorEvaluation
     scores: np.ndarray  # validation scores (regression: the predicted values)
     fit_seconds: float
+    importance: list[dict[str, Any]] = field(default_factory=list)  # permutation importance on validation rows
 
 
 @dataclass
@@ -245,9 +247,14 @@ def _fit_holdout(
     threshold = _threshold(spec, candidate, frame, split.train)
     train_inputs = model_inputs(frame[split.train], features)
     pipeline = build_pipeline(candidate, train_inputs, spec.seed).fit(train_inputs, actual[split.train])
-    scores = reproducible_scores(pipeline, model_inputs(frame[split.validation], features))
+    validation_inputs = model_inputs(frame[split.validation], features)
+    scores = reproducible_scores(pipeline, validation_inputs)
     predicted = scores if threshold is None else scores >= threshold
     evaluation = evaluate_any(actual[split.validation], predicted, spec.selection)
+    fit_seconds = time.perf_counter() - started
+    importance = permutation_importances(
+        pipeline, validation_inputs, actual[split.validation], spec.seed, regression=spec.is_regression
+    )
     return CandidateResult(
         candidate.name,
         candidate.class_path,
@@ -256,7 +263,8 @@ def _fit_holdout(
         threshold,
         evaluation,
         scores,
-        time.perf_counter() - started,
+        fit_seconds,
+        importance,
     )
 
 
@@ -272,10 +280,12 @@ def _fit_folds(
     started = time.perf_counter()
     scores = np.zeros(len(frame))
     predicted = np.zeros(len(frame), dtype=np.float64 if spec.is_regression else bool)
+    importances = []
     for split in splits:
         fold = _fit_holdout(spec, candidate, frame, features, actual, split)
         scores[split.validation] = fold.scores
         predicted[split.validation] = fold.scores if fold.threshold is None else fold.scores >= fold.threshold
+        importances.append(fold.importance)
     everything = np.ones(len(frame), dtype=bool)
     threshold = _threshold(spec, candidate, frame, everything)
     inputs = model_inputs(frame, features)
@@ -289,6 +299,7 @@ def _fit_folds(
         _pooled(actual, predicted, splits, spec),
         scores[_validated(splits)],
         time.perf_counter() - started,
+        mean_importances(importances),
     )
 
 

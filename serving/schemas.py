@@ -130,6 +130,14 @@ def batch_model(model: str, row: type[BaseModel], max_batch_size: int) -> type[B
         _class_name(model, "PredictRequest"),
         __config__=ConfigDict(extra="forbid"),
         instances=(list[row], Field(..., min_length=1, max_length=max_batch_size)),  # type: ignore[valid-type]
+        explain=(
+            bool,
+            Field(
+                False,
+                description="Also return each prediction's top feature contributions (linear and tree models; "
+                "docs/mlops.md#explanations).",
+            ),
+        ),
     )
 
 
@@ -216,18 +224,34 @@ class ModelDetail(ModelSummary):
     promotion_reason: str | None = None
 
 
+class Contribution(BaseModel):
+    feature: str
+    value: Any = Field(description="The instance's value of the feature (null when missing).")
+    contribution: float = Field(description="Its share of the model's output, in the explanation's unit.")
+
+
+class Explained(BaseModel):
+    method: str = Field(description="How contributions are computed (coefficient x standardised value, decision path).")
+    unit: str = Field(description="log-odds or probability: bias + every feature's contribution = the model's output.")
+
+
 class Prediction(BaseModel):
     prediction_id: str = Field(description="A unique id (uuid4) to join feedback on.")
     model: str
     version: int
     prediction: Any = Field(description="The label (classifiers with a threshold) or the model's raw output.")
     score: float | None = Field(None, description="Probability of the positive class, when the model gives one.")
+    contributions: list[Contribution] | None = Field(
+        None, description="With `explain: true`: the features that moved this score most, largest first."
+    )
+    bias: float | None = Field(None, description="With `explain: true`: the model's output before any feature.")
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
     predictions: list[Prediction]
+    explanation: Explained | None = Field(None, description="With `explain: true`: how contributions read.")
 
 
 class PredictRequestExample(BaseModel):

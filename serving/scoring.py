@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.batching import MicroBatcher, Scored
 from serving.deps import Principal, authorized_model, served_models
 from serving.errors import InvalidInput
+from serving.explanations import check_explainable, explained
 from serving.loaded_models import ServedModel
 from serving.prediction_log import Served
 from serving.protocol import FORMATS, records_of
@@ -128,12 +129,24 @@ def claimed_size(payload: dict[str, Any]) -> int:
 async def predict_answer(state: Any, context: dict[str, Any], model: ServedModel, payload: dict[str, Any]) -> dict:
     """`POST /v1/models/{name}/predict`: a prediction (id, model, version, prediction, score) per instance."""
 
+    explain = payload.get("explain") is True
+    checked: list[Rows] = []  # the validated rows, for the explanation
+
     def rows_of() -> Rows:
         check_unicode(payload)
-        return model.validate(payload)
+        rows = model.validate(payload)
+        if explain:
+            check_explainable(model)  # a model that cannot be explained is refused before it scores
+        checked.append(rows)
+        return rows
 
     _, predictions = await score(state, context, model, rows_of, claimed_size(payload))
-    return {"model": model.name, "version": model.version, "predictions": predictions}
+    answer: dict[str, Any] = {"model": model.name, "version": model.version, "predictions": predictions}
+    if explain:
+        answer["predictions"], answer["explanation"] = await run_in_threadpool(
+            explained, model, checked[0], predictions
+        )
+    return answer
 
 
 MODEL_HEADER = "X-Model-Name"

@@ -1,6 +1,7 @@
-"""The use-case dashboard's monitoring section, on a real trained, scored and monitored workspace:
+"""The use-case dashboard's monitoring and explanation sections, on a real trained, scored and monitored workspace:
 the top drifting features with their own cut-offs, drift per feature over time (training windows included), realised
-precision and recall against the champion's validation figures (also published as KPIs of the catalogue)."""
+precision and recall against the champion's validation figures (also published as KPIs of the catalogue), and the
+winner's permutation importance."""
 
 from __future__ import annotations
 
@@ -77,3 +78,9 @@ def test_realised_performance_is_a_kpi_of_the_catalogue(client: TestClient, moni
     weeks = [w for w in result["weekly"] if w["recall"] is not None]
     assert kpi["latest"]["value"] == pytest.approx(round(100 * weeks[-1]["recall"], 2))
 
+
+def test_the_winners_permutation_importance_is_shown(client: TestClient) -> None:
+    html = client.get("/dashboards/fleet", headers=auth()).text
+    table = _section(html, "importance-table-fleet__risk")
+    features = re.findall(r"<tr><td>(\w+)</td>", table)
+    assert "temp" in features[:2]  # the synthetic failures follow temp
