@@ -232,7 +232,9 @@ class Contribution(BaseModel):
 
 class Explained(BaseModel):
     method: str = Field(description="How contributions are computed (coefficient x standardised value, decision path).")
-    unit: str = Field(description="log-odds or probability: bias + every feature's contribution = the model's output.")
+    unit: str = Field(
+        description="log-odds, probability, or target (a regressor's unit): bias + every contribution = the output."
+    )
 
 
 class Prediction(BaseModel):
