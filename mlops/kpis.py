@@ -180,6 +180,8 @@ def publish_realised_kpis(
 def realised_catalog_entries(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any]]:
     """Catalogue entries of a model's realised precision and recall (every model spec has them; no YAML): the
     spec's floors (`monitoring.performance.min_*`) are the alert lines."""
+    if ref.spec.is_regression:  # precision and recall judge alerts; a regression's realised error is not here yet
+        return []
     floors = {
         "precision": ref.spec.monitoring.performance.min_precision,
         "recall": ref.spec.monitoring.performance.min_recall,
