@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 from pydantic_core import PydanticCustomError
 
 from serving.errors import InvalidInput
@@ -131,7 +131,7 @@ def batch_model(model: str, row: type[BaseModel], max_batch_size: int) -> type[B
         __config__=ConfigDict(extra="forbid"),
         instances=(list[row], Field(..., min_length=1, max_length=max_batch_size)),  # type: ignore[valid-type]
         explain=(
-            bool,
+            StrictBool,  # true or false only: 0 or "no" would be a schema-violating request accepted
             Field(
                 False,
                 description="Also return each prediction's top feature contributions (linear and tree models; "
