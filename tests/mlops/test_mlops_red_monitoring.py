@@ -47,7 +47,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> MlWorkspace:
 def test_quality_lists_the_red_drift_check_and_exits_1(kit: MlWorkspace) -> None:
     result = CliRunner().invoke(app, ["--workspace", str(kit.root), "quality", "--json"])
     assert result.exit_code == 1, result.output
-    rows = {r["check"]: r for r in json.loads(result.stdout)["results"] if r["stage"] == "ml monitoring"}
+    rows = {r["check"]: r for r in json.loads(result.stdout)["data"] if r["stage"] == "ml monitoring"}
     drift = rows["feature_drift"]
     assert drift["status"] == "fail" and drift["source"] == "fleet/ml/risk/monitoring"
     assert "hours (PSI " in drift["observed"]  # named, with its PSI against its own cut-off
