@@ -97,7 +97,6 @@ def demo(
                 "landing_bad_rows": result.landing.bad_rows,
                 "landing_glitch_rows": result.landing.glitch_rows,
                 "reports": [r.to_dict() for r in result.ingest.reports.values()],
-                "errors": {k: str(v) for k, v in result.ingest.errors.items()},
                 "signal": [list(row) for row in result.signal],
                 "model": result.model,
                 "training": training,
