@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.report import importance_figure
+from mlops.report import close_figure, importance_figure
 
 REPEATS = 5
 SCORING = "average_precision"
@@ -100,7 +100,7 @@ def log_importances(importances: list[dict], title: str, regression: bool = Fals
     if importances:
         figure = importance_figure(importances, title, scoring)
         mlflow.log_figure(figure, "permutation_importance.png")
-        figure.clf()
+        close_figure(figure)
 
 
 # -- contributions of one prediction (serving) --------------------------------------------------------------------

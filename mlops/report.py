@@ -153,3 +153,8 @@ def importance_figure(importances: list[dict[str, Any]], title: str, scoring: st
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def close_figure(figure: Any) -> None:
+    """Release a figure pyplot keeps open (a training run logs one per candidate)."""
+    _pyplot().close(figure)
