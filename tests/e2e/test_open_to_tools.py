@@ -95,10 +95,10 @@ def test_dagster_dev_opens_the_instance_the_cli_recorded_its_runs_in(demo: Path)
 def test_a_kpi_without_time_is_built_published_and_sliced(demo: Path) -> None:
     result = foundation(demo, "kpi", "show", "mean_tool_wear", "--by", "product_type", "--json")
     assert result.returncode == 0, result.stderr
-    shown = json.loads(result.stdout)
+    shown = json.loads(result.stdout)["data"]
     assert shown["grain"] == "refresh" and len(shown["history"]) == 1  # one refresh so far: one value
     assert {s["product_type"] for s in shown["series"]} == {"H", "L", "M"}
     mean = foundation(
         demo, "sql", "select avg(tool_wear_min) as v from gold.machine_failure__fct_product_runs", "--json"
     )
-    assert shown["latest"]["value"] == pytest.approx(json.loads(mean.stdout)[0]["v"])
+    assert shown["latest"]["value"] == pytest.approx(json.loads(mean.stdout)["data"][0]["v"])
