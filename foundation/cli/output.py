@@ -40,7 +40,7 @@ def print_json(data: Any) -> None:
 
 
 def print_result(command: str, data: Any, *, ok: bool = True, errors: Sequence[dict[str, Any]] = ()) -> None:
-    """The `--json` output of every command, success or not (docs/cli.md#json-output):
+    """The `--json` output of every command, success or not (README, "Every command exits the same way"):
     `{"ok": bool, "command": "models list", "data": <the command's result or null>, "errors": [{"message": ...}]}`."""
     print_json({"ok": ok, "command": command, "data": data, "errors": list(errors)})
 
