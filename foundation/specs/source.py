@@ -450,6 +450,11 @@ class SourceSpec(Spec):
         description="Columns of the data not declared in `columns`: `keep` lands them as read (snake_case names); "
         "`drop` leaves them out (a trailing delimiter's empty column, extra columns no one uses).",
     )
+    line_numbers: bool = Field(
+        False,
+        description="Add `_line`, the physical line each record starts on in its file (CSV, append/replace "
+        "loads): to join back a file whose meaning is its line order. See docs/sources.md.",
+    )
     checks: list[TableRule] = Field(default_factory=list, description="Table rules: see docs/quality.md.")
     on_invalid_rows: Literal["quarantine", "fail", "drop-with-count"] = "quarantine"
     max_invalid_percent: float = Field(100.0, ge=0, le=100, description="Above this share of invalid rows, fail.")
@@ -466,6 +471,13 @@ class SourceSpec(Spec):
             raise ValueError(f"columns declared twice: {', '.join(duplicates)}")
         if self.undeclared_columns == "drop" and not self.columns:
             raise ValueError("undeclared_columns: drop needs the columns to keep, declared in columns: [...]")
+        if self.line_numbers and (
+            not isinstance(self.extract, CsvExtract) or self.load.mode == "merge" or self.partitions is not None
+        ):
+            raise ValueError(
+                "line_numbers: true needs a csv extract and load mode append or replace, without partitions "
+                "(a merge keeps one row per key, not the file's lines)"
+            )
         if self.columns:
             declared = set(names)
             keys = list(self.load.primary_key)

@@ -15,6 +15,7 @@ from foundation.engine.sql import quote_ident, quote_literal, snake_case
 from foundation.specs.source import SourceSpec, duckdb_type
 
 LINEAGE_COLUMNS = ("_load_id", "_loaded_at", SOURCE_FILE_COLUMN)
+LINE_COLUMN = "_line"  # the physical line a record starts on in its file: `line_numbers: true` sources only
 INTERNAL_COLUMNS = ("_status", "_invalid_reason", "_raw_record", "_superseded")  # `_superseded`: merge loads only
 # An ENUM: DuckDB hands it to Arrow as a dictionary of three values, not as a string copied into every row.
 STATUS_TYPE = "ENUM('ok', 'invalid', 'stale')"
@@ -113,7 +114,7 @@ def plan_columns(spec: SourceSpec, raw_schema: list[tuple[str, str]]) -> list[Co
         )
     seen: dict[str, str] = {}
     for plan in plans:
-        if plan.name in seen or plan.name in LINEAGE_COLUMNS + INTERNAL_COLUMNS:
+        if plan.name in seen or plan.name in (*LINEAGE_COLUMNS, LINE_COLUMN, *INTERNAL_COLUMNS):
             other = seen.get(plan.name, "a lineage column")
             raise SchemaMismatchError(
                 f"raw columns {other!r} and {plan.raw!r} both become {plan.name!r}; "

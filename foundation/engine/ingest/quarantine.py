@@ -7,6 +7,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
+from foundation.engine.connectors.landing_sql import LINE_COLUMN
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -23,11 +24,14 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def typing_records(batch: pa.RecordBatch) -> list[dict[str, object]]:
-    """Rows the landing SQL flagged invalid (a value that does not cast, a missing required value)."""
+    """Rows the landing SQL flagged invalid (a value that does not cast, a missing required value); their line when
+    the load numbers lines."""
+    lines = batch.column(LINE_COLUMN).to_pylist() if LINE_COLUMN in batch.schema.names else [None] * batch.num_rows
     return [
-        {SOURCE_FILE_COLUMN: file, "_source_line": None, "_rule": "type", "_invalid_reason": reason, "_raw_record": raw}
-        for file, reason, raw in zip(
+        {SOURCE_FILE_COLUMN: file, "_source_line": line, "_rule": "type", "_invalid_reason": reason, "_raw_record": raw}
+        for file, line, reason, raw in zip(
             batch.column(SOURCE_FILE_COLUMN).to_pylist(),
+            lines,
             batch.column("_invalid_reason").to_pylist(),
             batch.column("_raw_record").to_pylist(),
             strict=True,

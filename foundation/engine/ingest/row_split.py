@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
+from foundation.engine.ingest.line_numbers import LineNumbers
 from foundation.engine.ingest.lineage import ConstantLineage
 from foundation.engine.ingest.quarantine import reject_records, typing_records
 from foundation.engine.ingest.report import LoadReport
@@ -74,8 +75,9 @@ class RowSplitter:
         in_sql: SqlRowRules,
         lineage: ConstantLineage,
         landed_schema: pa.Schema,
+        lines: LineNumbers | None = None,
     ) -> None:
-        self.source_key, self.spec, self.report = source_key, spec, report
+        self.source_key, self.spec, self.report, self.lines = source_key, spec, report, lines
         self.gate, self.in_sql, self.lineage, self.landed_schema = gate, in_sql, lineage, landed_schema
         self.streamed = [n for n in landed_schema.names if n not in lineage.constant_columns]
         self.quarantined: list[dict[str, Any]] = []
@@ -84,6 +86,8 @@ class RowSplitter:
 
     def split(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The rows of `batch` to land, with their lineage; the others are counted and kept as records."""
+        if self.lines is not None:  # every row read is numbered, landed or not
+            batch = self.lines.add(batch)
         report, status = self.report, batch.column("_status")
         report.rows_read += batch.num_rows
         if "_superseded" in batch.schema.names:  # a merge load's

@@ -25,6 +25,7 @@ from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN, csv_rejects
 from foundation.engine.connectors.landing_sql import (
     INTERNAL_COLUMNS,
+    LINE_COLUMN,
     LoadContext,
     compile_landing_sql,
     compile_newest_cursor_sql,
@@ -35,6 +36,7 @@ from foundation.engine.connectors.landing_sql import (
 from foundation.engine.connectors.staging import is_staged
 from foundation.engine.ingest.crash_points import crash_point
 from foundation.engine.ingest.inputs import LoadInputs, files_to_load, stage, state_key
+from foundation.engine.ingest.line_numbers import LineNumbers, LinesShifted
 from foundation.engine.ingest.lineage import ConstantLineage
 from foundation.engine.ingest.pending_quarantine import PendingQuarantine
 from foundation.engine.ingest.quarantine import quarantine_table
@@ -59,9 +61,13 @@ def new_load_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def _connect(workspace: Workspace) -> duckdb.DuckDBPyConnection:
+def _connect(workspace: Workspace, file_order: bool = False) -> duckdb.DuckDBPyConnection:
+    """`file_order`: rows come out in file order (line numbers count them; it costs nothing measurable)."""
     settings = workspace.settings.duckdb
-    config: dict[str, str | int | bool] = {"preserve_insertion_order": False, "memory_limit": settings.memory_limit}
+    config: dict[str, str | int | bool] = {
+        "preserve_insertion_order": file_order,
+        "memory_limit": settings.memory_limit,
+    }
     if settings.threads:
         config["threads"] = settings.threads
     con = duckdb.connect(config=config)
@@ -79,6 +85,7 @@ class LandingStream:
     reader: pa.RecordBatchReader
     in_sql: SqlRowRules  # the row rules DuckDB states inside the landing query
     lineage: ConstantLineage  # the lineage columns added to each batch in Arrow, not by DuckDB
+    lines: LineNumbers | None  # `_line`, added to each batch in Arrow (line_numbers: true)
     landed_schema: pa.Schema
     new_cursor: str | None
 
@@ -185,16 +192,25 @@ class SourceLoader:
             return
         typed = self._reader_typing()
         before = copy.deepcopy(report)
-        try:
-            self._load_with(inputs, state, report, now, typed)
-        except (ReadAgainAsText, InvalidRowsError):
-            if typed is None:
-                raise
-            # Nothing was committed. Read as text, every row is flagged where it is: the quarantine, and a refusal's
-            # message (the first invalid row, the counts), say exactly what they say without the typed reader.
-            vars(report).update(vars(before))
-            self._load_with(inputs, state, report, now, None)
-            report.notes["csv_read_again_as_text"] = "the CSV reader refused a value of a column it typed"
+        rejected: dict[str, list[int]] = {}
+        notes: dict[str, str] = {}
+        for attempt in range(3):  # typed, as text, knowing the rejected lines: nothing is committed before the last
+            try:
+                self._load_with(inputs, state, report, now, typed, rejected)
+                report.notes.update(notes)
+                return
+            except (ReadAgainAsText, InvalidRowsError):
+                if typed is None:
+                    raise
+                # Nothing was committed. Read as text, every row is flagged where it is: the quarantine, and a
+                # refusal's message (the first invalid row, the counts), say what they say without the typed reader.
+                typed = None
+                notes["csv_read_again_as_text"] = "the CSV reader refused a value of a column it typed"
+            except LinesShifted as shifted:
+                if attempt == 2:
+                    raise
+                rejected = shifted.rejected  # the records after a rejected line are one line further
+            vars(report).update(vars(copy.deepcopy(before)))
 
     def _reader_typing(self) -> dict[str, str] | None:
         """The CSV columns the reader types itself (the fast path), None when it types none."""
@@ -204,11 +220,17 @@ class SourceLoader:
         return types if any(kind != "VARCHAR" for kind in types.values()) else None
 
     def _load_with(
-        self, inputs: LoadInputs, state: LoadState, report: LoadReport, now: datetime, typed: dict[str, str] | None
+        self,
+        inputs: LoadInputs,
+        state: LoadState,
+        report: LoadReport,
+        now: datetime,
+        typed: dict[str, str] | None,
+        rejected: dict[str, list[int]],
     ) -> None:
-        con = _connect(self.workspace)
+        con = _connect(self.workspace, file_order=self.spec.line_numbers)
         try:
-            self._load(con, inputs, state, report, now, typed)
+            self._load(con, inputs, state, report, now, typed, rejected)
         finally:
             con.close()
 
@@ -219,6 +241,7 @@ class SourceLoader:
         state: LoadState,
         context: LoadContext,
         typed: dict[str, str] | None,
+        rejected: dict[str, list[int]],
     ) -> LandingStream:
         """Plan the columns from the raw schema, compile the landing SQL and start streaming it."""
         text = declared_raw_text_columns(self.spec) if isinstance(self.spec.extract, CsvExtract) else []
@@ -245,7 +268,12 @@ class SourceLoader:
         reader = con.sql(in_sql.landing_sql(sql)).to_arrow_reader(self.workspace.settings.ingest.batch_rows)
         streamed = [f for f in reader.schema if f.name not in (*INTERNAL_COLUMNS, *in_sql.columns)]
         lineage = ConstantLineage(context.load_id, context.loaded_at, one_file)
-        return LandingStream(reader, in_sql, lineage, lineage.schema(streamed), new_cursor)
+        schema, lines = lineage.schema(streamed), None
+        if self.spec.line_numbers:
+            assert isinstance(self.spec.extract, CsvExtract)  # the spec refuses line_numbers elsewhere
+            lines = LineNumbers(self.spec.extract.skip_rows + self.spec.extract.header, rejected, one_file)
+            schema = schema.insert(schema.get_field_index(SOURCE_FILE_COLUMN) + 1, pa.field(LINE_COLUMN, pa.int64()))
+        return LandingStream(reader, in_sql, lineage, lines, schema, new_cursor)
 
     def _one_source_file(self, inputs: LoadInputs) -> str | None:
         """The `_source_file` of every row when it is one value (one file, or a staged extract's origin), so that
@@ -281,6 +309,7 @@ class SourceLoader:
         report: LoadReport,
         now: datetime,
         typed: dict[str, str] | None,
+        rejected: dict[str, list[int]],
     ) -> None:
         context = LoadContext(
             load_id=report.load_id,
@@ -288,11 +317,11 @@ class SourceLoader:
             last_cursor=state.cursor,
             pii_salt=self.workspace.settings.ingest.pii_salt,
         )
-        stream = self._landing_stream(con, inputs, state, context, typed)
+        stream = self._landing_stream(con, inputs, state, context, typed, rejected)
         report.schema = [(f.name, str(f.type)) for f in stream.landed_schema]
         gate = self._open_gate(stream)
         splitter = RowSplitter(
-            self.source.key, self.spec, report, gate, stream.in_sql, stream.lineage, stream.landed_schema
+            self.source.key, self.spec, report, gate, stream.in_sql, stream.lineage, stream.landed_schema, stream.lines
         )
         pending_rows: list[pa.Table] = []  # the quarantine rows written to the pending file, once known
 
@@ -307,6 +336,8 @@ class SourceLoader:
             rejects = csv_rejects(con)
             if typed and any("CAST" in str(reject["error_type"]) for reject in rejects):
                 raise ReadAgainAsText()  # before anything is committed
+            if stream.lines is not None:
+                stream.lines.finish(rejects, inputs.paths)  # may read again, or refuse: before the commit
             splitter.finish(rejects)  # the scan is complete: refuse now, before anything is committed
             pending_rows.extend(self._write_pending(report, splitter.quarantined, now))
 

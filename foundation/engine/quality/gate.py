@@ -13,7 +13,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.connectors.files import SOURCE_FILE_COLUMN
-from foundation.engine.connectors.landing_sql import LINEAGE_COLUMNS
+from foundation.engine.connectors.landing_sql import LINE_COLUMN, LINEAGE_COLUMNS
 from foundation.engine.lakehouse.catalog import delta_relation_sql
 from foundation.engine.lakehouse.object_store import storage_options_of
 from foundation.engine.quality.checks import PARSED_CHECK, RECONCILE_CHECK, DeclaredCheck, declared_checks
@@ -38,7 +38,7 @@ from foundation.specs.source import SourceSpec
 
 
 def _data_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([f for f in schema if f.name not in LINEAGE_COLUMNS])
+    return pa.schema([f for f in schema if f.name not in (*LINEAGE_COLUMNS, LINE_COLUMN)])
 
 
 def _check_columns(checks: list[DeclaredCheck], types: dict[str, str]) -> None:
@@ -149,12 +149,13 @@ class QualityGate:
         failed: list[dict[str, object]] = []
         if verdict.error_rows:
             files = batch.column(SOURCE_FILE_COLUMN)
-            data_columns = batch.select([n for n in batch.schema.names if n not in LINEAGE_COLUMNS])
+            lines = batch.column(LINE_COLUMN) if LINE_COLUMN in batch.schema.names else None
+            data_columns = batch.select([n for n in batch.schema.names if n not in (*LINEAGE_COLUMNS, LINE_COLUMN)])
             for index, failures in sorted(verdict.error_rows.items()):
                 failed.append(
                     {
                         SOURCE_FILE_COLUMN: files[index].as_py(),
-                        "_source_line": None,
+                        "_source_line": lines[index].as_py() if lines is not None else None,
                         "_rule": ", ".join(name for name, _ in failures),
                         "_invalid_reason": "; ".join(message for _, message in failures),
                         "_raw_record": row_json(data_columns, index),
