@@ -264,17 +264,15 @@ def _version_or_fail(client: Any, name: str, version: int) -> Any:
         raise RegistryError(f"{name} has no version {version}") from exc
 
 
-def promote(workspace: Workspace, name: str, version: int, reason: str, who: str | None = None) -> HistoryEvent:
-    """Make `version` the champion by hand (a human decision, recorded with its reason; no gate)."""
-    client = mlflow_client(workspace)
-    target = _version_or_fail(client, name, version)
-    previous = current_champion(client, name)
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+def _alias_moved(
+    name: str, action: str, target: Any, previous: Any | None, who: str | None, reason: str
+) -> HistoryEvent:
+    """The history event of an alias set by hand on `target`, with the score the gate recorded on it."""
     tags = target.tags or {}
-    event = HistoryEvent(
+    return HistoryEvent(
         name,
-        "manual_promote",
-        version,
+        action,
+        int(target.version),
         int(previous.version) if previous else None,
         who or actor(),
         reason,
@@ -282,6 +280,15 @@ def promote(workspace: Workspace, name: str, version: int, reason: str, who: str
         float(tags["foundation.score"]) if "foundation.score" in tags else None,
         run_id=target.run_id or "",
     )
+
+
+def promote(workspace: Workspace, name: str, version: int, reason: str, who: str | None = None) -> HistoryEvent:
+    """Make `version` the champion by hand (a human decision, recorded with its reason; no gate)."""
+    client = mlflow_client(workspace)
+    target = _version_or_fail(client, name, version)
+    previous = current_champion(client, name)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    event = _alias_moved(name, "manual_promote", target, previous, who, reason)
     append_history(workspace, event)
     return event
 
@@ -429,18 +436,7 @@ def set_challenger(workspace: Workspace, name: str, version: int, reason: str, w
         raise RegistryError(f"{name} v{version} is the champion: a challenger is another version")
     previous = current_challenger(client, name)
     client.set_registered_model_alias(name, CHALLENGER, str(version))
-    tags = target.tags or {}
-    event = HistoryEvent(
-        name,
-        "challenger",
-        version,
-        int(previous.version) if previous else None,
-        who or actor(),
-        reason,
-        tags.get("foundation.metric", ""),
-        float(tags["foundation.score"]) if "foundation.score" in tags else None,
-        run_id=target.run_id or "",
-    )
+    event = _alias_moved(name, "challenger", target, previous, who, reason)
     append_history(workspace, event)
     return event
 
