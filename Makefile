@@ -68,7 +68,7 @@ bench-rest: install ## rest_api extract: 1M records from a local paginated API v
 bench-serving: install ## inference API vs mlflow models serve, same model, wrk load (needs `apt-get install wrk`; docs/benchmarks.md)
 	$(UV_RUN) python bench/serving.py
 
-schemas: install    ## regenerate schemas/*.schema.json from the spec models
+schemas:            ## regenerate schemas/*.schema.json from the spec models (uv run: keeps the groups installed, e.g. spark)
 	$(UV_RUN) python -m foundation.core.json_schemas
 
 lock:               ## re-resolve uv.lock after editing pyproject.toml
