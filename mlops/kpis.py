@@ -130,28 +130,36 @@ def latest_model_kpis(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any
 # -- realised performance: the comparison to reality, as KPIs of the catalogue -------------------------------------
 
 REALISED_FIGURES = ("precision", "recall")
+REALISED_ERRORS = ("mae", "rmse")  # task: regression (the bias stays on the dashboard: neither higher nor lower wins)
+
+
+def realised_figures(ref: ModelRef) -> tuple[str, ...]:
+    return REALISED_ERRORS if ref.spec.is_regression else REALISED_FIGURES
 
 
 def realised_kpi_id(ref: ModelRef, figure: str) -> str:
     return f"{ref.spec.name}_realised_{figure}"
 
 
-def realised_kpi_rows(weekly: list[dict[str, Any]], figure: str, validation: float | None) -> list[dict[str, Any]]:
-    """Pure: one KPI table (grain, period, figure, value in %) per week with known outcomes: the total series
+def realised_kpi_rows(
+    weekly: list[dict[str, Any]], figure: str, validation: float | None, scale: float = 100
+) -> list[dict[str, Any]]:
+    """Pure: one KPI table (grain, period, figure, value) per week with known outcomes: the total series
     (figure NULL) is the realised value; `figure` splits it into 'realised' and 'validation' (the champion's
-    figure on its validation rows), so the catalogue charts reality against what training promised."""
+    figure on its validation rows), so the catalogue charts reality against what training promised. `scale`:
+    100 for a share in % (precision, recall), 1 for an error in the target's unit (MAE, RMSE)."""
     rows = []
     for week in weekly:
         value = week.get(figure)
         period = date.fromisoformat(str(week["week"])[:10])
-        realised = None if value is None else round(100 * float(value), 2)
+        realised = None if value is None else round(scale * float(value), 2)
         rows += [
             {"grain": "week", "period": period, "figure": None, "value": realised},
             {"grain": "week", "period": period, "figure": "realised", "value": realised},
         ]
         if validation is not None:
             rows.append(
-                {"grain": "week", "period": period, "figure": "validation", "value": round(100 * validation, 2)}
+                {"grain": "week", "period": period, "figure": "validation", "value": round(scale * validation, 2)}
             )
     return rows
 
@@ -165,11 +173,13 @@ def _realised_schema() -> pa.Schema:
 def publish_realised_kpis(
     workspace: Workspace, ref: ModelRef, weekly: list[dict[str, Any]], validation: dict[str, float | None]
 ) -> dict[str, int]:
-    """Overwrite the gold snapshot of the model's realised precision and recall KPIs; KPI id -> rows."""
+    """Overwrite the gold snapshot of the model's realised precision and recall KPIs (a regression's realised MAE
+    and RMSE); KPI id -> rows."""
     published = {}
-    for figure in REALISED_FIGURES:
+    scale = 1 if ref.spec.is_regression else 100
+    for figure in realised_figures(ref):
         kpi_id = realised_kpi_id(ref, figure)
-        rows = realised_kpi_rows(weekly, figure, validation.get(figure))
+        rows = realised_kpi_rows(weekly, figure, validation.get(figure), scale)
         table = pa.Table.from_pylist(rows, schema=_realised_schema())
         uri = gold_uri(workspace, ref.usecase, f"kpi_{kpi_id}")
         write_delta(workspace, uri, table, mode="overwrite", schema_mode="overwrite")
@@ -179,29 +189,34 @@ def publish_realised_kpis(
 
 def realised_catalog_entries(workspace: Workspace, ref: ModelRef) -> list[dict[str, Any]]:
     """Catalogue entries of a model's realised precision and recall (every model spec has them; no YAML): the
-    spec's floors (`monitoring.performance.min_*`) are the alert lines."""
-    if ref.spec.is_regression:  # precision and recall judge alerts; a regression's realised error is not here yet
-        return []
-    floors = {
-        "precision": ref.spec.monitoring.performance.min_precision,
-        "recall": ref.spec.monitoring.performance.min_recall,
-    }
+    spec's floors (`monitoring.performance.min_*`) are the alert lines. A regression's are its realised MAE and
+    RMSE, in the target's unit, with the ceilings `max_mae` and `max_rmse` as the alert lines."""
+    cut = ref.spec.monitoring.performance
+    regression = ref.spec.is_regression
+    alerts = (
+        {"mae": cut.max_mae, "rmse": cut.max_rmse}
+        if regression
+        else {
+            "precision": None if cut.min_precision is None else round(100 * cut.min_precision, 2),
+            "recall": None if cut.min_recall is None else round(100 * cut.min_recall, 2),
+        }
+    )
     entries = []
-    for figure in REALISED_FIGURES:
+    for figure in realised_figures(ref):
         kpi_id = realised_kpi_id(ref, figure)
-        floor = floors[figure]
+        name = figure.upper() if regression else figure
         entries.append(
             {
                 "id": kpi_id,
-                "label": f"{ref.spec.name}: realised {figure}",
-                "description": f"Weekly {figure} of the champion's batch predictions against the outcomes that "
-                f"arrived since (rows passing the spec's row_filter), beside its {figure} on the validation rows "
+                "label": f"{ref.spec.name}: realised {name}",
+                "description": f"Weekly {name} of the champion's batch predictions against the outcomes that "
+                f"arrived since (rows passing the spec's row_filter), beside its {name} on the validation rows "
                 "(dimension `figure`). Published by the model's monitoring step.",
                 "owner": ref.spec.owner,
-                "unit": "%",
-                "direction": "higher",
+                "unit": ref.spec.target if regression else "%",
+                "direction": "lower" if regression else "higher",
                 "target": None,
-                "alert": None if floor is None else round(100 * floor, 2),
+                "alert": alerts[figure],
                 "grains": ["week"],
                 "dimensions": ["figure"],
                 "status": "draft",
@@ -213,7 +228,8 @@ def realised_catalog_entries(workspace: Workspace, ref: ModelRef) -> list[dict[s
                 "dbt_unique_id": None,
                 "relation": None,
                 "gold_uri": gold_uri(workspace, ref.usecase, f"kpi_{kpi_id}"),
-                "sql": f"-- mlops.monitoring.realised_sql over ml/{ref.usecase}/{ref.spec.name}/predictions",
+                "sql": f"-- mlops.monitoring.{'realised_error_sql' if regression else 'realised_sql'} over "
+                f"ml/{ref.usecase}/{ref.spec.name}/predictions",
                 "upstream_models": [ref.spec.feature_table],
                 "lineage": [
                     {

@@ -1,4 +1,5 @@
-"""Monitoring: feature drift (PSI) between training and recent data, and realised precision/recall per week.
+"""Monitoring: feature drift (PSI) between training and recent data, and realised precision/recall per week (for
+a regression: realised MAE, RMSE and bias per week).
 
 PSI (population stability index) per feature: bins from the reference's deciles (categories for text columns),
 PSI = sum((cur% - ref%) * ln(cur% / ref%)), with a small floor on empty bins. Conventional reading (Siddiqi,
@@ -194,13 +195,8 @@ def drift_passed(results: list[DriftResult], spec: ModelSpec) -> bool:
     return sum(r.status == "drift" for r in results) <= spec.monitoring.drift.max_drifting_features
 
 
-def realised_sql(
-    predictions: str, features: str, spec: ModelSpec, time_is_date: bool, train_ends: Mapping[int, str] | None = None
-) -> str:
-    """Per ISO week (of the predicted day; of the scoring day for an ordinal time): outcomes known so far, i.e.
-    rows passing the spec's row_filter. `train_ends` (model version -> its training's last time value) leaves out
-    the rows a version was trained on: scoring them says nothing about the model in use (a version without one
-    keeps all its rows)."""
+def _realised_parts(spec: ModelSpec, time_is_date: bool, train_ends: Mapping[int, str] | None) -> tuple[str, ...]:
+    """The join keys, the 'outcome known' condition, the target and the week's day of the realised queries."""
     keys = " and ".join(f"p.{quote_ident(c)} = f.{quote_ident(c)}" for c in (*spec.entity, spec.time))
     known = f"and ({spec.row_filter})" if spec.row_filter else ""
     if train_ends:
@@ -209,6 +205,17 @@ def realised_sql(
         known += f" and coalesce(case p.model_version {cases} end, true)"
     target = f"f.{quote_ident(spec.target)}"
     when = f"cast(p.{quote_ident(spec.time)} as date)" if time_is_date else "cast(p.scored_at as date)"
+    return keys, known, target, when
+
+
+def realised_sql(
+    predictions: str, features: str, spec: ModelSpec, time_is_date: bool, train_ends: Mapping[int, str] | None = None
+) -> str:
+    """Per ISO week (of the predicted day; of the scoring day for an ordinal time): outcomes known so far, i.e.
+    rows passing the spec's row_filter. `train_ends` (model version -> its training's last time value) leaves out
+    the rows a version was trained on: scoring them says nothing about the model in use (a version without one
+    keeps all its rows)."""
+    keys, known, target, when = _realised_parts(spec, time_is_date, train_ends)
     return f"""
         select date_trunc('week', {when}) as week,
                count(*) as predictions,
@@ -218,6 +225,25 @@ def realised_sql(
                count(*) filter (where not p.label and not {target}) as tn
         from {predictions} p join {features} f on {keys}
         where {target} is not null {known}
+        group by all order by week
+    """
+
+
+def realised_error_sql(
+    predictions: str, features: str, spec: ModelSpec, time_is_date: bool, train_ends: Mapping[int, str] | None = None
+) -> str:
+    """A regression's `realised_sql`: per ISO week, the sums of the residuals (predicted `score` - actual), of
+    their absolute values and of their squares, so that any run of weeks pools exactly into MAE, RMSE and bias."""
+    keys, known, target, when = _realised_parts(spec, time_is_date, train_ends)
+    residual = f"(p.score - {target})"
+    return f"""
+        select date_trunc('week', {when}) as week,
+               count(*) as predictions,
+               sum(abs({residual})) as abs_error,
+               sum({residual} * {residual}) as sq_error,
+               sum({residual}) as error
+        from {predictions} p join {features} f on {keys}
+        where {target} is not null and p.score is not null {known}
         group by all order by week
     """
 
@@ -263,6 +289,55 @@ def performance_verdict(weekly: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]
     }
 
 
+def realised_errors(
+    con: duckdb.DuckDBPyConnection,
+    predictions_uri: str,
+    features_uri: str,
+    spec: ModelSpec,
+    time_is_date: bool,
+    train_ends: Mapping[int, str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """A regression's weekly realised error: the sums of `realised_error_sql`, and each week's MAE, RMSE, bias."""
+    predictions = delta_relation_sql(con, predictions_uri, storage_options=storage_options, empty_name="_p")
+    features = delta_relation_sql(con, features_uri, storage_options=storage_options, empty_name="_f")
+    frame = con.execute(realised_error_sql(predictions, features, spec, time_is_date, train_ends)).df()
+    frame["mae"] = frame.abs_error / frame.predictions
+    frame["rmse"] = np.sqrt(frame.sq_error / frame.predictions)
+    frame["bias"] = frame.error / frame.predictions
+    return frame
+
+
+def error_verdict(weekly: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
+    """A regression's `performance_verdict`: MAE, RMSE and bias pooled over the latest `weeks` weeks with known
+    outcomes, against the spec's ceilings (`max_mae`, `max_rmse`; `max_abs_bias`: the residuals' drift away from
+    zero, i.e. the forecasts running systematically short or over)."""
+    cut = spec.monitoring.performance
+    latest = weekly.tail(cut.weeks)
+    n = int(latest.predictions.sum())
+    mae = float(latest.abs_error.sum()) / n if n else None
+    rmse = float(np.sqrt(latest.sq_error.sum() / n)) if n else None
+    bias = float(latest.error.sum()) / n if n else None
+    problems = []
+    if cut.max_mae is not None and mae is not None and mae > cut.max_mae:
+        problems.append(f"realised MAE {mae:.2f} > {cut.max_mae}")
+    if cut.max_rmse is not None and rmse is not None and rmse > cut.max_rmse:
+        problems.append(f"realised RMSE {rmse:.2f} > {cut.max_rmse}")
+    if cut.max_abs_bias is not None and bias is not None and abs(bias) > cut.max_abs_bias:
+        problems.append(f"realised bias {bias:.2f} beyond ±{cut.max_abs_bias:g}")
+    return {
+        "weeks": len(latest),
+        "predictions": n,
+        "mae": mae,
+        "rmse": rmse,
+        "bias": bias,
+        "precision": None,  # the classifier's figures, absent: the checks' metadata reads the same keys
+        "recall": None,
+        "passed": not problems,
+        "problems": problems,
+    }
+
+
 # -- the I/O edge: one monitoring pass, written to the lakehouse --------------------------------------------------
 
 
@@ -275,21 +350,32 @@ def monitoring_report_path(workspace: Any, ref: Any) -> Path:
     return workspace.state_dir / "ml" / ref.registered_name / "monitoring_report.json"
 
 
-def validation_figures(client: Any, champion: Any) -> dict[str, float | None]:
-    """The champion's precision and recall on its validation rows, as its training run logged them."""
+REGRESSION_FIGURES = ("mae", "rmse", "bias")
+CLASSIFIER_FIGURES = ("precision", "recall")
+
+
+def validation_figures(client: Any, champion: Any, regression: bool = False) -> dict[str, float | None]:
+    """The champion's precision and recall (a regression's MAE, RMSE and bias) on its validation rows, as its
+    training run logged them."""
     metrics = client.get_run(champion.run_id).data.metrics if champion.run_id else {}
-    return {name: metrics.get(name) for name in ("precision", "recall")}
+    return {name: metrics.get(name) for name in (REGRESSION_FIGURES if regression else CLASSIFIER_FIGURES)}
+
+
+WEEKLY_COLUMNS = ["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"]
+WEEKLY_ERROR_COLUMNS = ["week", "predictions", "abs_error", "sq_error", "error", "mae", "rmse", "bias"]
 
 
 def _weekly(con: duckdb.DuckDBPyConnection, workspace: Any, ref: Any, time_is_date: bool, train_ends: Any) -> Any:
+    regression = ref.spec.is_regression
     try:
         open_delta(workspace, predictions_uri(workspace, ref))
     except TableNotFoundError:
-        return pd.DataFrame(columns=["week", "predictions", "tp", "fp", "fn", "tn", "precision", "recall"])
+        return pd.DataFrame(columns=WEEKLY_ERROR_COLUMNS if regression else WEEKLY_COLUMNS)
     features_uri = feature_table_uri(workspace, ref.usecase, ref.spec)
     predictions = predictions_uri(workspace, ref)
     options = storage_options_of(workspace)
-    return realised_performance(con, predictions, features_uri, ref.spec, time_is_date, train_ends, options)
+    measure = realised_errors if regression else realised_performance
+    return measure(con, predictions, features_uri, ref.spec, time_is_date, train_ends, options)
 
 
 def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
@@ -312,7 +398,7 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
         weekly = _weekly(con, workspace, ref, is_time(frame[spec.time]), train_ends)
     finally:
         con.close()
-    verdict = performance_verdict(weekly, spec)
+    verdict = error_verdict(weekly, spec) if spec.is_regression else performance_verdict(weekly, spec)
     result = {
         "model": ref.registered_name,
         "champion": int(champion.version),
@@ -322,7 +408,8 @@ def run_monitoring(workspace: Any, ref: Any) -> dict[str, Any]:
         "drift_history": [w.to_dict() for w in history],
         "weekly": _records(weekly),
         "performance": verdict,
-        "validation": validation_figures(client, champion),
+        "task": "regression" if spec.is_regression else "classification",
+        "validation": validation_figures(client, champion, spec.is_regression),
     }
     _write_tables(workspace, ref, result, weekly, version)
     result["kpis"] = publish_realised_kpis(workspace, ref, result["weekly"], result["validation"])
@@ -339,7 +426,8 @@ def _records(weekly: pd.DataFrame) -> list[dict[str, Any]]:
 def _write_tables(
     workspace: Any, ref: Any, result: dict[str, Any], weekly: pd.DataFrame, feature_table_version: int
 ) -> None:
-    """`drift` (the check's rows), `drift_history` (every window) and `realised_performance` (per week) as Delta."""
+    """`drift` (the check's rows), `drift_history` (every window) and `realised_performance` (a regression's
+    `realised_error`, per week) as Delta."""
     stamp = {"model_version": result["champion"], "feature_table_version": feature_table_version}
     empty = {"feature": "", "psi": 0.0, "status": "none"}
     tables = {
@@ -347,8 +435,9 @@ def _write_tables(
         "drift_history": [{**w, **stamp} for w in result["drift_history"]],
     }
     written = {name: pa.Table.from_pylist(rows) for name, rows in tables.items() if rows}
-    if len(weekly):
-        written["realised_performance"] = pa.Table.from_pandas(weekly, preserve_index=False)
+    if len(weekly):  # a regression's weeks are its realised error (MAE, RMSE, bias), a classifier's its hits
+        name = "realised_error" if "mae" in weekly.columns else "realised_performance"
+        written[name] = pa.Table.from_pandas(weekly, preserve_index=False)
     for name, table in written.items():
         if table.num_rows:
             uri = monitoring_uri(workspace, ref, name)

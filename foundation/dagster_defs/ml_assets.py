@@ -239,7 +239,8 @@ def monitoring_asset(model: _ModelAssets) -> dg.AssetsDefinition:
         kinds={"delta"},
         deps=[model.key("predictions")],
         automation_condition=model.scoring,
-        description="Feature drift (PSI, training vs recent) and realised precision/recall per week.",
+        description="Feature drift (PSI, training vs recent) and realised precision/recall per week "
+        "(a regression: realised MAE, RMSE and bias).",
         check_specs=[
             dg.AssetCheckSpec("feature_drift", asset=model.key("monitoring")),
             dg.AssetCheckSpec("realised_performance", asset=model.key("monitoring")),
@@ -280,15 +281,28 @@ def monitoring_check_results(result: dict[str, Any]) -> list[dg.AssetCheckResult
         dg.AssetCheckResult(
             check_name="realised_performance",
             passed=verdict["passed"],
-            metadata={
-                "precision": verdict["precision"] if verdict["precision"] is not None else -1.0,
-                "recall": verdict["recall"] if verdict["recall"] is not None else -1.0,
-                "problems": "; ".join(verdict["problems"]) or "none",
-                "validation_precision": _or_none(result.get("validation", {}).get("precision")),
-                "validation_recall": _or_none(result.get("validation", {}).get("recall")),
-            },
+            metadata=_realised_metadata(verdict, result.get("validation", {}), result.get("task") == "regression"),
         ),
     ]
+
+
+def _realised_metadata(verdict: dict[str, Any], validation: dict[str, Any], regression: bool) -> dict[str, Any]:
+    """The realised figures, the problems, the validation figures (`foundation quality` shows the first four): a
+    classifier's precision and recall (-1: undefined), a regression's MAE, RMSE and bias (left out when undefined:
+    a bias of -1 is a value)."""
+    problems = "; ".join(verdict["problems"]) or "none"
+    if not regression:
+        return {
+            "precision": _or_none(verdict["precision"]),
+            "recall": _or_none(verdict["recall"]),
+            "problems": problems,
+            "validation_precision": _or_none(validation.get("precision")),
+            "validation_recall": _or_none(validation.get("recall")),
+        }
+    figures = {"mae": verdict.get("mae"), "rmse": verdict.get("rmse"), "problems": problems}
+    figures |= {"validation_mae": validation.get("mae"), "validation_rmse": validation.get("rmse")}
+    figures |= {"bias": verdict.get("bias"), "validation_bias": validation.get("bias")}
+    return {name: value if name == "problems" else float(value) for name, value in figures.items() if value is not None}
 
 
 def _or_none(value: float | None) -> float:

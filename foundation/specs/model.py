@@ -207,6 +207,12 @@ class PerformanceSpec(Spec):
     min_precision: float | None = Field(None, ge=0, le=1, description="Realised precision below this fails.")
     min_recall: float | None = Field(None, ge=0, le=1, description="Realised recall below this fails.")
     weeks: int = Field(4, gt=0, description="Judge the latest N weeks with known outcomes.")
+    # task: regression (in the target's unit; docs/mlops.md#monitoring-a-regression)
+    max_mae: float | None = Field(None, ge=0, description="Regression: realised MAE above this fails.")
+    max_rmse: float | None = Field(None, ge=0, description="Regression: realised RMSE above this fails.")
+    max_abs_bias: float | None = Field(
+        None, ge=0, description="Regression: a realised mean residual (predicted - actual) beyond ± this fails."
+    )
 
 
 class MonitoringSpec(Spec):

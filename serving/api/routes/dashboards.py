@@ -183,14 +183,38 @@ def _chronological_windows(history: list[dict[str, Any]]) -> list[tuple[str, boo
     return sorted(seen, key=lambda w: w[0])
 
 
-def _realised_chart(weekly: list[dict[str, Any]], figure: str, validation: float | None, floor: float | None) -> str:
+def _realised_chart(
+    weekly: list[dict[str, Any]],
+    figure: str,
+    validation: float | None,
+    floor: float | None,
+    scale: float = 100,
+    unit: str = "%",
+) -> str:
+    """One realised figure per week against its validation value and the spec's floor (a regression: ceiling)."""
     points = [
-        Point(datetime.fromisoformat(str(w["week"])[:10]).date(), None if w[figure] is None else 100 * w[figure])
+        Point(datetime.fromisoformat(str(w["week"])[:10]).date(), None if w[figure] is None else scale * w[figure])
         for w in weekly
     ]
-    target = None if validation is None else 100 * validation
-    alert = None if floor is None else 100 * floor
-    return history_svg(points, target, alert, "%", f"realised {figure}")
+    target = None if validation is None else scale * validation
+    alert = None if floor is None else scale * floor
+    return history_svg(points, target, alert, unit, f"realised {figure}")
+
+
+def _realised_charts(report: dict[str, Any], ref: Any) -> dict[str, str]:
+    """Realised precision and recall per week in % (a regression: realised MAE and RMSE in the target's unit)."""
+    if not report["weekly"]:
+        return {}
+    cut = ref.spec.monitoring.performance
+    validation = report.get("validation") or {}
+    if ref.spec.is_regression:
+        lines = {"mae": cut.max_mae, "rmse": cut.max_rmse}
+        return {
+            f: _realised_chart(report["weekly"], f, validation.get(f), line, 1, ref.spec.target)
+            for f, line in lines.items()
+        }
+    lines = {"precision": cut.min_precision, "recall": cut.min_recall}
+    return {f: _realised_chart(report["weekly"], f, validation.get(f), line) for f, line in lines.items()}
 
 
 def monitoring_view(workspace: Workspace, ref: Any) -> dict[str, Any] | None:
@@ -204,18 +228,12 @@ def monitoring_view(workspace: Workspace, ref: Any) -> dict[str, Any] | None:
     shown = [d["feature"] for d in drift[:HEATMAP_FEATURES]]
     windows = _chronological_windows([w for w in report.get("drift_history", []) if w["feature"] in shown])
     cells = {(w["feature"], w["window_end"], w["in_training"]): w for w in report.get("drift_history", [])}
-    floors = ref.spec.monitoring.performance
-    validation = report.get("validation") or {}
     return {
         **report,
+        "regression": ref.spec.is_regression,
         "top": [d for d in drift if d["status"] != "stable"][:TOP_DRIFTING] or drift[:TOP_DRIFTING],
         "grid": {"features": shown, "windows": windows, "cells": cells},
-        "charts": {
-            figure: _realised_chart(report["weekly"], figure, validation.get(figure), getattr(floors, f"min_{figure}"))
-            for figure in ("precision", "recall")
-        }
-        if report["weekly"]
-        else {},
+        "charts": _realised_charts(report, ref),
     }
 
 
