@@ -49,6 +49,12 @@ class DagsterSettings(_Section):
     home: str | None = Field(
         None, description="A deployed DAGSTER_HOME whose dagster.yaml is used as it is (default: <state_dir>/dagster)."
     )
+    runs_per_usecase: int = Field(
+        2,
+        ge=1,
+        description="On PostgreSQL (queued runs): at most this many runs of one use case at once, of the 4 the "
+        "queue starts together (docs/operations.md#runs-in-parallel).",
+    )
 
 
 class DbtSettings(_Section):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import dagster as dg
 
 from foundation.core.workspace import Workspace
+from foundation.dagster_defs.instance import usecase_tags
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.specs.automation import AutomationSpec, effective_policy
 
@@ -112,6 +113,7 @@ def automation_sensors(workspace: Workspace, usecases: Iterable[str]) -> list[dg
             target=dg.AssetSelection.groups(usecase),
             default_status=dg.DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=workspace.settings.automation.sensor_interval_s,
+            run_tags=usecase_tags(usecase),  # the run queue's per-use-case limit applies to its runs
             description=f"Refreshes {usecase}'s dbt models, gold and ML assets when their inputs change "
             "(automation: in foundation.yaml, usecase.yaml, the model specs).",
         )

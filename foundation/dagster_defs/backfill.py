@@ -38,6 +38,7 @@ from dagster._serdes import ConfigurableClassData
 
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 from foundation.dagster_defs.definitions import bronze_asset_key
+from foundation.dagster_defs.instance import usecase_tags
 
 DEFS_MODULE = "foundation.dagster_defs.workspace_defs"  # what `foundation ui` and the daemon load
 DAEMON_HEARTBEAT_SECONDS = 60  # a backfill daemon heard from within this is taken as running
@@ -175,13 +176,18 @@ def launch_backfill(
 ) -> str:
     """Add the backfill to the instance, as the UI's launch does; returns its id."""
     backfill_id = uuid.uuid4().hex[:8]
+    usecases = {key.path[0] for key in keys}  # an asset key starts with its use case; the run queue limits by it
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
         asset_graph=defs.resolve_asset_graph(),
         partition_names=list(partitions),
         asset_selection=list(keys),
         backfill_timestamp=time.time(),
-        tags={"foundation/command": "backfill", **(tags or {})},
+        tags={
+            "foundation/command": "backfill",
+            **usecase_tags(usecases.pop() if len(usecases) == 1 else None),
+            **(tags or {}),
+        },
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=None,

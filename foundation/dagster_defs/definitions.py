@@ -16,6 +16,7 @@ import dagster as dg
 from croniter import croniter
 
 from foundation.core.workspace import SourceRef, Workspace
+from foundation.dagster_defs.instance import usecase_tags
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.dagster_defs.partitions import partition_window, partitioned_schedule, partitions_definition
 from foundation.dagster_defs.resources import LOAD_PROGRESS, FoundationResource, LoadProgress, NoProgress
@@ -202,6 +203,7 @@ def source_schedule(source: SourceRef) -> dg.ScheduleDefinition | None:
         target=dg.AssetSelection.assets(bronze_asset_key(source)),
         description=f"Refresh plan of {source.key} (from {source.path.name})",
         default_status=dg.DefaultScheduleStatus.RUNNING,  # the daemon alone runs the platform (docs/automation.md)
+        tags=usecase_tags(source.usecase),  # the run queue's per-use-case limit applies to its runs
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from foundation.core.workspace import SourceRef, Workspace
+from foundation.dagster_defs.instance import usecase_tags
 from foundation.dagster_defs.keys import bronze_asset_key
 from foundation.engine.connectors.files import match_pattern
 from foundation.specs.secrets import MissingSecretError
@@ -116,7 +117,11 @@ def file_arrival_sensor(workspace: Workspace, source: SourceRef) -> dg.SensorDef
         return dg.RunRequest(
             run_key=batch_key(source, batch, listing),
             asset_selection=[key],
-            tags={"foundation/trigger": "new_files", "foundation/new_files": str(len(batch))},
+            tags={
+                "foundation/trigger": "new_files",
+                "foundation/new_files": str(len(batch)),
+                **usecase_tags(source.usecase),
+            },
         )
 
     return _sensor

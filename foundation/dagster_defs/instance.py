@@ -27,6 +27,7 @@ POSTGRES_ENV = {
     "password": "DAGSTER_PG_PASSWORD",
 }
 MAX_CONCURRENT_RUNS = 4  # runs the queued coordinator lets start at once (the rest wait in the queue)
+USECASE_TAG = "foundation/usecase"  # every run the platform starts carries it: the queue's limits are per use case
 WAREHOUSE_POOL_LIMIT = 1  # DuckDB: one writer per database file, so one step at a time in the warehouse pool
 HOME_DIR = "dagster"  # under the workspace's state folder
 GENERATED_MARK = "# Dagster instance of"  # first words of every dagster.yaml foundation writes
@@ -41,9 +42,22 @@ class DagsterInstanceError(RuntimeError):
     """The instance settings cannot work (a missing environment variable, a missing dagster.yaml)."""
 
 
-def instance_config(storage: str, home: Path | None = None) -> dict[str, Any]:
+def usecase_tags(usecase: str | None) -> dict[str, str]:
+    """The run tag of a run of `usecase` (none for a run of the whole platform, such as maintenance)."""
+    return {USECASE_TAG: usecase} if usecase else {}
+
+
+def run_queue_config(runs_per_usecase: int) -> dict[str, Any]:
+    """Pure: the queued coordinator's `concurrency.runs`: at most MAX_CONCURRENT_RUNS runs at once, and at most
+    `runs_per_usecase` of each use case (so one use case's burst of runs cannot hold every slot)."""
+    per_usecase = {"key": USECASE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": runs_per_usecase}
+    return {"max_concurrent_runs": MAX_CONCURRENT_RUNS, "tag_concurrency_limits": [per_usecase]}
+
+
+def instance_config(storage: str, home: Path | None = None, runs_per_usecase: int = 2) -> dict[str, Any]:
     """Pure: the dagster.yaml of an instance on `storage` (`sqlite` or `postgres`); `home` (the instance folder) is
-    needed for SQLite, whose event log is named with its folder."""
+    needed for SQLite, whose event log is named with its folder; `runs_per_usecase` (settings'
+    `dagster.runs_per_usecase`) limits the production queue per use case."""
     config: dict[str, Any] = {"telemetry": {"enabled": False}}
     if storage != "postgres":
         if home is None:
@@ -68,7 +82,7 @@ def instance_config(storage: str, home: Path | None = None) -> dict[str, Any]:
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
         "concurrency": {
-            "runs": {"max_concurrent_runs": MAX_CONCURRENT_RUNS},
+            "runs": run_queue_config(runs_per_usecase),
             # The only pool is the DuckDB warehouse's (dbt build, gold publish): one step at a time across all runs.
             "pools": {"default_limit": WAREHOUSE_POOL_LIMIT, "granularity": "op"},
         },
@@ -77,7 +91,7 @@ def instance_config(storage: str, home: Path | None = None) -> dict[str, Any]:
     }
 
 
-def render_instance_yaml(storage: str, home: Path | None = None) -> str:
+def render_instance_yaml(storage: str, home: Path | None = None, runs_per_usecase: int = 2) -> str:
     header = (
         "# Dagster instance of a Data Foundation platform on PostgreSQL (docs/operations.md#dagster-on-postgresql).\n"
         "# The connection is read from the environment when the instance loads: DAGSTER_PG_HOST, DAGSTER_PG_PORT,\n"
@@ -87,7 +101,7 @@ def render_instance_yaml(storage: str, home: Path | None = None) -> str:
         else "# Dagster instance of a workspace on embedded defaults (SQLite in this folder; the event log keeps its\n"
         "# connections open and commits with synchronous=NORMAL: docs/operations.md#dagster-on-postgresql).\n"
     )
-    return header + yaml.safe_dump(instance_config(storage, home), sort_keys=False)
+    return header + yaml.safe_dump(instance_config(storage, home, runs_per_usecase), sort_keys=False)
 
 
 def missing_postgres_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
@@ -114,7 +128,7 @@ def prepare_home(workspace: Workspace) -> Path:
             )
         return home
     home.mkdir(parents=True, exist_ok=True)
-    text = render_instance_yaml(settings.storage, home)
+    text = render_instance_yaml(settings.storage, home, settings.runs_per_usecase)
     # Rewrite only a file we wrote (storage changed); a dagster.yaml someone edited by hand is theirs.
     current = config.read_text(encoding="utf-8") if config.exists() else None
     if current != text and (current is None or current.startswith(GENERATED_MARK) or current == EARLIER_DEFAULT):

@@ -15,6 +15,7 @@ import dagster as dg
 
 from foundation.core.workspace import Workspace, load_model_specs
 from foundation.dagster_defs.automation import AutomationPlan, eager_condition, policy_condition, training_condition
+from foundation.dagster_defs.instance import usecase_tags
 from foundation.dagster_defs.resources import FoundationResource
 from foundation.specs.automation import AutomationSpec
 from foundation.specs.model import ModelRef
@@ -337,6 +338,7 @@ def model_schedules(ref: ModelRef, automation: AutomationPlan | None = None) -> 
                 target=training_selection(ref),
                 description=f"Retraining plan of {ref.key} (from {ref.path.name})",
                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                tags=usecase_tags(ref.usecase),
             )
         )
     if ref.spec.schedules.inference != "manual":
@@ -347,6 +349,7 @@ def model_schedules(ref: ModelRef, automation: AutomationPlan | None = None) -> 
                 target=dg.AssetSelection.assets(ml_key(ref, "predictions"), ml_key(ref, "monitoring")),
                 description=f"Batch scoring plan of {ref.key} (from {ref.path.name})",
                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                tags=usecase_tags(ref.usecase),
             )
         )
     return schedules
@@ -381,7 +384,7 @@ def retrain_sensor(refs: list[ModelRef]) -> dg.SensorDefinition:
                         dg.RunRequest(
                             run_key=f"{key}:{check}:{record.id}",
                             asset_selection=[ml_key(ref, s) for s in TRAINING_STEPS],
-                            tags={"foundation/reason": f"{check} failed"},
+                            tags={"foundation/reason": f"{check} failed", **usecase_tags(ref.usecase)},
                         )
                     )
         context.update_cursor(",".join(f"{k}={v}" for k, v in seen.items()))

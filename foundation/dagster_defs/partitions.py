@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from foundation.core.workspace import SourceRef
+from foundation.dagster_defs.instance import usecase_tags
 from foundation.engine.lakehouse.partitions import PartitionWindow
 from foundation.specs.partitions import PartitionsSpec
 
@@ -68,7 +69,7 @@ def partitioned_schedule(source: SourceRef, target: dg.AssetKey) -> dg.ScheduleD
         if not keys:
             return dg.SkipReason(f"no complete partition of {source.key} yet")
         key = keys[-1]
-        return dg.RunRequest(run_key=key, partition_key=key)
+        return dg.RunRequest(run_key=key, partition_key=key, tags=usecase_tags(source.usecase))
 
     return _latest_partition
 
