@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from foundation.cli.output import JsonFlag, console, fail, fail_on_spec_errors, print_result, print_table
+from foundation.cli.reachability import require_reachable
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.specs.errors import SpecValidationError
 
@@ -38,6 +39,7 @@ def ingest(
         fail_on_spec_errors(exc, workspace.root, "ingest" if json_output else None)
     except LookupError as exc:
         fail("ingest", str(exc.args[0] if exc.args else exc), json_output)
+    require_reachable(workspace, "ingest", json_output)
     with progress_bar(enabled=not json_output and sys.stderr.isatty()) as progress:
         result = ingest_now(workspace, sources, progress)
     if json_output:

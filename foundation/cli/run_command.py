@@ -21,6 +21,7 @@ from foundation.cli.output import (
     print_result,
     print_table,
 )
+from foundation.cli.reachability import require_reachable
 from foundation.core.gc_tuning import freeze_heap_for_exit
 from foundation.core.workspace import Workspace
 from foundation.specs.errors import SpecValidationError
@@ -50,6 +51,7 @@ def run(
     from foundation.engine.dbt.project import DbtPrepareError
 
     workspace = Workspace.open()
+    require_reachable(workspace, "run", json_output)
     try:
         summary = run_pipeline(workspace, usecase, skip_ingestion=skip_ingestion)
     except SpecValidationError as exc:

@@ -12,6 +12,7 @@ import typer
 
 from foundation.cli.output import err_console, fail
 from foundation.cli.ports import busy_port_message, port_in_use
+from foundation.cli.reachability import require_reachable
 from foundation.core.workspace import WORKSPACE_ENV, Workspace
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -33,6 +34,7 @@ def serve(
     appended to the lakehouse (<lakehouse>/ml/<usecase>/<model>/api_predictions; api.prediction_log: false
     to turn it off). Logs are JSON lines on stderr (api.log_format: text for humans). See docs/api.md."""
     workspace = Workspace.open()
+    require_reachable(workspace, "serve", False)
     api = workspace.settings.api
     host = host or api.host
     port = port or api.port

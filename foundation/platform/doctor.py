@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -20,9 +21,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlparse
 
-from foundation.core.settings_profiles import LOCAL, env_references, read_document, selected_profile
+from foundation.core.settings_profiles import LOCAL, PROFILES_KEY, env_references, read_document, selected_profile
 from foundation.core.workspace import Workspace
 from foundation.specs.secrets import SECRET_KEY_RE
 
@@ -252,6 +254,90 @@ def probe_api(workspace: Workspace, url: str | None) -> Probe:
         status: Status = "warn" if workspace.profile == LOCAL else "fail"
         fix = "start it (`foundation serve`), or pass --api-url where it is deployed"
         return Probe("api", status, f"{ready}: not reachable ({_first_line(exc)})", fix)
+
+
+# -- reachability: a TCP connect to every endpoint the profile names, before a command relies on it -----------------
+
+ENDPOINT_KEYS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "ENDPOINT_URL", "ENDPOINT")  # delta-rs' names (either case)
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+REACH_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A server the profile points at, and the setting that names it (as a person finds it in foundation.yaml)."""
+
+    setting: str
+    host: str
+    port: int
+    fix: str
+
+
+def host_port(url: str) -> tuple[str, int] | None:
+    """Pure: (host, port) of a network URL (`http://h:9000`, `postgresql+psycopg2://u:p@h/db`); None for a file,
+    a folder or `sqlite:///`."""
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    scheme = parsed.scheme.split("+", 1)[0].lower()
+    if not parsed.hostname or scheme not in DEFAULT_PORTS:
+        return None
+    try:
+        return parsed.hostname, parsed.port or DEFAULT_PORTS[scheme]
+    except ValueError:  # a port that is not a number: settings validation reports it
+        return None
+
+
+def setting_name(data: Any, profile: str, *loc: str) -> str:
+    """Pure: `profiles.<profile>.a.b` when the profile's overlay in foundation.yaml sets `a.b`, else `a.b`."""
+    node = data.get(PROFILES_KEY, {}).get(profile) if isinstance(data, Mapping) else None
+    for part in loc:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return ".".join((PROFILES_KEY, profile, *loc) if node is not None else loc)
+
+
+def declared_endpoints(workspace: Workspace, environ: Mapping[str, str]) -> list[Endpoint]:
+    """The object store's endpoint, Dagster's PostgreSQL and MLflow's tracking server, when the profile names them."""
+    doc, _ = read_document(workspace.root)
+    data = doc.data if doc is not None else {}
+    profile, settings = workspace.profile, workspace.settings
+    check = f"`foundation doctor --profile {profile}` checks every part"
+    found: list[Endpoint] = []
+    options = settings.lakehouse.storage_options
+    key = next((k for k in options if k.upper() in ENDPOINT_KEYS and options[k]), None)
+    remote = "://" in workspace.lakehouse_root and not workspace.lakehouse_root.startswith("file:")
+    if remote and (key or environ.get("AWS_ENDPOINT_URL")):
+        where = setting_name(data, profile, "lakehouse", "storage_options", key) if key else "AWS_ENDPOINT_URL"
+        address = host_port(options[key] if key else environ["AWS_ENDPOINT_URL"])
+        fix = f"start the object store there, or set {where} to its address; {check}"
+        found += [Endpoint(where, *address, fix)] if address else []
+    pg_port = environ.get("DAGSTER_PG_PORT") or "5432"
+    if settings.dagster.storage == "postgres" and not settings.dagster.home and environ.get("DAGSTER_PG_HOST"):
+        where = "DAGSTER_PG_HOST, DAGSTER_PG_PORT (dagster.storage: postgres)"
+        fix = f"start PostgreSQL there, or set DAGSTER_PG_HOST and DAGSTER_PG_PORT to its address; {check}"
+        found += [Endpoint(where, environ["DAGSTER_PG_HOST"], int(pg_port), fix)] if pg_port.isdigit() else []
+    if address := host_port(settings.mlflow.tracking_uri):
+        where = setting_name(data, profile, "mlflow", "tracking_uri")
+        fix = f"start the tracking server (or its database) there, or set {where} to its address; {check}"
+        found.append(Endpoint(where, *address, fix))
+    return found
+
+
+def unreachable(endpoints: list[Endpoint], timeout: float = REACH_TIMEOUT_S) -> list[Probe]:
+    """A failed probe for every endpoint no TCP connection reaches within `timeout` (nothing is sent)."""
+    failed = []
+    for endpoint in endpoints:
+        began = time.perf_counter()
+        try:
+            socket.create_connection((endpoint.host, endpoint.port), timeout=timeout).close()
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+            detail = f"{endpoint.setting}: {endpoint.host}:{endpoint.port} is not reachable ({reason})"
+            failed.append(Probe("reachability", "fail", detail, endpoint.fix, time.perf_counter() - began))
+    return failed
+
+
+def unreachable_settings(workspace: Workspace) -> list[Probe]:
+    """The servers the profile names that cannot be reached now, each with its setting and fix; [] locally."""
+    return unreachable(declared_endpoints(workspace, os.environ))
 
 
 # -- the whole check --------------------------------------------------------------------------------------------
