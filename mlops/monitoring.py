@@ -347,7 +347,7 @@ def monitoring_uri(workspace: Any, ref: Any, what: str) -> str:
 
 def monitoring_report_path(workspace: Any, ref: Any) -> Path:
     """The latest monitoring pass as JSON, beside the training report: what the dashboard draws."""
-    return workspace.state_dir / "ml" / ref.registered_name / "monitoring_report.json"
+    return workspace.ml_state_dir / ref.registered_name / "monitoring_report.json"
 
 
 REGRESSION_FIGURES = ("mae", "rmse", "bias")

@@ -22,8 +22,9 @@ from foundation.dagster_defs.partitions import partition_window, partitioned_sch
 from foundation.dagster_defs.resources import LOAD_PROGRESS, FoundationResource, LoadProgress, NoProgress
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.quality.checks import declared_checks
-from foundation.specs.rules import FreshnessRule, ReferencesRule, parse_duration
+from foundation.specs.rules import FreshnessRule, parse_duration
 from foundation.specs.source import SourceSpec
+from foundation.specs.source import referenced_sources as referenced_sources_of
 
 if TYPE_CHECKING:  # foundation.engine.dbt is imported only by the commands that build dbt assets
     from foundation.engine.dbt.paths import DbtPaths
@@ -136,13 +137,8 @@ def freshness_policy(spec: SourceSpec) -> dg.FreshnessPolicy | None:
 
 def referenced_sources(source: SourceRef) -> list[dg.AssetKey]:
     """Sources a `references` rule reads: loaded first, so the rule sees their current data."""
-    keys = []
-    for rule in source.spec.checks:
-        if isinstance(rule, ReferencesRule):
-            target = rule.references.source
-            usecase, name = target.split("/", 1) if "/" in target else (source.usecase, target)
-            keys.append(dg.AssetKey([usecase, "bronze", name]))
-    return keys
+    upstream = referenced_sources_of(source.usecase, source.spec)
+    return [dg.AssetKey([usecase, "bronze", name]) for usecase, name in upstream]
 
 
 def source_asset(workspace: Workspace, source: SourceRef) -> dg.AssetsDefinition:

@@ -19,6 +19,7 @@ from foundation.core.gc_tuning import freeze_heap_for_exit, quiet_garbage_collec
 from foundation.core.workspace import SourceRef, Workspace
 from foundation.engine.ingest.report import LoadReport
 from foundation.engine.ingest.runner import LoadAttempt, attempt_source
+from foundation.specs.source import referenced_sources
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -74,7 +75,7 @@ def ingest_now(workspace: Workspace, sources: list[SourceRef], progress: LoadPro
     skip_partitioned(ingest, sources)
     quiet_garbage_collector()
     attempts: list[tuple[SourceRef, LoadAttempt]] = []
-    for source in sources:
+    for source in in_reference_order(sources):
         if source.spec.partitions is None:
             attempts.append((source, _attempt(workspace, source, progress)))
     for source, attempt in attempts:
@@ -86,6 +87,28 @@ def ingest_now(workspace: Workspace, sources: list[SourceRef], progress: LoadPro
         report_to_instance(workspace, attempts)
     freeze_heap_for_exit()
     return ingest
+
+
+def in_reference_order(sources: list[SourceRef]) -> list[SourceRef]:
+    """`sources` with each one after the sources its `references` rules read (as a Dagster run orders them),
+    otherwise in the order given."""
+    by_key = {source.key: source for source in sources}
+    graph = {
+        source.key: [f"{uc}/{name}" for uc, name in referenced_sources(source.usecase, source.spec)]
+        for source in sources
+    }
+    ordered: list[SourceRef] = []
+
+    def visit(key: str, seen: set[str]) -> None:
+        if key not in by_key or by_key[key] in ordered or key in seen:  # not selected, done, or a cycle
+            return
+        for upstream in graph[key]:
+            visit(upstream, seen | {key})
+        ordered.append(by_key[key])
+
+    for source in sources:
+        visit(source.key, set())
+    return ordered
 
 
 def _attempt(workspace: Workspace, source: SourceRef, progress: LoadProgress | None) -> LoadAttempt:

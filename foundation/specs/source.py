@@ -14,7 +14,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from foundation.specs.fields import Email, Identifier, Schedule, Spec, TableName
 from foundation.specs.partitions import PartitionsSpec
-from foundation.specs.rules import ColumnRule, TableRule
+from foundation.specs.rules import ColumnRule, ReferencesRule, TableRule
 
 # Column names that usually hold personal data: they must say `pii: true` or `pii: false` explicitly.
 PII_NAME_RE = re.compile(
@@ -621,3 +621,14 @@ def partition_problem(spec: SourceSpec) -> tuple[tuple[str, ...], str] | None:
             f"a {spec.extract.type} extract has no file names to partition by: use column: <timestamp column>"
         )
     return None
+
+
+def referenced_sources(usecase: str, spec: SourceSpec) -> list[tuple[str, str]]:
+    """(usecase, source) of each source a `references` rule of `spec` reads: load those first, so the rule sees
+    their current data (Dagster orders its assets by them; `foundation ingest` sorts its loads by them)."""
+    found = []
+    for rule in spec.checks:
+        if isinstance(rule, ReferencesRule):
+            target = rule.references.source
+            found.append((target.split("/", 1)[0], target.split("/", 1)[1]) if "/" in target else (usecase, target))
+    return found

@@ -23,6 +23,7 @@ EXAMPLE = {"instances": [{"temp": 97.5, "vibration": 3.4, "truck_type": "van"}]}
     "/{name}/predict",
     operation_id="predict",  # per model: predict__<model> (serving.openapi), a generated client's predict_<model>
     response_model=PredictResponse,
+    response_model_exclude_unset=True,  # explanation fields only with `explain: true`, as serving.fast_routes answers
     summary="Score instances with the model's champion",
     responses={422: {"description": "A field is missing, unknown or of the wrong type (each one is named)"}},
 )

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1/models", tags=["predict"])
 @router.post(
     "/{name}/versions/{version}/predict",
     response_model=PredictResponse,
+    response_model_exclude_unset=True,  # the same answer as /predict: explanation fields only when asked
     summary="Score instances with one registry version of the model (loaded on demand)",
     responses={404: {"description": "No such model, or the model has no such version"}},
 )

@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 
 from foundation.dagster_defs.definitions import bronze_asset_key
-from foundation.dagster_defs.ingest_run import ingest_now
+from foundation.dagster_defs.ingest_run import in_reference_order, ingest_now
 from foundation.dagster_defs.instance import dagster_instance
 
 CSV = "id,temp\n1,20.5\n2,21.0\n3,250.0\n"
@@ -61,3 +61,25 @@ def test_the_first_row_does_not_wait_for_dagster() -> None:
     code = f"import sys; {imports}; print('dagster' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "False"
+
+
+def test_a_source_loads_after_the_sources_its_references_rule_reads(make_workspace, spec) -> None:
+    """As a Dagster run orders the assets: named first on the command line, `readings` still loads after `units`."""
+    kit = make_workspace(
+        sources=[
+            spec("readings", {"type": "csv", "path": "landing/r.csv"}, columns=COLUMNS,
+                 checks=[{"references": {"column": "id", "source": "units"}}]),
+            spec("units", {"type": "csv", "path": "landing/u.csv"}, columns=COLUMNS[:1]),
+        ],
+        files={"landing/r.csv": CSV, "landing/u.csv": "id\n1\n2\n3\n"},
+    )  # fmt: skip
+    workspace = kit.open()
+    by_name = {s.name: s for s in workspace.select_sources(None)}
+    selected = [by_name["readings"], by_name["units"]]
+    assert [s.name for s in in_reference_order(selected)] == ["units", "readings"]
+    assert [s.name for s in in_reference_order([by_name["readings"]])] == ["readings"]  # units not selected
+
+    result = ingest_now(workspace, selected)
+    assert result.ok(selected), result.errors
+    checks = _latest_checks(dagster_instance(workspace), bronze_asset_key(by_name["readings"]), ["id__references"])
+    assert checks == {"id__references": "SUCCEEDED"}
