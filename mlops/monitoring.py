@@ -248,6 +248,15 @@ def realised_error_sql(
     """
 
 
+def _scored_and_features(
+    con: duckdb.DuckDBPyConnection, predictions_uri: str, features_uri: str, storage_options: dict[str, str] | None
+) -> tuple[str, str]:
+    """The batch predictions and the feature table as relations the realised-outcome queries join."""
+    predictions = delta_relation_sql(con, predictions_uri, storage_options=storage_options, empty_name="_p")
+    features = delta_relation_sql(con, features_uri, storage_options=storage_options, empty_name="_f")
+    return predictions, features
+
+
 def realised_performance(
     con: duckdb.DuckDBPyConnection,
     predictions_uri: str,
@@ -257,9 +266,9 @@ def realised_performance(
     train_ends: Mapping[int, str] | None = None,
     storage_options: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    predictions = delta_relation_sql(con, predictions_uri, storage_options=storage_options, empty_name="_p")
-    features = delta_relation_sql(con, features_uri, storage_options=storage_options, empty_name="_f")
-    frame = con.execute(realised_sql(predictions, features, spec, time_is_date, train_ends)).df()
+    weekly_sql = realised_sql(*_scored_and_features(con, predictions_uri, features_uri, storage_options), spec,
+                              time_is_date, train_ends)  # fmt: skip
+    frame = con.execute(weekly_sql).df()
     frame["precision"] = frame.tp / (frame.tp + frame.fp).where(frame.tp + frame.fp > 0)
     frame["recall"] = frame.tp / (frame.tp + frame.fn).where(frame.tp + frame.fn > 0)
     return frame
@@ -299,9 +308,9 @@ def realised_errors(
     storage_options: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """A regression's weekly realised error: the sums of `realised_error_sql`, and each week's MAE, RMSE, bias."""
-    predictions = delta_relation_sql(con, predictions_uri, storage_options=storage_options, empty_name="_p")
-    features = delta_relation_sql(con, features_uri, storage_options=storage_options, empty_name="_f")
-    frame = con.execute(realised_error_sql(predictions, features, spec, time_is_date, train_ends)).df()
+    weekly_sql = realised_error_sql(*_scored_and_features(con, predictions_uri, features_uri, storage_options), spec,
+                                    time_is_date, train_ends)  # fmt: skip
+    frame = con.execute(weekly_sql).df()
     frame["mae"] = frame.abs_error / frame.predictions
     frame["rmse"] = np.sqrt(frame.sq_error / frame.predictions)
     frame["bias"] = frame.error / frame.predictions
